@@ -1,0 +1,250 @@
+// Package cli wires subcommands to the operations in the other packages. It only
+// parses flags, calls an operation's Run and prints the result: the logic lives
+// elsewhere so it can be tested without a terminal.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
+)
+
+// App is what every subcommand shares: Helm's environment and the streams.
+type App struct {
+	Env    *helmenv.Env
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// IsTerminal reports whether Stderr is a terminal (progress is shown only then).
+	IsTerminal bool
+}
+
+// command is one node of the command tree. Leaf commands have Run; groups have Subs.
+type command struct {
+	Name    string
+	Summary string
+	Usage   string // argument synopsis after the command path, e.g. "[REVISION] [flags]"
+	Long    string
+	// Flags binds the command's own flags; global flags are added by the tree.
+	Flags func(fs *pflag.FlagSet)
+	// Args validates positional arguments (nil: none allowed).
+	Args func(args []string) error
+	Run  func(ctx context.Context, args []string) error
+	Subs []*command
+}
+
+// globalFlags are accepted by every subcommand. Under Helm, -n/--namespace,
+// --kube-context and --kubeconfig arrive as environment variables instead; the
+// flags exist for running the binary directly.
+type globalFlags struct {
+	release     string
+	namespace   string
+	kubeContext string
+	kubeconfig  string
+	debug       bool
+	help        bool
+}
+
+func (g *globalFlags) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&g.release, "release", helmenv.DefaultRelease, "Helm release name")
+	fs.StringVarP(&g.namespace, "namespace", "n", "", "release namespace (under Helm: helm -n NS csghub ...)")
+	fs.StringVar(&g.kubeContext, "kube-context", "", "kubeconfig context (under Helm: HELM_KUBECONTEXT)")
+	fs.StringVar(&g.kubeconfig, "kubeconfig", "", "kubeconfig file (under Helm: KUBECONFIG)")
+	fs.BoolVar(&g.debug, "debug", false, "verbose output (under Helm: HELM_DEBUG)")
+	fs.BoolVarP(&g.help, "help", "h", false, "show help")
+}
+
+// apply copies the global flags into the environment.
+func (g *globalFlags) apply(env *helmenv.Env) {
+	env.Release = g.release
+	env.NamespaceFlag = g.namespace
+	if g.kubeContext != "" {
+		env.Settings.KubeContext = g.kubeContext
+	}
+	if g.kubeconfig != "" {
+		env.Settings.KubeConfig = g.kubeconfig
+	}
+	if g.debug {
+		env.Debug = true
+		env.Settings.Debug = true
+	}
+}
+
+// Main runs the plugin with args (without the program name) and returns the exit code.
+func Main(ctx context.Context, app *App, args []string) int {
+	g := &globalFlags{}
+	root := newRoot(app, g)
+	err := root.execute(ctx, app, g, nil, args)
+	if err == nil {
+		return 0
+	}
+	var h helpShown
+	if errors.As(err, &h) {
+		return 0
+	}
+	fmt.Fprintf(app.Stderr, "Error: %s\n", oneLine(err.Error()))
+	return errs.ExitCode(err)
+}
+
+// helpShown ends a run that printed help.
+type helpShown struct{}
+
+func (helpShown) Error() string { return "help shown" }
+
+func newRoot(app *App, g *globalFlags) *command {
+	return &command{
+		Name:    "csghub",
+		Summary: "Upgrade, back up and roll back a CSGHub installation safely",
+		Long: `helm csghub automates the CSGHub upgrade guide: it backs up the Helm values and the
+PostgreSQL databases, runs the version-specific migrations, upgrades with Helm, waits
+for the pods and verifies; and it rolls back with an exact database restore.
+
+The release is "csghub" (--release) in the namespace given with "helm -n NS csghub ...";
+without -n it is looked up in Helm's default namespace and in "csghub".`,
+		Subs: []*command{
+			newVersionCmd(app),
+			newStatusCmd(app),
+		},
+	}
+}
+
+// execute walks args down the tree and runs the leaf.
+func (c *command) execute(ctx context.Context, app *App, g *globalFlags, path []string, args []string) error {
+	path = append(path, c.Name)
+	if len(c.Subs) > 0 {
+		first := ""
+		if len(args) > 0 {
+			first = args[0]
+		}
+		switch {
+		case first == "" || first == "-h" || first == "--help" || first == "help":
+			if first == "help" && len(args) > 1 {
+				// `help status` is the same as `status --help`
+				return c.execute(ctx, app, g, path[:len(path)-1], append(args[1:], "--help"))
+			}
+			c.printHelp(app.Stdout, path, nil)
+			if first == "" && c.Run == nil {
+				return errs.Usagef("%s: missing subcommand (one of: %s)", strings.Join(path, " "), c.subNames())
+			}
+			return helpShown{}
+		case strings.HasPrefix(first, "-") && c.Run == nil:
+			return errs.Usagef("%s: expected a subcommand before flag %q (one of: %s)", strings.Join(path, " "), first, c.subNames())
+		}
+		for _, s := range c.Subs {
+			if s.Name == first {
+				return s.execute(ctx, app, g, path, args[1:])
+			}
+		}
+		if c.Run == nil {
+			return errs.Usagef("unknown command %q for %q (one of: %s)", first, strings.Join(path, " "), c.subNames())
+		}
+	}
+
+	fs := pflag.NewFlagSet(strings.Join(path, " "), pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	if c.Flags != nil {
+		c.Flags(fs)
+	}
+	g.bind(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			c.printHelp(app.Stdout, path, fs)
+			return helpShown{}
+		}
+		return errs.Usagef("%s: %s", strings.Join(path, " "), err.Error())
+	}
+	if g.help {
+		c.printHelp(app.Stdout, path, fs)
+		return helpShown{}
+	}
+	rest := fs.Args()
+	if c.Args != nil {
+		if err := c.Args(rest); err != nil {
+			return err
+		}
+	} else if len(rest) > 0 {
+		return errs.Usagef("%s: unexpected argument %q", strings.Join(path, " "), rest[0])
+	}
+	g.apply(app.Env)
+	if app.Env.Debug {
+		slog.SetDefault(slog.New(slog.NewTextHandler(app.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	}
+	return c.Run(ctx, rest)
+}
+
+func (c *command) subNames() string {
+	names := make([]string, 0, len(c.Subs))
+	for _, s := range c.Subs {
+		names = append(names, s.Name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func (c *command) printHelp(w io.Writer, path []string, fs *pflag.FlagSet) {
+	full := "helm " + strings.Join(path, " ")
+	fmt.Fprintf(w, "%s\n\n", c.Summary)
+	if c.Long != "" {
+		fmt.Fprintf(w, "%s\n\n", c.Long)
+	}
+	if len(c.Subs) > 0 {
+		fmt.Fprintf(w, "Usage:\n  %s COMMAND [flags]\n\nCommands:\n", full)
+		for _, s := range c.Subs {
+			fmt.Fprintf(w, "  %-10s %s\n", s.Name, s.Summary)
+		}
+		fmt.Fprintf(w, "\nRun '%s COMMAND --help' for a command's flags.\n", full)
+		return
+	}
+	usage := c.Usage
+	if usage == "" {
+		usage = "[flags]"
+	}
+	fmt.Fprintf(w, "Usage:\n  %s %s\n\nFlags:\n%s", full, usage, fs.FlagUsages())
+}
+
+// oneLine keeps an error to one line: the first line, trimmed.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = strings.TrimSpace(s[:i]) + " (…)"
+	}
+	return s
+}
+
+// exactArgs is an Args validator for exactly n positional arguments.
+func exactArgs(cmd string, n int, names ...string) func([]string) error {
+	return func(args []string) error {
+		if len(args) != n {
+			return errs.Usagef("%s takes %d argument(s) (%s), got %d", cmd, n, strings.Join(names, " "), len(args))
+		}
+		return nil
+	}
+}
+
+// isTerminal reports whether f is a character device (a terminal).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// NewApp is the App for the real process.
+func NewApp() *App {
+	return &App{
+		Env:        helmenv.New(),
+		Stdin:      os.Stdin,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+		IsTerminal: isTerminal(os.Stderr),
+	}
+}

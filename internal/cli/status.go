@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/opencsgs/helm-csghub/internal/status"
+)
+
+type statusCmd struct {
+	app    *App
+	output output
+}
+
+func newStatusCmd(app *App) *command {
+	c := &statusCmd{app: app}
+	return &command{
+		Name:    "status",
+		Summary: "Show the release, its revision and chart, and whether its pods are Ready",
+		Flags:   func(fs *pflag.FlagSet) { c.output.bind(fs) },
+		Run:     c.run,
+	}
+}
+
+func (c *statusCmd) run(ctx context.Context, _ []string) error {
+	rep, err := (&status.Status{Env: c.app.Env}).Run(ctx)
+	if err != nil {
+		return err
+	}
+	if c.output == outputJSON {
+		return writeJSON(c.app.Stdout, rep)
+	}
+	t := newTable(c.app.Stdout)
+	t.row("RELEASE:", rep.Release)
+	t.row("NAMESPACE:", rep.Namespace)
+	t.row("REVISION:", rep.Revision)
+	t.row("CHART:", fmt.Sprintf("%s-%s", rep.Chart, rep.ChartVersion))
+	t.row("APP VERSION:", rep.AppVersion)
+	t.row("STATUS:", rep.Status)
+	t.row("UPDATED:", rep.Updated.UTC().Format("2006-01-02 15:04:05 MST"))
+	t.row("HISTORY:", fmt.Sprintf("%d revision(s)", rep.History))
+	for _, p := range rep.Pods {
+		line := fmt.Sprintf("%d/%d Ready", p.Ready, p.Total)
+		if len(p.NotReady) > 0 {
+			line += " (not ready: " + strings.Join(p.NotReady, ", ") + ")"
+		}
+		t.row(fmt.Sprintf("PODS %s:", p.Namespace), line)
+	}
+	return t.flush()
+}

@@ -1,0 +1,105 @@
+// Package status reports a CSGHub release as the upgrade guide inspects it by
+// hand: `helm status`, `helm history` and `kubectl get pods -l '!job-name'`.
+package status
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/storage/driver"
+
+	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/kube"
+)
+
+// Report is the status of one release.
+type Report struct {
+	Release      string            `json:"release"`
+	Namespace    string            `json:"namespace"`
+	Revision     int               `json:"revision"`
+	Chart        string            `json:"chart"`
+	ChartVersion string            `json:"chartVersion"`
+	AppVersion   string            `json:"appVersion"`
+	Status       string            `json:"status"`
+	Updated      time.Time         `json:"updated"`
+	History      int               `json:"historyLength"`
+	Pods         []kube.PodSummary `json:"pods"`
+}
+
+// AllReady reports whether every counted pod is Ready.
+func (r *Report) AllReady() bool {
+	for _, p := range r.Pods {
+		if p.Ready != p.Total {
+			return false
+		}
+	}
+	return true
+}
+
+// Status reads the release and its pods. It changes nothing.
+type Status struct {
+	Env *helmenv.Env
+}
+
+// Run builds the report.
+func (s *Status) Run(ctx context.Context) (*Report, error) {
+	if err := s.Env.Resolve(); err != nil {
+		return nil, err
+	}
+	ns := s.Env.Namespace
+	cfg, err := s.Env.ActionConfig(ns)
+	if err != nil {
+		return nil, err
+	}
+	hist, err := action.NewHistory(cfg).Run(s.Env.Release)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, errs.NotFoundf("release %q not found in namespace %q", s.Env.Release, ns)
+	}
+	if err != nil {
+		return nil, errs.Failedf("reading release %q history: %w", s.Env.Release, err)
+	}
+	latest := hist[0]
+	for _, r := range hist {
+		if r.Version > latest.Version {
+			latest = r
+		}
+	}
+	rep := &Report{
+		Release:   latest.Name,
+		Namespace: ns,
+		Revision:  latest.Version,
+		Status:    latest.Info.Status.String(),
+		Updated:   latest.Info.LastDeployed.Time,
+		History:   len(hist),
+	}
+	if md := latest.Chart.Metadata; md != nil {
+		rep.Chart, rep.ChartVersion, rep.AppVersion = md.Name, md.Version, md.AppVersion
+	}
+
+	cs, err := s.Env.Clientset()
+	if err != nil {
+		return nil, err
+	}
+	sum, err := kube.SummarizePods(ctx, cs, ns)
+	if err != nil {
+		return nil, errs.Failedf("listing pods in %q: %w", ns, err)
+	}
+	rep.Pods = append(rep.Pods, sum)
+	if ns != kube.KnativeNamespace {
+		ok, err := kube.NamespaceExists(ctx, cs, kube.KnativeNamespace)
+		if err != nil {
+			return nil, errs.Failedf("looking up namespace %q: %w", kube.KnativeNamespace, err)
+		}
+		if ok {
+			ks, err := kube.SummarizePods(ctx, cs, kube.KnativeNamespace)
+			if err != nil {
+				return nil, errs.Failedf("listing pods in %q: %w", kube.KnativeNamespace, err)
+			}
+			rep.Pods = append(rep.Pods, ks)
+		}
+	}
+	return rep, nil
+}
