@@ -18,6 +18,7 @@ import (
 	"helm.sh/helm/v3/pkg/storage/driver"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
 )
@@ -101,7 +102,11 @@ func (e *Env) ActionConfig(ns string) (*action.Configuration, error) {
 // current kube context's namespace, else "default". Helm exports that value as
 // HELM_NAMESPACE too, so a plugin cannot tell `-n default` from no -n at all.
 func (e *Env) contextNamespace() string {
-	ns, _, err := e.Settings.RESTClientGetter().ToRawKubeConfigLoader().Namespace()
+	// Not Settings.RESTClientGetter(): its loader returns HELM_NAMESPACE itself.
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = e.Settings.KubeConfig
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: e.Settings.KubeContext}
+	ns, _, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).Namespace()
 	if err != nil || ns == "" {
 		return "default"
 	}

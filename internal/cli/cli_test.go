@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
+)
+
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	app := &App{Env: helmenv.New(), Stdout: &out, Stderr: &errOut, Stdin: strings.NewReader("")}
+	code := Main(context.Background(), app, args)
+	return code, out.String(), errOut.String()
+}
+
+func TestUsageErrorsAreOneLineExit2(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"nosuch"},
+		{"--bogus"},
+		{"status", "--bogus"},
+		{"status", "extra"},
+		{"status", "-o", "yaml"},
+		{"version", "-o"},
+	} {
+		code, _, stderr := run(t, args...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+		if lines := strings.Split(strings.TrimSpace(stderr), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "Error: ") {
+			t.Errorf("%v: stderr %q, want a single Error: line", args, stderr)
+		}
+	}
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	root := newRoot(&App{}, &globalFlags{})
+	var walk func(c *command, path []string)
+	walk = func(c *command, path []string) {
+		for _, s := range c.Subs {
+			p := append(append([]string{}, path...), s.Name)
+			code, out, stderr := run(t, append(p, "--help")...)
+			if code != 0 || !strings.Contains(out, "Usage:") || stderr != "" {
+				t.Errorf("%v --help: exit %d, stdout %q, stderr %q", p, code, out, stderr)
+			}
+			walk(s, p)
+		}
+	}
+	walk(root, nil)
+	if code, out, _ := run(t, "help", "status"); code != 0 || !strings.Contains(out, "helm csghub status") {
+		t.Errorf("help status: exit %d: %s", code, out)
+	}
+}
+
+func TestVersionJSON(t *testing.T) {
+	code, out, _ := run(t, "version", "-o", "json")
+	// (test binaries carry no module list, so the Helm SDK version is checked end to end)
+	if code != 0 || !strings.Contains(out, `"goVersion": "go1.`) {
+		t.Fatalf("version: exit %d: %s", code, out)
+	}
+}

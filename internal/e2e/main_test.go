@@ -1,0 +1,11 @@
+// Package e2e holds the end-to-end tests: the real plugin binary run by real
+// helm v3 and v4 CLIs against a real local control plane and real PostgreSQL.
+package e2e
+
+import (
+	"testing"
+
+	"github.com/opencsgs/helm-csghub/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }

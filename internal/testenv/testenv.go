@@ -1,0 +1,333 @@
+// Package testenv gives end-to-end tests the real stack of internal/devenv: a
+// package's TestMain calls Main once (one cluster per test package); each test
+// calls NewEnv for its own namespace, release and PostgreSQL server. A missing
+// piece fails the run loudly: these tests never skip.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/opencsgs/helm-csghub/internal/devenv"
+)
+
+// Shared is the package's stack, set by Main.
+var Shared *devenv.Stack
+
+// Main starts the stack, runs the package's tests and stops the stack.
+func Main(m *testing.M) {
+	s, stop, err := start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: FATAL: cannot start the local stack: %v\n", err)
+		os.Exit(1)
+	}
+	Shared = s
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
+func start() (*devenv.Stack, func(), error) {
+	root, err := devenv.RepoRoot()
+	if err != nil {
+		return nil, nil, err
+	}
+	base := os.Getenv("CSGHUB_TEST_DIR")
+	if base == "" {
+		base = filepath.Join(root, ".cache", "run")
+	}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return nil, nil, err
+	}
+	dir, err := os.MkdirTemp(base, "e2e-")
+	if err != nil {
+		return nil, nil, err
+	}
+	ports, err := devenv.FreeClusterPorts()
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := devenv.New(root, dir, ports)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.Log = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "testenv: "+format+"\n", args...) }
+	var l net.Listener
+	stop := func() {
+		if l != nil {
+			l.Close()
+		}
+		if err := s.StopCluster(); err != nil {
+			fmt.Fprintf(os.Stderr, "testenv: stopping cluster: %v\n", err)
+		}
+		if os.Getenv("CSGHUB_TEST_KEEP") != "1" {
+			_ = os.RemoveAll(dir)
+		}
+	}
+	if err := s.Build(); err != nil {
+		return nil, nil, err
+	}
+	if err := s.InitPostgres(); err != nil {
+		return nil, nil, err
+	}
+	if err := s.StartCluster(); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	l, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	s.RepoURL = "http://" + l.Addr().String()
+	repoDir := filepath.Join(dir, "chart-repo")
+	if err := s.PackageCharts(repoDir, s.RepoURL); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	go func() { _ = devenv.ServeRepo(l, repoDir) }()
+	if err := s.InstallPlugin(); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return s, stop, nil
+}
+
+// Env is one test's slice of the stack: its namespace, its release, its own
+// PostgreSQL server standing behind the pod `<release>-postgresql-0`, and a helm
+// CLI (v3 by default) with the plugin installed.
+type Env struct {
+	T         testing.TB
+	C         *devenv.Stack
+	Namespace string
+	Release   string
+	Helm      string // helm binary used by RunHelm/Plugin
+	PG        *devenv.Postgres
+	// ExtraEnv is added to every helm invocation (e.g. HELM_DRIVER).
+	ExtraEnv []string
+}
+
+var testSeq atomic.Int32
+
+// Option changes NewEnv.
+type Option func(*Env)
+
+// WithNamespace uses a fixed namespace instead of a generated one.
+func WithNamespace(ns string) Option { return func(e *Env) { e.Namespace = ns } }
+
+// NewEnv gives the test its namespace, a fresh PostgreSQL server and the KWOK
+// rules that make pod `<release>-postgresql-0` reach it. Everything is removed
+// when the test ends.
+func NewEnv(t testing.TB, opts ...Option) *Env {
+	t.Helper()
+	s := Shared
+	if s == nil {
+		t.Fatal("testenv: the stack is not running: the package's TestMain must call testenv.Main")
+	}
+	n := testSeq.Add(1)
+	e := &Env{T: t, C: s, Release: "csghub", Helm: s.Helm3, Namespace: fmt.Sprintf("t%02d-%s", n, slug(t.Name()))}
+	for _, o := range opts {
+		o(e)
+	}
+	ctx := context.Background()
+	_, err := s.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{Name: e.Namespace, Labels: map[string]string{"csghub-e2e": "true"}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create namespace %s: %v", e.Namespace, err)
+	}
+	t.Cleanup(e.cleanup)
+	pg, err := s.StartPostgres(filepath.Join(s.Dir, fmt.Sprintf("pg-%02d", n)))
+	if err != nil {
+		t.Fatalf("start postgres: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := pg.Remove(); err != nil {
+			t.Errorf("remove postgres: %v", err)
+		}
+	})
+	e.PG = pg
+	if err := s.AttachPod(ctx, e.Namespace, e.Release+"-postgresql-0", pg, 5432); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// HelmEnv is the environment of this test's helm invocations.
+func (e *Env) HelmEnv() []string {
+	env := append(e.C.HelmEnv(e.Helm), "HELM_NAMESPACE="+e.Namespace)
+	return append(env, e.ExtraEnv...)
+}
+
+// Result is a finished command.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// RunHelm runs the helm CLI with args and extra environment; a non-zero exit is
+// returned, not fatal (callers assert on Result).
+func (e *Env) RunHelm(env []string, args ...string) Result {
+	e.T.Helper()
+	return RunCmd(e.T, append(e.HelmEnv(), env...), e.C.Root, e.Helm, args...)
+}
+
+// MustHelm runs helm and fails the test on a non-zero exit.
+func (e *Env) MustHelm(args ...string) string {
+	e.T.Helper()
+	r := e.RunHelm(nil, args...)
+	if r.Code != 0 {
+		e.T.Fatalf("helm %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.Code, r.Stdout, r.Stderr)
+	}
+	return r.Stdout
+}
+
+// Plugin runs `helm -n <namespace> csghub args...`.
+func (e *Env) Plugin(args ...string) Result {
+	e.T.Helper()
+	return e.RunHelm(nil, append([]string{"-n", e.Namespace, "csghub"}, args...)...)
+}
+
+// AddRepo registers the test chart repository as "csghub", as the guide's
+// `helm repo add csghub ...` does.
+func (e *Env) AddRepo() {
+	e.T.Helper()
+	e.MustHelm("repo", "add", "csghub", e.C.RepoURL, "--force-update")
+}
+
+// Install installs chart version v of csghub/csghub, plays the image's database
+// init and the unmanaged-resources Job, and waits for the pods.
+func (e *Env) Install(v string, extra ...string) {
+	e.T.Helper()
+	e.AddRepo()
+	args := append([]string{"install", e.Release, "csghub/csghub", "--version", v, "-n", e.Namespace, "--wait", "--timeout", "120s"}, extra...)
+	e.MustHelm(args...)
+	e.AfterDeploy()
+}
+
+// AfterDeploy plays what KWOK pods cannot do after an install or upgrade.
+func (e *Env) AfterDeploy() {
+	e.T.Helper()
+	ctx := context.Background()
+	if err := e.C.PlayImageInit(ctx, e.Namespace, e.Release, e.PG); err != nil {
+		e.T.Fatal(err)
+	}
+	if err := e.C.ApplyUnmanaged(ctx, e.Namespace, e.Release); err != nil {
+		e.T.Fatal(err)
+	}
+}
+
+// LoadSampleData fills the databases with the deterministic sample rows.
+func (e *Env) LoadSampleData() {
+	e.T.Helper()
+	if err := e.C.LoadSampleData(e.PG); err != nil {
+		e.T.Fatalf("sample data: %v", err)
+	}
+}
+
+// Kubectl runs the built kubectl and fails the test on error.
+func (e *Env) Kubectl(args ...string) string {
+	e.T.Helper()
+	r := RunCmd(e.T, e.C.KubectlEnv(), e.C.Root, e.C.Kubectl, args...)
+	if r.Code != 0 {
+		e.T.Fatalf("kubectl %s: exit %d: %s", strings.Join(args, " "), r.Code, r.Stderr)
+	}
+	return r.Stdout
+}
+
+// WaitPodsReady waits until every non-Job pod of the namespace is Ready.
+func (e *Env) WaitPodsReady(timeout time.Duration) {
+	e.T.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		pods, err := e.C.Clientset.CoreV1().Pods(e.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "!job-name"})
+		if err != nil {
+			return false, nil
+		}
+		for i := range pods.Items {
+			if !podReady(&pods.Items[i]) {
+				return false, nil
+			}
+		}
+		return len(pods.Items) > 0, nil
+	})
+	if err != nil {
+		e.T.Fatalf("pods in %s not Ready within %s", e.Namespace, timeout)
+	}
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// cleanup uninstalls the release, removes the cluster-scoped objects the test
+// charts create and deletes the namespace, waiting until it is gone so a fixed
+// namespace can be reused.
+func (e *Env) cleanup() {
+	if os.Getenv("CSGHUB_TEST_KEEP") == "1" && e.T.Failed() {
+		e.T.Logf("CSGHUB_TEST_KEEP=1: leaving namespace %s", e.Namespace)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_ = RunCmd(e.T, e.HelmEnv(), e.C.Root, e.Helm, "uninstall", e.Release, "-n", e.Namespace, "--wait", "--timeout", "60s")
+	e.C.DeleteClusterScoped(ctx)
+	e.C.DeleteNamespace(ctx, e.Namespace)
+}
+
+// RunCmd runs a command (10-minute bound) and returns its result; only a
+// failure to start it fails the test.
+func RunCmd(t testing.TB, env []string, dir, name string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(runtime.GOROOT(), "bin")+":"+os.Getenv("PATH"))
+	cmd.Env = append(cmd.Env, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.Code = ee.ExitCode()
+	default:
+		t.Fatalf("run %s %s: %v", name, strings.Join(args, " "), err)
+	}
+	return r
+}
+
+var slugRE = regexp.MustCompile(`[^a-z0-9]+`)
+
+func slug(s string) string {
+	s = strings.Trim(slugRE.ReplaceAllString(strings.ToLower(s), "-"), "-")
+	s = strings.TrimPrefix(s, "test")
+	s = strings.Trim(s, "-")
+	if len(s) > 40 {
+		s = strings.Trim(s[:40], "-")
+	}
+	return s
+}
