@@ -114,6 +114,7 @@ without -n it is looked up in Helm's default namespace and in "csghub".`,
 		Subs: []*command{
 			newVersionCmd(app),
 			newStatusCmd(app),
+			newBackupCmd(app),
 		},
 	}
 }
@@ -121,33 +122,34 @@ without -n it is looked up in Helm's default namespace and in "csghub".`,
 // execute walks args down the tree and runs the leaf.
 func (c *command) execute(ctx context.Context, app *App, g *globalFlags, path []string, args []string) error {
 	path = append(path, c.Name)
-	if len(c.Subs) > 0 {
-		first := ""
-		if len(args) > 0 {
-			first = args[0]
+	first := ""
+	if len(args) > 0 {
+		first = args[0]
+	}
+	for _, s := range c.Subs {
+		if s.Name == first {
+			return s.execute(ctx, app, g, path, args[1:])
 		}
+	}
+	if first == "help" && len(c.Subs) > 0 {
+		if len(args) > 1 { // `help status` is `status --help`
+			return c.execute(ctx, app, g, path[:len(path)-1], append(args[1:], "--help"))
+		}
+		c.printHelp(app.Stdout, path, nil)
+		return helpShown{}
+	}
+	if c.Run == nil { // a group: it needs a subcommand
 		switch {
-		case first == "" || first == "-h" || first == "--help" || first == "help":
-			if first == "help" && len(args) > 1 {
-				// `help status` is the same as `status --help`
-				return c.execute(ctx, app, g, path[:len(path)-1], append(args[1:], "--help"))
-			}
+		case first == "" || first == "-h" || first == "--help":
 			c.printHelp(app.Stdout, path, nil)
-			if first == "" && c.Run == nil {
+			if first == "" {
 				return errs.Usagef("%s: missing subcommand (one of: %s)", strings.Join(path, " "), c.subNames())
 			}
 			return helpShown{}
-		case strings.HasPrefix(first, "-") && c.Run == nil:
+		case strings.HasPrefix(first, "-"):
 			return errs.Usagef("%s: expected a subcommand before flag %q (one of: %s)", strings.Join(path, " "), first, c.subNames())
 		}
-		for _, s := range c.Subs {
-			if s.Name == first {
-				return s.execute(ctx, app, g, path, args[1:])
-			}
-		}
-		if c.Run == nil {
-			return errs.Usagef("unknown command %q for %q (one of: %s)", first, strings.Join(path, " "), c.subNames())
-		}
+		return errs.Usagef("unknown command %q for %q (one of: %s)", first, strings.Join(path, " "), c.subNames())
 	}
 
 	fs := pflag.NewFlagSet(strings.Join(path, " "), pflag.ContinueOnError)
@@ -198,19 +200,24 @@ func (c *command) printHelp(w io.Writer, path []string, fs *pflag.FlagSet) {
 	if c.Long != "" {
 		fmt.Fprintf(w, "%s\n\n", c.Long)
 	}
-	if len(c.Subs) > 0 {
-		fmt.Fprintf(w, "Usage:\n  %s COMMAND [flags]\n\nCommands:\n", full)
-		for _, s := range c.Subs {
-			fmt.Fprintf(w, "  %-10s %s\n", s.Name, s.Summary)
-		}
-		fmt.Fprintf(w, "\nRun '%s COMMAND --help' for a command's flags.\n", full)
-		return
-	}
 	usage := c.Usage
 	if usage == "" {
 		usage = "[flags]"
 	}
-	fmt.Fprintf(w, "Usage:\n  %s %s\n\nFlags:\n%s", full, usage, fs.FlagUsages())
+	fmt.Fprintln(w, "Usage:")
+	if c.Run != nil {
+		fmt.Fprintf(w, "  %s %s\n", full, usage)
+	}
+	if len(c.Subs) > 0 {
+		fmt.Fprintf(w, "  %s COMMAND [flags]\n\nCommands:\n", full)
+		for _, s := range c.Subs {
+			fmt.Fprintf(w, "  %-10s %s\n", s.Name, s.Summary)
+		}
+		fmt.Fprintf(w, "\nRun '%s COMMAND --help' for a command's flags.\n", full)
+	}
+	if fs != nil {
+		fmt.Fprintf(w, "\nFlags:\n%s", fs.FlagUsages())
+	}
 }
 
 // oneLine keeps an error to one line: the first line, trimmed.

@@ -15,6 +15,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/cli"
+	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -190,4 +191,24 @@ func quoteAll(ss []string) []string {
 		out[i] = fmt.Sprintf("%q", s)
 	}
 	return out
+}
+
+// LastRelease is the newest revision of the release (whatever its status).
+func (e *Env) LastRelease(cfg *action.Configuration) (*release.Release, error) {
+	rel, err := cfg.Releases.Last(e.Release)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, errs.NotFoundf("release %q not found in namespace %q", e.Release, e.Namespace)
+	}
+	if err != nil {
+		return nil, errs.Failedf("reading release %q: %w", e.Release, err)
+	}
+	return rel, nil
+}
+
+// ChartVersion is the chart version of rel ("" when unknown).
+func ChartVersion(rel *release.Release) string {
+	if rel == nil || rel.Chart == nil || rel.Chart.Metadata == nil {
+		return ""
+	}
+	return rel.Chart.Metadata.Version
 }

@@ -1,0 +1,336 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"sigs.k8s.io/yaml"
+
+	"github.com/opencsgs/helm-csghub/internal/buildinfo"
+	"github.com/opencsgs/helm-csghub/internal/dbpod"
+	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/progress"
+)
+
+// Backup takes one backup of the release's values and database.
+type Backup struct {
+	Env  *helmenv.Env
+	Kube *kube.Client
+	// Dir is the catalog root (DefaultDir when empty).
+	Dir string
+	// Keep is how many complete backups retention keeps (DefaultKeep when 0).
+	Keep int
+	// SkipDatabase takes the values only; the manifest says why. Upgrades never
+	// set it unless the operator asked (--skip-db-backup).
+	SkipDatabase bool
+	// Progress receives the live byte counter display (nil: silent).
+	Progress io.Writer
+	// Now is the clock (tests); time.Now when nil.
+	Now func() time.Time
+}
+
+// Result is a finished backup.
+type Result struct {
+	Manifest *Manifest `json:"manifest"`
+	Path     string    `json:"path"`
+	Pruned   []string  `json:"pruned,omitempty"`
+}
+
+// Run writes the backup. On any failure, and on Ctrl-C, the partial folder is
+// removed and no manifest exists: a backup is complete or absent.
+func (b *Backup) Run(ctx context.Context) (*Result, error) {
+	now := b.Now
+	if now == nil {
+		now = time.Now
+	}
+	keep := b.Keep
+	if keep == 0 {
+		keep = DefaultKeep
+	}
+	if keep < MinKeep {
+		return nil, errs.Usagef("--keep %d: at least %d backups are kept (the guide asks for two revisions to roll back to)", keep, MinKeep)
+	}
+	if err := b.Env.Resolve(); err != nil {
+		return nil, err
+	}
+	cfg, err := b.Env.ActionConfig(b.Env.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := b.Env.LastRelease(cfg)
+	if err != nil {
+		return nil, err
+	}
+	userValues, allValues, err := releaseValues(cfg, b.Env.Release, rel.Version)
+	if err != nil {
+		return nil, err
+	}
+
+	m := &Manifest{
+		FormatVersion: FormatVersion,
+		Release:       rel.Name,
+		Namespace:     rel.Namespace,
+		Revision:      rel.Version,
+		ReleaseStatus: rel.Info.Status.String(),
+		Compression:   "zstd",
+		PluginVersion: buildinfo.Version,
+		StartedAt:     now().UTC(),
+	}
+	if md := rel.Chart.Metadata; md != nil {
+		m.Chart, m.ChartVersion, m.AppVersion = md.Name, md.Version, md.AppVersion
+	}
+
+	var pod *dbpod.Pod
+	external := ExternalPostgres(allValues)
+	switch {
+	case b.SkipDatabase:
+		m.DatabaseSkipped = "skipped on request (--skip-db-backup)"
+	case external:
+		return nil, errs.Preconditionf("PostgreSQL is external (global.postgresql.enabled=false): back it up with your provider's tools, e.g. `pg_dumpall -h HOST -U USER | zstd > csghub.sql.zst` with PGPASSWORD from your secret store, then rerun with --skip-db-backup")
+	default:
+		pod = dbpod.New(b.Kube, b.Env.Namespace, b.Env.Release)
+		if err := pod.CheckReady(ctx); err != nil {
+			return nil, err
+		}
+	}
+
+	cat := Catalog{Root: b.dir()}
+	relDir := cat.ReleaseDir(rel.Namespace, rel.Name)
+	if err := mkdirAll(relDir); err != nil {
+		return nil, errs.Failedf("backup folder %s: %w", relDir, err)
+	}
+	id, final, err := reserveID(relDir, rel.Version, m.StartedAt)
+	if err != nil {
+		return nil, err
+	}
+	m.ID = id
+	partial := final + partialSuffix
+	if err := os.Mkdir(partial, dirMode); err != nil {
+		return nil, errs.Failedf("creating %s: %w", partial, describeFSError(err))
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(partial)
+		}
+	}()
+
+	if m.Values, err = writeFileAtomic(partial, valuesName, userValues); err != nil {
+		return nil, errs.Failedf("writing values: %w", describeFSError(err))
+	}
+	if m.AllValues, err = writeFileAtomic(partial, allValuesName, allValues.yaml); err != nil {
+		return nil, errs.Failedf("writing values: %w", describeFSError(err))
+	}
+
+	if pod != nil {
+		if err := b.dumpDatabase(ctx, pod, partial, m); err != nil {
+			return nil, err
+		}
+	}
+
+	m.FinishedAt = now().UTC()
+	data, err := jsonIndent(m)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := writeFileAtomic(partial, manifestName, data); err != nil {
+		return nil, errs.Failedf("writing manifest: %w", describeFSError(err))
+	}
+	if err := fsyncDir(partial); err != nil {
+		return nil, errs.Failedf("syncing %s: %w", partial, err)
+	}
+	if ctx.Err() != nil {
+		return nil, errs.Wrap(errs.Interrupted, fmt.Errorf("backup interrupted, nothing kept"))
+	}
+	if err := os.Rename(partial, final); err != nil {
+		return nil, errs.Failedf("completing backup: %w", err)
+	}
+	ok = true
+	_ = fsyncDir(relDir)
+
+	res := &Result{Manifest: m, Path: final}
+	deployed := rel.Version
+	res.Pruned, err = cat.Prune(rel.Namespace, rel.Name, keep, deployed)
+	if err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func (b *Backup) dir() string {
+	if b.Dir != "" {
+		return b.Dir
+	}
+	return DefaultDir()
+}
+
+// dumpDatabase streams globals and one dump per database into dir.
+func (b *Backup) dumpDatabase(ctx context.Context, pod *dbpod.Pod, dir string, m *Manifest) error {
+	info, err := pod.Inspect(ctx)
+	if err != nil {
+		return errs.Failedf("PostgreSQL in %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	m.PostgresVersion = info.Version
+	var counter atomic.Int64
+	var prog *progress.Bytes
+	if b.Progress != nil {
+		prog = progress.StartBytes(b.Progress, "dumping globals", &counter)
+		defer prog.Stop()
+	}
+	dumpOne := func(db, name string, run func(io.Writer) error) error {
+		if prog != nil {
+			label := "dumping " + db
+			if db == "" {
+				label = "dumping globals"
+			}
+			prog.SetLabel(label)
+		}
+		w, err := newDumpWriter(dir, name, &counter)
+		if err != nil {
+			return errs.Failedf("creating %s: %w", name, describeFSError(err))
+		}
+		if err := run(w); err != nil {
+			w.abort()
+			if w.err != nil {
+				err = w.err
+			}
+			if ctx.Err() != nil {
+				return errs.Wrap(errs.Interrupted, fmt.Errorf("backup interrupted while dumping %s, nothing kept", orGlobals(db)))
+			}
+			if isFSError(err) {
+				return errs.Failedf("writing %s: %w", name, describeFSError(err))
+			}
+			return errs.Failedf("dumping %s: %w", orGlobals(db), err)
+		}
+		if err := checkTrailer(w.tail, db == ""); err != nil {
+			w.abort()
+			return errs.Failedf("dumping %s: %w", orGlobals(db), err)
+		}
+		d, err := w.finish(db)
+		if err != nil {
+			return errs.Failedf("writing %s: %w", name, describeFSError(err))
+		}
+		m.Dumps = append(m.Dumps, d)
+		return nil
+	}
+	if err := dumpOne("", globalsName, func(w io.Writer) error { return pod.DumpGlobals(ctx, w) }); err != nil {
+		return err
+	}
+	for _, db := range info.Databases {
+		db := db
+		if err := dumpOne(db.Name, dumpFileName(db.Name), func(w io.Writer) error { return pod.DumpDatabase(ctx, db.Name, w) }); err != nil {
+			return err
+		}
+		m.Databases = append(m.Databases, db.Name)
+	}
+	return nil
+}
+
+func orGlobals(db string) string {
+	if db == "" {
+		return "roles (pg_dumpall --globals-only)"
+	}
+	return "database " + db
+}
+
+// values are a release's values as a map and as YAML.
+type values struct {
+	m    map[string]any
+	yaml []byte
+}
+
+// releaseValues reads what `helm get values -o yaml` and `helm get values -a -o
+// yaml` print for revision.
+func releaseValues(cfg *action.Configuration, name string, revision int) ([]byte, values, error) {
+	get := action.NewGetValues(cfg)
+	get.Version = revision
+	user, err := get.Run(name)
+	if err != nil {
+		return nil, values{}, errs.Failedf("reading values of %s revision %d: %w", name, revision, err)
+	}
+	get.AllValues = true
+	all, err := get.Run(name)
+	if err != nil {
+		return nil, values{}, errs.Failedf("reading computed values of %s revision %d: %w", name, revision, err)
+	}
+	userYAML, err := yaml.Marshal(nonNil(user))
+	if err != nil {
+		return nil, values{}, err
+	}
+	allYAML, err := yaml.Marshal(nonNil(all))
+	if err != nil {
+		return nil, values{}, err
+	}
+	return userYAML, values{m: all, yaml: allYAML}, nil
+}
+
+func nonNil(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+// ExternalPostgres reports whether the chart's values turn the bundled
+// PostgreSQL off (global.postgresql.enabled: false).
+func ExternalPostgres(v values) bool {
+	enabled, err := chartutil.Values(v.m).PathValue("global.postgresql.enabled")
+	if err != nil {
+		return false
+	}
+	b, ok := enabled.(bool)
+	return ok && !b
+}
+
+// reserveID picks a folder name not used yet (two backups in one second get a suffix).
+func reserveID(relDir string, revision int, t time.Time) (string, string, error) {
+	base := newID(revision, t)
+	for i := 0; i < 100; i++ {
+		id := base
+		if i > 0 {
+			id = fmt.Sprintf("%s-%d", base, i+1)
+		}
+		final := filepath.Join(relDir, id)
+		_, err1 := os.Stat(final)
+		_, err2 := os.Stat(final + partialSuffix)
+		if os.IsNotExist(err1) && os.IsNotExist(err2) {
+			return id, final, nil
+		}
+	}
+	return "", "", errs.Failedf("cannot pick a backup name under %s", relDir)
+}
+
+// mkdirAll creates dir and its parents with mode 0700 and tightens dir itself.
+func mkdirAll(dir string) error {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return describeFSError(err)
+	}
+	return os.Chmod(dir, dirMode)
+}
+
+func isFSError(err error) bool {
+	var pe *os.PathError
+	return errors.As(err, &pe) || errors.Is(err, syscall.ENOSPC)
+}
+
+// describeFSError gives full disks and permissions a plain explanation.
+func describeFSError(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("no space left on the backup device (%w); free space or choose --dir", err)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("%w; choose a writable --dir", err)
+	}
+	return err
+}

@@ -1,0 +1,126 @@
+// Package backup writes and reads the plugin's backups: the Helm values of the
+// deployed revision and a streamed, compressed, checksummed dump of the release's
+// PostgreSQL, one folder per backup in a catalog tied to release revisions.
+//
+// Layout: <dir>/<namespace>/<release>/<revision>-<UTC timestamp>/
+//
+//	manifest.json        written last: its presence marks a complete backup
+//	values.yaml          user-supplied values (helm get values -o yaml)
+//	values-all.yaml      all computed values (helm get values -a -o yaml)
+//	globals.sql.zst      pg_dumpall --globals-only (roles)
+//	db-<name>.sql.zst    pg_dump --create <name>, one per database
+//
+// A backup in progress lives in "<id>.partial" and is renamed when complete.
+package backup
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// FormatVersion is bumped when the layout changes incompatibly.
+const FormatVersion = 1
+
+const (
+	manifestName  = "manifest.json"
+	valuesName    = "values.yaml"
+	allValuesName = "values-all.yaml"
+	globalsName   = "globals.sql.zst"
+	partialSuffix = ".partial"
+)
+
+// Manifest describes one complete backup.
+type Manifest struct {
+	FormatVersion   int       `json:"formatVersion"`
+	ID              string    `json:"id"`
+	Release         string    `json:"release"`
+	Namespace       string    `json:"namespace"`
+	Revision        int       `json:"revision"`
+	Chart           string    `json:"chart"`
+	ChartVersion    string    `json:"chartVersion"`
+	AppVersion      string    `json:"appVersion"`
+	ReleaseStatus   string    `json:"releaseStatus"`
+	Values          File      `json:"values"`
+	AllValues       File      `json:"allValues"`
+	PostgresVersion string    `json:"postgresVersion,omitempty"`
+	Databases       []string  `json:"databases"`
+	Dumps           []Dump    `json:"dumps"`
+	DatabaseSkipped string    `json:"databaseSkipped,omitempty"` // why there is no dump
+	Compression     string    `json:"compression"`
+	StartedAt       time.Time `json:"startedAt"`
+	FinishedAt      time.Time `json:"finishedAt"`
+	PluginVersion   string    `json:"pluginVersion"`
+	// Extra files added by migrations (e.g. Dataflow logs exported from MongoDB).
+	Extra []File `json:"extra,omitempty"`
+}
+
+// File is one file of the backup with its checksum.
+type File struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// Dump is one compressed SQL dump. Database is empty for the globals.
+type Dump struct {
+	File
+	Database string `json:"database,omitempty"`
+	// RawBytes is the size of the SQL before compression.
+	RawBytes int64 `json:"rawBytes"`
+	// RawSHA256 is the checksum of the SQL before compression.
+	RawSHA256 string `json:"rawSha256"`
+}
+
+// TotalRawBytes is the uncompressed size of all dumps.
+func (m *Manifest) TotalRawBytes() int64 {
+	var n int64
+	for _, d := range m.Dumps {
+		n += d.RawBytes
+	}
+	return n
+}
+
+// TotalBytes is the size of all dump files on disk.
+func (m *Manifest) TotalBytes() int64 {
+	var n int64
+	for _, d := range m.Dumps {
+		n += d.Bytes
+	}
+	return n
+}
+
+// HasDatabase reports whether the backup holds a dump of the PostgreSQL server.
+func (m *Manifest) HasDatabase() bool { return len(m.Dumps) > 0 }
+
+func readManifest(dir string) (*Manifest, error) {
+	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, manifestName), err)
+	}
+	if m.FormatVersion != FormatVersion {
+		return nil, fmt.Errorf("%s: format version %d, this plugin reads %d", dir, m.FormatVersion, FormatVersion)
+	}
+	return &m, nil
+}
+
+// dumpFileName is the file of database db's dump.
+func dumpFileName(db string) string { return "db-" + safeName(db) + ".sql.zst" }
+
+// safeName keeps a database name usable as a file name on any OS.
+func safeName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+		if !ok {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,47 @@
+package cli
+
+import (
+	"io"
+
+	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/kube"
+)
+
+// kubeClient is the exec/port-forward client for the selected context.
+func (a *App) kubeClient() (*kube.Client, error) {
+	cfg, err := a.Env.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	cs, err := a.Env.Clientset()
+	if err != nil {
+		return nil, err
+	}
+	return &kube.Client{Config: cfg, Clientset: cs}, nil
+}
+
+// progressWriter is where live progress goes: stderr when it is a terminal and
+// the output is for people; nowhere otherwise.
+func (a *App) progressWriter(o output) io.Writer {
+	if a.IsTerminal && o == outputTable {
+		return a.Stderr
+	}
+	return nil
+}
+
+// catalogNamespace resolves the namespace for commands that read the local
+// backup catalog: the release's namespace when the cluster answers, else the
+// explicit namespace (so backups stay listable while the cluster is down).
+func (a *App) catalogNamespace() (string, error) {
+	err := a.Env.Resolve()
+	if err == nil {
+		return a.Env.Namespace, nil
+	}
+	if cands, explicit := a.Env.Candidates(); explicit {
+		return cands[0], nil
+	}
+	if errs.KindOf(err) == errs.NotFound {
+		return "", errs.NotFoundf("%s (backups are kept per namespace: give it with -n)", err.Error())
+	}
+	return "", err
+}

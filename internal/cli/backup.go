@@ -1,0 +1,197 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/spf13/pflag"
+
+	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/progress"
+)
+
+type backupCmd struct {
+	app          *App
+	dir          string
+	keep         int
+	skipDatabase bool
+	output       output
+}
+
+func newBackupCmd(app *App) *command {
+	c := &backupCmd{app: app}
+	return &command{
+		Name:    "backup",
+		Summary: "Back up the release's Helm values and its PostgreSQL databases",
+		Long: `Writes one backup folder <dir>/<namespace>/<release>/<revision>-<UTC time>/ with the
+user-supplied and computed values, a zstd-compressed pg_dumpall --globals-only and one
+pg_dump --create per database, all streamed out of the database pod (nothing is written
+in the pod), checksummed, and a manifest.json written last. Older backups beyond --keep
+are pruned; the newest and those of the deployed revision are always kept.`,
+		Flags: func(fs *pflag.FlagSet) {
+			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "complete backups to keep for the release (at least 2)")
+			fs.BoolVar(&c.skipDatabase, "skip-db-backup", false, "back up the values only (e.g. external PostgreSQL backed up elsewhere)")
+			c.output.bind(fs)
+		},
+		Run: c.run,
+		Subs: []*command{
+			newBackupListCmd(app),
+			newBackupVerifyCmd(app),
+		},
+	}
+}
+
+func (c *backupCmd) run(ctx context.Context, _ []string) error {
+	kc, err := c.app.kubeClient()
+	if err != nil {
+		return err
+	}
+	b := &backup.Backup{Env: c.app.Env, Kube: kc, Dir: c.dir, Keep: c.keep, SkipDatabase: c.skipDatabase,
+		Progress: c.app.progressWriter(c.output)}
+	res, err := b.Run(ctx)
+	if err != nil {
+		return err
+	}
+	if c.output == outputJSON {
+		return writeJSON(c.app.Stdout, res)
+	}
+	printBackup(c.app.Stdout, res)
+	return nil
+}
+
+func printBackup(w io.Writer, res *backup.Result) {
+	m := res.Manifest
+	t := newTable(w)
+	t.row("BACKUP:", m.ID)
+	t.row("PATH:", res.Path)
+	t.row("RELEASE:", fmt.Sprintf("%s/%s revision %d (%s-%s)", m.Namespace, m.Release, m.Revision, m.Chart, m.ChartVersion))
+	if m.HasDatabase() {
+		t.row("POSTGRESQL:", m.PostgresVersion)
+		t.row("DATABASES:", fmt.Sprintf("%d (%v)", len(m.Databases), m.Databases))
+		t.row("DUMP:", fmt.Sprintf("%s of SQL, %s on disk, in %s", progress.HumanBytes(m.TotalRawBytes()),
+			progress.HumanBytes(m.TotalBytes()), m.FinishedAt.Sub(m.StartedAt).Round(1e7)))
+	} else {
+		t.row("DATABASE:", "not backed up: "+m.DatabaseSkipped)
+	}
+	for _, p := range res.Pruned {
+		t.row("PRUNED:", p)
+	}
+	_ = t.flush()
+}
+
+type backupListCmd struct {
+	app    *App
+	dir    string
+	output output
+}
+
+func newBackupListCmd(app *App) *command {
+	c := &backupListCmd{app: app}
+	return &command{
+		Name:    "list",
+		Summary: "List the release's backups, oldest first",
+		Flags: func(fs *pflag.FlagSet) {
+			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			c.output.bind(fs)
+		},
+		Run: c.run,
+	}
+}
+
+func (c *backupListCmd) run(_ context.Context, _ []string) error {
+	env := c.app.Env
+	ns, err := c.app.catalogNamespace()
+	if err != nil {
+		return err
+	}
+	cat := backup.Catalog{Root: orDefault(c.dir, backup.DefaultDir())}
+	list, err := cat.List(ns, env.Release)
+	if err != nil {
+		return err
+	}
+	if c.output == outputJSON {
+		if list == nil {
+			list = []backup.Entry{}
+		}
+		return writeJSON(c.app.Stdout, list)
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(c.app.Stdout, "no backups of %s/%s under %s\n", ns, env.Release, cat.Root)
+		return nil
+	}
+	t := newTable(c.app.Stdout)
+	t.row("ID", "REVISION", "CHART", "TAKEN (UTC)", "DATABASES", "SIZE", "STATUS")
+	for _, e := range list {
+		if !e.Complete {
+			t.row(e.ID, e.Revision, "-", e.Time.Format("2006-01-02 15:04:05"), "-", "-", "NOT USABLE: "+e.Problem)
+			continue
+		}
+		m := e.Manifest
+		dbs := fmt.Sprint(len(m.Databases))
+		if !m.HasDatabase() {
+			dbs = "none"
+		}
+		t.row(e.ID, e.Revision, m.Chart+"-"+m.ChartVersion, e.Time.Format("2006-01-02 15:04:05"), dbs,
+			progress.HumanBytes(m.TotalBytes()), "complete")
+	}
+	return t.flush()
+}
+
+type backupVerifyCmd struct {
+	app    *App
+	dir    string
+	output output
+}
+
+func newBackupVerifyCmd(app *App) *command {
+	c := &backupVerifyCmd{app: app}
+	return &command{
+		Name:    "verify",
+		Summary: "Recompute a backup's checksums and check every dump is complete",
+		Usage:   "ID|latest [flags]",
+		Flags: func(fs *pflag.FlagSet) {
+			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			c.output.bind(fs)
+		},
+		Args: exactArgs("backup verify", 1, "ID"),
+		Run:  c.run,
+	}
+}
+
+func (c *backupVerifyCmd) run(_ context.Context, args []string) error {
+	ns, err := c.app.catalogNamespace()
+	if err != nil {
+		return err
+	}
+	cat := backup.Catalog{Root: orDefault(c.dir, backup.DefaultDir())}
+	e, err := cat.Find(ns, c.app.Env.Release, args[0])
+	if err != nil {
+		return err
+	}
+	rep := backup.Verify(e)
+	if c.output == outputJSON {
+		if err := writeJSON(c.app.Stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		t := newTable(c.app.Stdout)
+		for _, ch := range rep.Checks {
+			res := "ok"
+			if !ch.OK {
+				res = "FAILED: " + ch.Error
+			}
+			t.row(ch.File, res)
+		}
+		_ = t.flush()
+	}
+	return backup.VerifyError(rep)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,209 @@
+// Package dbpod runs PostgreSQL's own tools inside the chart's database pod
+// (`<release>-postgresql-0`) through the exec stream: nothing is written to the
+// pod's disk and no password is needed, because the image trusts local socket
+// connections for its superuser. Every command is an argv array; no shell.
+package dbpod
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/kube"
+)
+
+// DefaultUser is the superuser of the chart's PostgreSQL image.
+const DefaultUser = "csghub"
+
+// Pod is the database pod of one release.
+type Pod struct {
+	Kube      *kube.Client
+	Namespace string
+	Name      string
+	Container string // empty: the pod's first container
+	User      string // PostgreSQL superuser
+}
+
+// PodName is the chart's database pod for release.
+func PodName(release string) string { return release + "-postgresql-0" }
+
+// New describes the database pod of release in namespace.
+func New(kc *kube.Client, namespace, release string) *Pod {
+	return &Pod{Kube: kc, Namespace: namespace, Name: PodName(release), User: DefaultUser}
+}
+
+// CheckReady fails with a clear error when the pod is missing or not Ready, and
+// when the caller may not exec into it.
+func (p *Pod) CheckReady(ctx context.Context) error {
+	pod, err := p.Kube.Clientset.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return errs.NotFoundf("database pod %s/%s not found (is PostgreSQL external? see --help)", p.Namespace, p.Name)
+	case apierrors.IsForbidden(err):
+		return errs.Preconditionf("not allowed to read pod %s/%s: %v", p.Namespace, p.Name, apiMessage(err))
+	case err != nil:
+		return errs.Failedf("reading pod %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	if !kube.IsPodReady(pod) {
+		return errs.Preconditionf("database pod %s/%s is not Ready (phase %s)", p.Namespace, p.Name, pod.Status.Phase)
+	}
+	allowed, err := p.Kube.CanI(ctx, p.Namespace, "create", "pods", "exec", p.Name)
+	if err != nil {
+		return errs.Failedf("checking exec permission: %w", err)
+	}
+	if !allowed {
+		return errs.Preconditionf("not allowed to exec into pod %s/%s (RBAC: create pods/exec)", p.Namespace, p.Name)
+	}
+	return nil
+}
+
+// Exec runs argv in the pod's database container.
+func (p *Pod) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	err := p.Kube.Exec(ctx, kube.ExecRequest{Namespace: p.Namespace, Pod: p.Name, Container: p.Container,
+		Command: argv, Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	if apierrors.IsForbidden(err) {
+		return errs.Preconditionf("not allowed to exec into pod %s/%s: %v", p.Namespace, p.Name, apiMessage(err))
+	}
+	return err
+}
+
+// Query runs one SQL statement with psql in database db and returns its
+// unaligned, tuples-only output. Idempotent reads are retried on stream errors.
+func (p *Pod) Query(ctx context.Context, db, sql string) (string, error) {
+	var out bytes.Buffer
+	err := kube.Retry(ctx, 3, func(ctx context.Context) error {
+		out.Reset()
+		return p.Exec(ctx, p.psql(db, "-At", "-c", sql), nil, &out, nil)
+	})
+	if err != nil {
+		return "", fmt.Errorf("psql in %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	return strings.TrimRight(out.String(), "\n"), nil
+}
+
+// psql is the argv for psql as the superuser over the local socket: no
+// password, no ~/.psqlrc, stop at the first error.
+func (p *Pod) psql(db string, args ...string) []string {
+	return append([]string{"psql", "-X", "-v", "ON_ERROR_STOP=1", "-U", p.User, "-d", db}, args...)
+}
+
+// Database is one database of the server.
+type Database struct {
+	Name  string `json:"name"`
+	Bytes int64  `json:"bytes"`
+}
+
+// ServerInfo is what a backup records about the server.
+type ServerInfo struct {
+	Version   string     `json:"version"`
+	Databases []Database `json:"databases"`
+}
+
+// Inspect reads the server version and the databases a dump must contain (all
+// but the templates), with their sizes.
+func (p *Pod) Inspect(ctx context.Context) (*ServerInfo, error) {
+	out, err := p.Query(ctx, "postgres",
+		`SELECT 'version', current_setting('server_version') UNION ALL `+
+			`(SELECT datname, pg_database_size(datname)::text FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname)`)
+	if err != nil {
+		return nil, err
+	}
+	info := &ServerInfo{}
+	for _, line := range strings.Split(out, "\n") {
+		name, val, ok := strings.Cut(line, "|")
+		if !ok {
+			continue
+		}
+		if name == "version" && info.Version == "" {
+			info.Version = val
+			continue
+		}
+		var n int64
+		fmt.Sscan(val, &n)
+		info.Databases = append(info.Databases, Database{Name: name, Bytes: n})
+	}
+	if info.Version == "" {
+		return nil, fmt.Errorf("unexpected answer from the database pod: %q", out)
+	}
+	return info, nil
+}
+
+// DumpGlobals streams `pg_dumpall --globals-only` (roles, tablespaces) to w.
+func (p *Pod) DumpGlobals(ctx context.Context, w io.Writer) error {
+	return p.dump(ctx, []string{"pg_dumpall", "-U", p.User, "--globals-only", "--no-password"}, w)
+}
+
+// DumpDatabase streams a plain-format `pg_dump --create` of db to w: it starts
+// with CREATE DATABASE and \connect, so it replays into a server that lacks it.
+func (p *Pod) DumpDatabase(ctx context.Context, db string, w io.Writer) error {
+	return p.dump(ctx, []string{"pg_dump", "-U", p.User, "--no-password", "--create", "--format=plain", "--dbname", db}, w)
+}
+
+func (p *Pod) dump(ctx context.Context, argv []string, w io.Writer) error {
+	var stderr bytes.Buffer
+	err := p.Exec(ctx, argv, nil, w, &limitedWriter{w: &stderr, n: 4096})
+	var ee *kube.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("%s failed (exit %d): %s", argv[0], ee.Code, firstLine(stderr.String()))
+	}
+	return err
+}
+
+// RunScript streams sql into psql connected to db, stopping at the first error.
+func (p *Pod) RunScript(ctx context.Context, db string, sql io.Reader, stdout io.Writer) error {
+	var stderr bytes.Buffer
+	err := p.Exec(ctx, p.psql(db, "-q"), sql, stdout, &limitedWriter{w: &stderr, n: 8192})
+	var ee *kube.ExitError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("psql stopped at an error (exit %d): %s", ee.Code, firstError(stderr.String()))
+	}
+	return err
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// firstError picks psql's "ERROR:" line (with its line number) out of stderr.
+func firstError(s string) string {
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, "ERROR:") || strings.Contains(line, "FATAL:") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return firstLine(s)
+}
+
+func apiMessage(err error) string {
+	var st apierrors.APIStatus
+	if errors.As(err, &st) {
+		return st.Status().Message
+	}
+	return err.Error()
+}
+
+// limitedWriter keeps at most n bytes; the rest is dropped.
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		l.n -= k
+		_, _ = l.w.Write(p[:k])
+	}
+	return len(p), nil
+}
