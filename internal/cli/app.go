@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
@@ -44,4 +45,14 @@ func (a *App) catalogNamespace() (string, error) {
 		return "", errs.NotFoundf("%s (backups are kept per namespace: give it with -n)", err.Error())
 	}
 	return "", err
+}
+
+// stepLogger prints one line per step on stderr for people; JSON output stays clean.
+func (a *App) stepLogger(o output) func(format string, args ...any) {
+	if o == outputJSON {
+		return nil
+	}
+	return func(format string, args ...any) {
+		fmt.Fprintf(a.Stderr, "==> "+format+"\n", args...)
+	}
 }

@@ -115,6 +115,9 @@ without -n it is looked up in Helm's default namespace and in "csghub".`,
 			newVersionCmd(app),
 			newStatusCmd(app),
 			newBackupCmd(app),
+			newRestoreCmd(app),
+			newRollbackCmd(app),
+			newHistoryCmd(app),
 		},
 	}
 }
@@ -228,6 +231,9 @@ func oneLine(s string) string {
 	}
 	return s
 }
+
+// usageError is a Usage error with a fixed message.
+func usageError(msg string) error { return errs.Usagef("%s", msg) }
 
 // exactArgs is an Args validator for exactly n positional arguments.
 func exactArgs(cmd string, n int, names ...string) func([]string) error {

@@ -49,5 +49,11 @@ func (c *statusCmd) run(ctx context.Context, _ []string) error {
 		}
 		t.row(fmt.Sprintf("PODS %s:", p.Namespace), line)
 	}
-	return t.flush()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if rep.BlockingPolicy != nil {
+		fmt.Fprintf(c.app.Stderr, "WARNING: %s\n", rep.BlockingPolicy.Hint())
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/netpol"
 )
 
 // Report is the status of one release.
@@ -27,6 +28,8 @@ type Report struct {
 	Updated      time.Time         `json:"updated"`
 	History      int               `json:"historyLength"`
 	Pods         []kube.PodSummary `json:"pods"`
+	// BlockingPolicy is a NetworkPolicy left by an interrupted restore.
+	BlockingPolicy *netpol.Leftover `json:"blockingNetworkPolicy,omitempty"`
 }
 
 // AllReady reports whether every counted pod is Ready.
@@ -88,6 +91,9 @@ func (s *Status) Run(ctx context.Context) (*Report, error) {
 		return nil, errs.Failedf("listing pods in %q: %w", ns, err)
 	}
 	rep.Pods = append(rep.Pods, sum)
+	if rep.BlockingPolicy, err = netpol.FindLeftover(ctx, cs, ns); err != nil {
+		return nil, errs.Failedf("looking for a leftover NetworkPolicy: %w", err)
+	}
 	if ns != kube.KnativeNamespace {
 		ok, err := kube.NamespaceExists(ctx, cs, kube.KnativeNamespace)
 		if err != nil {

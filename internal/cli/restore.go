@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/opencsgs/helm-csghub/internal/progress"
+	"github.com/opencsgs/helm-csghub/internal/restore"
+)
+
+type restoreCmd struct {
+	app      *App
+	dir      string
+	backupID string
+	parallel int
+	yes      bool
+	output   output
+}
+
+func newRestoreCmd(app *App) *command {
+	c := &restoreCmd{app: app}
+	return &command{
+		Name:    "restore",
+		Summary: "Restore the release's PostgreSQL databases from a backup, exactly",
+		Long: `Verifies the backup, blocks PostgreSQL with NetworkPolicy block-postgresql-access,
+terminates every other connection, drops and recreates each database of the backup from
+its dump (streamed through the exec stdin, stopping at the first error), and removes the
+NetworkPolicy on every exit path, Ctrl-C included. Databases not in the backup are kept
+and listed. Rerunning it after a failure finishes the job.`,
+		Flags: func(fs *pflag.FlagSet) {
+			fs.StringVar(&c.backupID, "backup", "", "backup ID to restore, or \"latest\" (required; see: helm csghub backup list)")
+			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			fs.IntVar(&c.parallel, "parallel", 2, "databases restored at once")
+			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")
+			c.output.bind(fs)
+		},
+		Run: c.run,
+	}
+}
+
+func (c *restoreCmd) run(ctx context.Context, _ []string) error {
+	if c.backupID == "" {
+		return usageError("restore: --backup ID is required (see: helm csghub backup list)")
+	}
+	if c.parallel < 1 {
+		return usageError("restore: --parallel must be at least 1")
+	}
+	kc, err := c.app.kubeClient()
+	if err != nil {
+		return err
+	}
+	if err := c.app.confirm(c.yes, fmt.Sprintf("This replaces every database of release %q with backup %s.", c.app.Env.Release, c.backupID)); err != nil {
+		return err
+	}
+	r := &restore.Restore{Env: c.app.Env, Kube: kc, Dir: c.dir, BackupID: c.backupID, Parallel: c.parallel,
+		Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
+	res, err := r.Run(ctx)
+	if err != nil {
+		return err
+	}
+	if c.output == outputJSON {
+		return writeJSON(c.app.Stdout, res)
+	}
+	printRestore(c.app.Stdout, res)
+	return nil
+}
+
+func printRestore(w io.Writer, res *restore.Result) {
+	t := newTable(w)
+	t.row("RESTORED FROM:", res.BackupID)
+	t.row("DATABASES:", strings.Join(res.Databases, ", "))
+	t.row("SQL REPLAYED:", progress.HumanBytes(res.Bytes))
+	t.row("CONNECTIONS TERMINATED:", res.Terminated)
+	if len(res.Extra) > 0 {
+		t.row("KEPT (not in backup):", strings.Join(res.Extra, ", "))
+	}
+	t.row("DURATION:", res.Duration.Round(1e7))
+	_ = t.flush()
+}
