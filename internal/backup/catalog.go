@@ -149,8 +149,9 @@ func (c Catalog) ForRevision(namespace, release string, revision int) (*Entry, e
 }
 
 // Prune removes the oldest complete backups beyond keep (at least MinKeep). It
-// never removes the newest backup nor any backup of the deployed revision.
-// Incomplete folders are left for the operator to inspect (backup list shows them).
+// never removes the newest backup, nor the newest backup of the deployed
+// revision (the one a rollback to it would restore). Incomplete folders are
+// left for the operator to inspect (backup list shows them).
 func (c Catalog) Prune(namespace, release string, keep, deployedRevision int) ([]string, error) {
 	if keep < MinKeep {
 		return nil, errs.Usagef("--keep %d: at least %d backups are kept (the guide asks for two revisions to roll back to)", keep, MinKeep)
@@ -165,11 +166,23 @@ func (c Catalog) Prune(namespace, release string, keep, deployedRevision int) ([
 			complete = append(complete, e)
 		}
 	}
+	protected := map[string]bool{}
+	if n := len(complete); n > 0 {
+		protected[complete[n-1].ID] = true
+	}
+	for i := len(complete) - 1; i >= 0; i-- {
+		if complete[i].Revision == deployedRevision {
+			protected[complete[i].ID] = true
+			break
+		}
+	}
 	excess := len(complete) - keep
 	var removed []string
-	for i := 0; i < len(complete)-1 && excess > 0; i++ { // the newest (last) is never a candidate
-		e := complete[i]
-		if e.Revision == deployedRevision {
+	for _, e := range complete { // oldest first
+		if excess <= 0 {
+			break
+		}
+		if protected[e.ID] {
 			continue
 		}
 		if err := os.RemoveAll(e.Path); err != nil {

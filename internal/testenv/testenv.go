@@ -331,3 +331,83 @@ func slug(s string) string {
 	}
 	return s
 }
+
+// Proc is the plugin binary running in the background (for signal tests).
+type Proc struct {
+	Cmd            *exec.Cmd
+	Stdout, Stderr *bytes.Buffer
+	done           chan struct{}
+	Code           int
+}
+
+// StartPlugin runs the installed plugin binary directly (not through helm, so a
+// signal reaches the plugin itself), with the environment helm would give it.
+func (e *Env) StartPlugin(args ...string) *Proc {
+	e.T.Helper()
+	bin := filepath.Join(e.C.Root, "bin", "helm-csghub")
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = e.C.Root
+	cmd.Env = append(os.Environ(), e.HelmEnv()...)
+	p := &Proc{Cmd: cmd, Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.Stdout, p.Stderr
+	if err := cmd.Start(); err != nil {
+		e.T.Fatalf("start plugin: %v", err)
+	}
+	go func() {
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			p.Code = ee.ExitCode()
+			if ee.ExitCode() == -1 {
+				p.Code = -1 // killed by a signal
+			}
+		}
+		close(p.done)
+	}()
+	e.T.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// Wait waits for the process to end (fails the test after timeout).
+func (p *Proc) Wait(t testing.TB, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.Code
+	case <-time.After(timeout):
+		t.Fatalf("plugin did not exit within %s; stderr: %s", timeout, p.Stderr)
+		return 0
+	}
+}
+
+// Done reports whether the process has ended.
+func (p *Proc) Done() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Bulk adds a table of n rows (about 270 bytes each) to db, so that dumps and
+// restores take long enough to be interrupted.
+func (e *Env) Bulk(db string, n int) {
+	e.T.Helper()
+	e.Exec(db, fmt.Sprintf("CREATE TABLE IF NOT EXISTS bulk AS SELECT g AS id, repeat(md5(g::text), 8) AS payload FROM generate_series(1, %d) g", n))
+}
+
+// Eventually polls cond every 20ms until it is true or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

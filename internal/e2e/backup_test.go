@@ -1,0 +1,406 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/testenv"
+)
+
+type backupResult struct {
+	Manifest backup.Manifest `json:"manifest"`
+	Path     string          `json:"path"`
+	Pruned   []string        `json:"pruned"`
+}
+
+func runBackup(t *testing.T, e *testenv.Env, dir string, extra ...string) backupResult {
+	t.Helper()
+	r := e.Plugin(append([]string{"backup", "--dir", dir, "-o", "json"}, extra...)...)
+	if r.Code != 0 {
+		t.Fatalf("backup: exit %d: %s", r.Code, r.Stderr)
+	}
+	var res backupResult
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
+		t.Fatalf("backup json: %v\n%s", err, r.Stdout)
+	}
+	return res
+}
+
+func postgresPassword(t *testing.T, e *testenv.Env) string {
+	t.Helper()
+	sec, err := e.C.Clientset.CoreV1().Secrets(e.Namespace).Get(context.Background(), e.Release+"-postgresql", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(sec.Data["POSTGRES_PASSWORD"])
+}
+
+func sha256File(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	io.Copy(h, f)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// restoreByHand replays a backup into a scratch server the way the README tells
+// an operator to: zstd -dc | psql, roles first.
+func restoreByHand(t *testing.T, e *testenv.Env, b backupResult) *testenv.Snapshot {
+	t.Helper()
+	scratch, err := e.C.StartPostgres(filepath.Join(e.C.Dir, "scratch-"+strconv.FormatInt(time.Now().UnixNano(), 36)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { scratch.Remove() })
+	for _, d := range b.Manifest.Dumps {
+		f := filepath.Join(b.Path, d.Name)
+		onErr := "1"
+		if d.Database == "" {
+			onErr = "0" // the scratch server's own csghub role exists already
+		}
+		cmd := exec.Command("bash", "-c", `zstd -dc "$1" | psql -X -q -v ON_ERROR_STOP=$2 -U csghub -d postgres >/dev/null`, "restore", f, onErr)
+		cmd.Env = append(os.Environ(), scratch.Env()...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("restore %s by hand: %v\n%s", d.Name, err, out)
+		}
+	}
+	snap := testenv.TakeSnapshot(t, scratch)
+	return &snap
+}
+
+// Backup of a 1.15.0 release: manifest right, verify passes, the dump restores
+// into a scratch server with identical content, modes 0700/0600, no password
+// anywhere (outputs, files, any process's argv while it runs).
+func TestBackupOfRelease(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0", "--set", "server.replicas=1")
+	e.LoadSampleData()
+	e.Bulk("csghub_server", 20000)
+	dir := filepath.Join(t.TempDir(), "backups")
+	password := postgresPassword(t, e)
+
+	// watch every process's argv while the backup runs
+	stop := make(chan struct{})
+	leaked := make(chan string, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				close(leaked)
+				return
+			default:
+			}
+			procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+			for _, p := range procs {
+				if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), password) {
+					select {
+					case leaked <- p + ": " + strings.ReplaceAll(string(b), "\x00", " "):
+					default:
+					}
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	r := e.Plugin("backup", "--dir", dir, "-o", "json")
+	close(stop)
+	if l, ok := <-leaked; ok && l != "" {
+		t.Errorf("password seen in a process's argv: %s", l)
+	}
+	if r.Code != 0 {
+		t.Fatalf("backup: exit %d: %s", r.Code, r.Stderr)
+	}
+	if strings.Contains(r.Stdout+r.Stderr, password) {
+		t.Error("password printed by backup")
+	}
+	var b backupResult
+	if err := json.Unmarshal([]byte(r.Stdout), &b); err != nil {
+		t.Fatal(err)
+	}
+	m := b.Manifest
+	if m.Release != "csghub" || m.Namespace != e.Namespace || m.Revision != 1 || m.Chart != "csghub" ||
+		m.ChartVersion != "1.15.0" || m.AppVersion == "" || !strings.HasPrefix(m.PostgresVersion, "15.") ||
+		m.StartedAt.IsZero() || m.FinishedAt.Before(m.StartedAt) || m.PluginVersion != "0.1.0" || m.Compression != "zstd" {
+		t.Fatalf("manifest fields wrong: %+v", m)
+	}
+	wantID := fmt.Sprintf("1-%s", m.StartedAt.Format("20060102T150405Z"))
+	if m.ID != wantID || b.Path != filepath.Join(dir, e.Namespace, "csghub", wantID) {
+		t.Fatalf("id %s path %s; want %s under %s/%s/csghub", m.ID, b.Path, wantID, dir, e.Namespace)
+	}
+	for _, db := range []string{"csghub_server", "csghub_portal", "csghub_casdoor", "postgres"} {
+		if !contains(m.Databases, db) {
+			t.Errorf("database %s missing from %v", db, m.Databases)
+		}
+	}
+	if len(m.Dumps) != len(m.Databases)+1 {
+		t.Errorf("%d dumps for %d databases (+ globals)", len(m.Dumps), len(m.Databases))
+	}
+	if got := sha256File(t, filepath.Join(b.Path, "values.yaml")); got != m.Values.SHA256 {
+		t.Errorf("values sha256 %s, manifest %s", got, m.Values.SHA256)
+	}
+	values, _ := os.ReadFile(filepath.Join(b.Path, "values.yaml"))
+	if !strings.Contains(string(values), "replicas: 1") {
+		t.Errorf("user values not in values.yaml:\n%s", values)
+	}
+	helmValues := e.MustHelm("get", "values", "csghub", "-n", e.Namespace, "-o", "yaml")
+	if strings.TrimSpace(helmValues) != strings.TrimSpace(string(values)) {
+		t.Errorf("values.yaml differs from helm get values:\n%s\nvs\n%s", values, helmValues)
+	}
+
+	// modes: folders 0700, files 0600; no temporary leftovers
+	err := filepath.Walk(filepath.Join(dir, e.Namespace), func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		want := os.FileMode(0o600)
+		if fi.IsDir() {
+			want = 0o700
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", p, fi.Mode().Perm(), want)
+		}
+		if strings.HasSuffix(p, ".tmp") || strings.HasSuffix(p, ".partial") {
+			t.Errorf("leftover %s", p)
+		}
+		if !fi.IsDir() {
+			data, _ := os.ReadFile(p)
+			if strings.Contains(string(data), password) && !strings.HasSuffix(p, ".zst") {
+				t.Errorf("password stored in %s", p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if v := e.Plugin("backup", "verify", m.ID, "--dir", dir); v.Code != 0 {
+		t.Fatalf("backup verify: exit %d: %s%s", v.Code, v.Stdout, v.Stderr)
+	}
+	// the dump restored by hand into a scratch server equals the source
+	testenv.RequireEqual(t, testenv.TakeSnapshot(t, e.PG), *restoreByHand(t, e, b), "scratch restore")
+
+	l := e.Plugin("backup", "list", "--dir", dir, "-o", "json")
+	var list []backup.Entry
+	if l.Code != 0 || json.Unmarshal([]byte(l.Stdout), &list) != nil || len(list) != 1 || !list[0].Complete || list[0].ID != m.ID {
+		t.Fatalf("backup list: exit %d: %s", l.Code, l.Stdout)
+	}
+}
+
+// One flipped byte in a dump: verify fails and names the file.
+func TestBackupVerifyDetectsCorruption(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	e.LoadSampleData()
+	dir := t.TempDir()
+	b := runBackup(t, e, dir)
+	name := "db-csghub_server.sql.zst"
+	path := filepath.Join(b.Path, name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x40
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v := e.Plugin("backup", "verify", b.Manifest.ID, "--dir", dir)
+	if v.Code == 0 || !strings.Contains(v.Stderr, name) || strings.Count(strings.TrimSpace(v.Stderr), "\n") != 0 {
+		t.Fatalf("verify of a corrupt backup: exit %d, stderr %q; want non-zero naming %s", v.Code, v.Stderr, name)
+	}
+}
+
+// SIGKILL mid-dump leaves no complete-looking backup; SIGINT leaves nothing.
+func TestBackupKilledOrInterruptedMidDump(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	e.Bulk("csghub_server", 600000)
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			p := e.StartPlugin("backup", "--dir", dir)
+			relDir := filepath.Join(dir, e.Namespace, "csghub")
+			testenv.Eventually(t, 60*time.Second, "the dump to be under way", func() bool {
+				files, _ := filepath.Glob(filepath.Join(relDir, "*.partial", ".db-csghub_server.sql.zst.tmp"))
+				if len(files) == 0 {
+					return false
+				}
+				fi, err := os.Stat(files[0])
+				return err == nil && fi.Size() > 64*1024
+			})
+			if p.Done() {
+				t.Fatal("backup finished before it could be interrupted")
+			}
+			p.Cmd.Process.Signal(sig)
+			code := p.Wait(t, 30*time.Second)
+			entries, _ := os.ReadDir(relDir)
+			l := e.Plugin("backup", "list", "--dir", dir, "-o", "json")
+			var list []backup.Entry
+			if err := json.Unmarshal([]byte(l.Stdout), &list); err != nil {
+				t.Fatalf("list: %v: %s %s", err, l.Stdout, l.Stderr)
+			}
+			for _, it := range list {
+				if it.Complete {
+					t.Fatalf("a complete backup exists after %s: %+v", sig, it)
+				}
+			}
+			if sig == syscall.SIGINT {
+				if code != 130 {
+					t.Errorf("exit %d after SIGINT, want 130; stderr %s", code, p.Stderr)
+				}
+				if len(entries) != 0 {
+					t.Errorf("SIGINT left %d folder(s) behind", len(entries))
+				}
+				return
+			}
+			if len(list) != 1 || list[0].Complete {
+				t.Fatalf("after SIGKILL backup list = %+v, want one incomplete entry", list)
+			}
+			if v := e.Plugin("backup", "verify", list[0].ID, "--dir", dir); v.Code == 0 {
+				t.Fatal("verify accepted the killed backup")
+			}
+			table := e.Plugin("backup", "list", "--dir", dir)
+			if !strings.Contains(table.Stdout, "NOT USABLE") {
+				t.Fatalf("backup list table does not flag the killed backup:\n%s", table.Stdout)
+			}
+		})
+	}
+}
+
+// Retention keeps --keep backups, never the newest nor the deployed revision's.
+func TestBackupRetention(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	dir := t.TempDir()
+	var ids []string
+	for i := 0; i < 4; i++ {
+		b := runBackup(t, e, dir, "--keep", "3")
+		ids = append(ids, b.Manifest.ID)
+		time.Sleep(1100 * time.Millisecond) // distinct timestamps
+	}
+	l := e.Plugin("backup", "list", "--dir", dir, "-o", "json")
+	var list []backup.Entry
+	json.Unmarshal([]byte(l.Stdout), &list)
+	if len(list) != 3 || list[0].ID != ids[1] || list[2].ID != ids[3] {
+		t.Fatalf("after 4 backups with --keep 3: %v, want %v", entryIDs(list), ids[1:])
+	}
+	if r := e.Plugin("backup", "--dir", dir, "--keep", "1"); r.Code != 2 {
+		t.Fatalf("--keep 1: exit %d, want 2 (%s)", r.Code, r.Stderr)
+	}
+}
+
+// Faults: each a one-line error, non-zero exit, nothing left in the catalog.
+func TestBackupFaults(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	e.Bulk("csghub_server", 400000)
+	noFile := func(t *testing.T, dir string) {
+		t.Helper()
+		var found []string
+		filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+			if err == nil && !fi.IsDir() {
+				found = append(found, p)
+			}
+			return nil
+		})
+		if len(found) > 0 {
+			t.Fatalf("files left behind: %v", found)
+		}
+	}
+	oneLine := func(t *testing.T, r testenv.Result, want string) {
+		t.Helper()
+		if r.Code == 0 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 || !strings.Contains(r.Stderr, want) {
+			t.Fatalf("exit %d, stderr %q; want non-zero, one line containing %q", r.Code, r.Stderr, want)
+		}
+	}
+	t.Run("release not found", func(t *testing.T) {
+		dir := t.TempDir()
+		oneLine(t, e.Plugin("backup", "--dir", dir, "--release", "nope"), `"nope" not found`)
+		noFile(t, dir)
+	})
+	t.Run("destination unwritable", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "a-file")
+		os.WriteFile(file, nil, 0o600)
+		oneLine(t, e.Plugin("backup", "--dir", filepath.Join(file, "sub")), "not a directory")
+	})
+	t.Run("postgres down", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := e.PG.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		r := e.Plugin("backup", "--dir", dir)
+		// bring it back for the next cases
+		if _, err := e.C.Script(nil, "scripts/pg.sh", "start", e.PG.DataDir, strconv.Itoa(e.PG.Port)); err != nil {
+			t.Fatal(err)
+		}
+		oneLine(t, r, "psql")
+		noFile(t, dir)
+	})
+	t.Run("dump fails halfway", func(t *testing.T) {
+		dir := t.TempDir()
+		p := e.StartPlugin("backup", "--dir", dir)
+		testenv.Eventually(t, 60*time.Second, "pg_dump of csghub_server to run", func() bool {
+			var n int
+			c, err := e.PG.Connect(context.Background(), "postgres")
+			if err != nil {
+				return false
+			}
+			defer c.Close(context.Background())
+			c.QueryRow(context.Background(), "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND datname = 'csghub_server'").Scan(&n)
+			return n > 0
+		})
+		code := p.Wait(t, 60*time.Second)
+		if code == 0 || !strings.Contains(p.Stderr.String(), "csghub_server") {
+			t.Fatalf("dump killed halfway: exit %d, stderr %s", code, p.Stderr)
+		}
+		noFile(t, dir)
+	})
+	t.Run("database pod missing", func(t *testing.T) {
+		dir := t.TempDir()
+		e.Kubectl("-n", e.Namespace, "delete", "statefulset", "csghub-postgresql", "--wait=true")
+		e.Kubectl("-n", e.Namespace, "wait", "--for=delete", "pod/csghub-postgresql-0", "--timeout=60s")
+		oneLine(t, e.Plugin("backup", "--dir", dir), "csghub-postgresql-0 not found")
+		noFile(t, dir)
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func entryIDs(list []backup.Entry) []string {
+	var out []string
+	for _, e := range list {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+func sha256Bytes(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}

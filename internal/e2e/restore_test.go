@@ -1,0 +1,307 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/zstd"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/testenv"
+)
+
+func changeData(t *testing.T, e *testenv.Env) {
+	t.Helper()
+	e.Exec("csghub_server", "DELETE FROM bulk WHERE id % 3 = 0")
+	e.Exec("csghub_server", "INSERT INTO bulk SELECT g, 'new' FROM generate_series(1000001, 1000500) g")
+	e.Exec("csghub_portal", "CREATE TABLE added_after_backup (id int)")
+	e.Exec("postgres", "CREATE DATABASE created_after_backup")
+}
+
+func assertNoNetworkPolicy(t *testing.T, e *testenv.Env) {
+	t.Helper()
+	_, err := e.C.Clientset.NetworkingV1().NetworkPolicies(e.Namespace).Get(context.Background(), "block-postgresql-access", metav1.GetOptions{})
+	if !apierrors.IsNotFound(err) {
+		t.Fatalf("NetworkPolicy block-postgresql-access still there (err %v)", err)
+	}
+}
+
+// rollback after a changed database: a new revision with the old chart, every
+// table equal to the backup, no NetworkPolicy left.
+func TestRollbackRestoresDatabaseExactly(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	e.LoadSampleData()
+	e.Bulk("csghub_server", 50000)
+	dir := t.TempDir()
+	b := runBackup(t, e, dir)
+	want := testenv.TakeSnapshot(t, e.PG)
+
+	e.MustHelm("upgrade", "csghub", "csghub/csghub", "--version", "1.15.0", "-n", e.Namespace, "--reuse-values", "--set", "server.replicas=2", "--wait")
+	changeData(t, e)
+
+	r := e.Plugin("rollback", "1", "--dir", dir, "--yes", "-o", "json")
+	if r.Code != 0 {
+		t.Fatalf("rollback: exit %d: %s", r.Code, r.Stderr)
+	}
+	var res struct {
+		NewRevision int    `json:"newRevision"`
+		ToChart     string `json:"toChartVersion"`
+		Status      string `json:"status"`
+		Backup      string `json:"backupId"`
+		Restore     struct {
+			Extra []string `json:"extraDatabases"`
+		} `json:"restore"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.NewRevision != 3 || res.ToChart != "1.15.0" || res.Status != "deployed" || res.Backup != b.Manifest.ID {
+		t.Fatalf("rollback result %+v", res)
+	}
+	got := testenv.TakeSnapshot(t, e.PG)
+	delete(got, "database created_after_backup") // kept and reported, not dropped
+	testenv.RequireEqual(t, want, got, "after rollback")
+	if !contains(res.Restore.Extra, "created_after_backup") {
+		t.Errorf("extra database not reported: %+v", res.Restore.Extra)
+	}
+	assertNoNetworkPolicy(t, e)
+	st := parseStatus(t, e.Plugin("status", "-o", "json"))
+	if st.Revision != 3 || st.ChartVersion != "1.15.0" || st.Status != "deployed" || st.Pods[0].Ready != st.Pods[0].Total {
+		t.Fatalf("status after rollback %+v", st)
+	}
+	h := e.Plugin("history", "-o", "json")
+	var rows []struct {
+		Revision int      `json:"revision"`
+		Backups  []string `json:"backups"`
+	}
+	if h.Code != 0 || json.Unmarshal([]byte(h.Stdout), &rows) != nil || len(rows) != 3 || len(rows[0].Backups) != 1 || rows[0].Backups[0] != b.Manifest.ID {
+		t.Fatalf("history: exit %d: %s", h.Code, h.Stdout)
+	}
+}
+
+// A client holding a connection (and writing) during the restore is terminated;
+// the restore still succeeds and the result equals the backup.
+func TestRestoreTerminatesOpenConnections(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	e.LoadSampleData()
+	e.Bulk("csghub_server", 50000)
+	dir := t.TempDir()
+	b := runBackup(t, e, dir)
+	want := testenv.TakeSnapshot(t, e.PG)
+	changeData(t, e)
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.PG.ConnString("csghub_server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	writerErr := make(chan error, 1)
+	go func() { // writes until its session is killed
+		for {
+			if _, err := conn.Exec(ctx, "INSERT INTO bulk VALUES (-1, 'writer')"); err != nil {
+				writerErr <- err
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	r := e.Plugin("restore", "--backup", b.Manifest.ID, "--dir", dir, "--yes")
+	if r.Code != 0 {
+		t.Fatalf("restore: exit %d: %s", r.Code, r.Stderr)
+	}
+	select {
+	case err := <-writerErr:
+		if !strings.Contains(err.Error(), "terminat") && !strings.Contains(err.Error(), "closed") && !strings.Contains(err.Error(), "EOF") {
+			t.Errorf("writer ended with %v, want a terminated connection", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the open connection was not terminated")
+	}
+	got := testenv.TakeSnapshot(t, e.PG)
+	delete(got, "database created_after_backup")
+	testenv.RequireEqual(t, want, got, "after restore")
+	assertNoNetworkPolicy(t, e)
+}
+
+// A corrupt dump is refused before anything changes: no NetworkPolicy is ever
+// created and the database is untouched.
+func TestRestoreRefusesCorruptBackup(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	e.LoadSampleData()
+	dir := t.TempDir()
+	b := runBackup(t, e, dir)
+	changeData(t, e)
+	before := testenv.TakeSnapshot(t, e.PG)
+	path := filepath.Join(b.Path, "db-csghub_portal.sql.zst")
+	data, _ := os.ReadFile(path)
+	data[len(data)/3] ^= 0x10
+	os.WriteFile(path, data, 0o600)
+
+	w, err := e.C.Clientset.NetworkingV1().NetworkPolicies(e.Namespace).Watch(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	r := e.Plugin("restore", "--backup", b.Manifest.ID, "--dir", dir, "--yes")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "db-csghub_portal.sql.zst") {
+		t.Fatalf("restore of a corrupt backup: exit %d: %s", r.Code, r.Stderr)
+	}
+	select {
+	case ev := <-w.ResultChan():
+		if ev.Type == watch.Added {
+			t.Fatal("a NetworkPolicy was created for a corrupt backup")
+		}
+	case <-time.After(500 * time.Millisecond):
+	}
+	testenv.RequireEqual(t, before, testenv.TakeSnapshot(t, e.PG), "database after refused restore")
+}
+
+// injectError copies a backup with an SQL error in the middle of one dump (the
+// manifest updated so the copy verifies): the restore must fail at that error.
+func injectError(t *testing.T, b backupResult, dir, db string) string {
+	t.Helper()
+	m := b.Manifest
+	m.ID = m.ID + "-2"
+	dst := filepath.Join(filepath.Dir(b.Path), m.ID)
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range m.Dumps {
+		src := filepath.Join(b.Path, d.Name)
+		rc, err := backup.OpenDump(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sql bytes.Buffer
+		sql.ReadFrom(rc)
+		rc.Close()
+		raw := sql.Bytes()
+		if d.Database == db {
+			at := bytes.Index(raw, []byte("\nCOPY "))
+			if at < 0 {
+				t.Fatalf("no COPY in %s", d.Name)
+			}
+			raw = append(append(append([]byte{}, raw[:at+1]...), []byte("SELECT 1/0;\n")...), raw[at+1:]...)
+		}
+		var z bytes.Buffer
+		zw, _ := zstd.NewWriter(&z)
+		zw.Write(raw)
+		zw.Close()
+		os.WriteFile(filepath.Join(dst, d.Name), z.Bytes(), 0o600)
+		m.Dumps[i].Bytes, m.Dumps[i].SHA256 = int64(z.Len()), sha256Bytes(z.Bytes())
+		m.Dumps[i].RawBytes, m.Dumps[i].RawSHA256 = int64(len(raw)), sha256Bytes(raw)
+	}
+	for _, f := range []string{"values.yaml", "values-all.yaml"} {
+		data, _ := os.ReadFile(filepath.Join(b.Path, f))
+		os.WriteFile(filepath.Join(dst, f), data, 0o600)
+	}
+	data, _ := json.MarshalIndent(m, "", "  ")
+	os.WriteFile(filepath.Join(dst, "manifest.json"), data, 0o600)
+	return m.ID
+}
+
+// A restore that fails halfway: non-zero exit, the error named, the NetworkPolicy removed.
+func TestRestoreFailingHalfwayRemovesNetworkPolicy(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	e.LoadSampleData()
+	dir := t.TempDir()
+	b := runBackup(t, e, dir)
+	id := injectError(t, b, dir, "csghub_server")
+	if v := e.Plugin("backup", "verify", id, "--dir", dir); v.Code != 0 {
+		t.Fatalf("the injected copy should verify: %s", v.Stderr)
+	}
+	r := e.Plugin("restore", "--backup", id, "--dir", dir, "--yes")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "division by zero") || strings.Count(strings.TrimSpace(r.Stderr), "Error:") != 1 {
+		t.Fatalf("restore with an SQL error: exit %d: %s", r.Code, r.Stderr)
+	}
+	assertNoNetworkPolicy(t, e)
+}
+
+// SIGTERM during a restore removes the NetworkPolicy; SIGKILL leaves it and the
+// next command reports it with how to clear it.
+func TestRestoreSignals(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	e.Bulk("csghub_server", 600000)
+	dir := t.TempDir()
+	b := runBackup(t, e, dir)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			p := e.StartPlugin("restore", "--backup", b.Manifest.ID, "--dir", dir, "--yes")
+			testenv.Eventually(t, 60*time.Second, "the restore to stream csghub_server", func() bool {
+				var n int
+				c, err := e.PG.Connect(context.Background(), "postgres")
+				if err != nil {
+					return false
+				}
+				defer c.Close(context.Background())
+				c.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE datname = 'csghub_server' AND query LIKE 'COPY%'").Scan(&n)
+				return n > 0
+			})
+			p.Cmd.Process.Signal(sig)
+			code := p.Wait(t, 60*time.Second)
+			if sig == syscall.SIGTERM {
+				if code == 0 {
+					t.Errorf("exit 0 after SIGTERM")
+				}
+				assertNoNetworkPolicy(t, e)
+				return
+			}
+			st := e.Plugin("status", "-o", "json")
+			if st.Code != 0 || !strings.Contains(st.Stdout, `"blockingNetworkPolicy"`) ||
+				!strings.Contains(st.Stderr, "kubectl -n "+e.Namespace+" delete networkpolicy block-postgresql-access") {
+				t.Fatalf("status after a killed restore does not report the policy: %s\n%s", st.Stdout, st.Stderr)
+			}
+			// rerunning the restore finishes it and clears the policy
+			if r := e.Plugin("restore", "--backup", b.Manifest.ID, "--dir", dir, "--yes"); r.Code != 0 {
+				t.Fatalf("rerun restore: exit %d: %s", r.Code, r.Stderr)
+			}
+			assertNoNetworkPolicy(t, e)
+		})
+	}
+}
+
+// Bad rollback input: one-line error, non-zero exit, nothing changed.
+func TestRollbackBadInput(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	e.MustHelm("upgrade", "csghub", "csghub/csghub", "--version", "1.15.0", "-n", e.Namespace, "--reuse-values", "--wait")
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rollback", "99"}, "revision 99 not found"},
+		{[]string{"rollback", "abc"}, "REVISION"},
+		{[]string{"rollback", "0"}, "REVISION"},
+		{[]string{"rollback", "-1"}, "unknown shorthand flag"},
+		{[]string{"rollback", "2"}, "current revision"},
+		{[]string{"rollback", "1"}, "no backup of revision 1"},
+		{[]string{"rollback", "1", "--release", "nope"}, `"nope" not found`},
+	} {
+		r := e.Plugin(append(c.args, "--dir", dir, "--yes")...)
+		if r.Code == 0 || !strings.Contains(r.Stderr, c.want) || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want non-zero, one line with %q", c.args, r.Code, r.Stderr, c.want)
+		}
+	}
+	st := parseStatus(t, e.Plugin("status", "-o", "json"))
+	if st.Revision != 2 || st.History != 2 {
+		t.Fatalf("a refused rollback changed the release: %+v", st)
+	}
+}
