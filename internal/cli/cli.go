@@ -118,6 +118,8 @@ without -n it is looked up in Helm's default namespace and in "csghub".`,
 			newRestoreCmd(app),
 			newRollbackCmd(app),
 			newHistoryCmd(app),
+			newPlanCmd(app),
+			newMigrateCmd(app),
 		},
 	}
 }

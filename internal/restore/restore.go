@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
+	"github.com/opencsgs/helm-csghub/internal/parallel"
 	"github.com/opencsgs/helm-csghub/internal/progress"
 )
 
@@ -141,12 +141,12 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	}
 	// 4b. each database dropped (WITH FORCE: no session can hold it open) and
 	// recreated from its dump, a few at a time
-	parallel := r.Parallel
-	if parallel <= 0 {
-		parallel = 2
+	workers := r.Parallel
+	if workers <= 0 {
+		workers = 2
 	}
 	sort.Slice(dbDumps, func(i, j int) bool { return dbDumps[i].RawBytes > dbDumps[j].RawBytes }) // biggest first
-	if err := forEach(ctx, parallel, dbDumps, func(ctx context.Context, d backup.Dump) error {
+	if err := parallel.ForEach(ctx, workers, dbDumps, func(ctx context.Context, d backup.Dump) error {
 		logf("restoring database %s (%s of SQL)", d.Database, progress.HumanBytes(d.RawBytes))
 		pre := "DROP DATABASE IF EXISTS " + pgx.Identifier{d.Database}.Sanitize() + " WITH (FORCE);\n"
 		// template1: the session must not sit in the database it drops
@@ -215,38 +215,6 @@ func (r *Restore) replay(ctx context.Context, pod *dbpod.Pod, dir string, d back
 
 func prefix(sql string) func(io.Reader) io.Reader {
 	return func(r io.Reader) io.Reader { return io.MultiReader(strings.NewReader(sql), r) }
-}
-
-// forEach runs fn over items with at most n at once; the first error cancels the rest.
-func forEach[T any](ctx context.Context, n int, items []T, fn func(context.Context, T) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for _, it := range items {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func(it T) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := fn(ctx, it); err != nil {
-				once.Do(func() { first = err; cancel() })
-			}
-		}(it)
-	}
-	wg.Wait()
-	if first == nil && ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return first
 }
 
 type countingReader struct {

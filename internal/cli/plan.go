@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/plan"
+)
+
+type planCmd struct {
+	app    *App
+	target targetFlags
+	output output
+}
+
+func newPlanCmd(app *App) *command {
+	c := &planCmd{app: app}
+	return &command{
+		Name:    "plan",
+		Summary: "Show what an upgrade would do, step by step, and change nothing",
+		Flags: func(fs *pflag.FlagSet) {
+			c.target.bind(fs, true)
+			c.output.bind(fs)
+		},
+		Run: c.run,
+	}
+}
+
+func (c *planCmd) run(ctx context.Context, _ []string) error {
+	p, err := plan.Prepare(ctx, c.target.options(c.app, c.app.warner()))
+	if err != nil {
+		return err
+	}
+	pl := p.Build(ctx, "backup catalog "+backup.DefaultDir())
+	if c.output == outputJSON {
+		return writeJSON(c.app.Stdout, pl)
+	}
+	printPlan(c.app, pl)
+	return nil
+}
+
+func printPlan(app *App, pl *plan.Plan) {
+	w := app.Stdout
+	fmt.Fprintf(w, "Upgrade plan for %s/%s (revision %d): %s -> %s (%s)\n\n", pl.Namespace, pl.Release, pl.Revision, pl.From, pl.To, pl.Chart)
+	for i, s := range pl.Steps {
+		name := s.Name
+		if s.Version != "" {
+			name = "v" + s.Version + " " + name
+		}
+		fmt.Fprintf(w, "%d. %s\n   why: %s\n", i+1, name, s.Reason)
+		if len(s.Touches) > 0 {
+			fmt.Fprintf(w, "   touches: %s\n", strings.Join(s.Touches, "; "))
+		}
+		if s.Status != "" {
+			fmt.Fprintf(w, "   status: %s\n", s.Status)
+		}
+	}
+}
+
+// warner prints non-fatal notes on stderr.
+func (a *App) warner() func(string, ...any) {
+	return func(format string, args ...any) { fmt.Fprintf(a.Stderr, "WARNING: "+format+"\n", args...) }
+}

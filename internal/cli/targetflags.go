@@ -1,0 +1,38 @@
+package cli
+
+import (
+	"github.com/spf13/pflag"
+	"helm.sh/helm/v3/pkg/cli/values"
+
+	"github.com/opencsgs/helm-csghub/internal/plan"
+)
+
+// targetFlags select the target chart and values, shared by plan, migrate and upgrade.
+type targetFlags struct {
+	version      string
+	chart        string
+	noRepoUpdate bool
+	values       values.Options
+}
+
+func (t *targetFlags) bind(fs *pflag.FlagSet, withValues bool) {
+	fs.StringVar(&t.version, "version", "", "target chart version (default: the newest in the repository)")
+	fs.StringVar(&t.chart, "chart", plan.DefaultChart, "target chart: REPO/NAME, a chart folder or .tgz, or oci://...")
+	fs.BoolVar(&t.noRepoUpdate, "no-repo-update", false, "use the cached repository index as it is (offline)")
+	if withValues {
+		fs.StringSliceVarP(&t.values.ValueFiles, "values", "f", nil, "values file on top of the backed-up values (can repeat)")
+		fs.StringArrayVar(&t.values.Values, "set", nil, "set values on top (key=value, can repeat)")
+		fs.StringArrayVar(&t.values.StringValues, "set-string", nil, "set STRING values on top (can repeat)")
+		fs.StringArrayVar(&t.values.FileValues, "set-file", nil, "set values from files on top (key=path, can repeat)")
+		fs.StringArrayVar(&t.values.JSONValues, "set-json", nil, "set JSON values on top (key=json, can repeat)")
+	}
+}
+
+func (t *targetFlags) options(app *App, warn func(string, ...any)) plan.Options {
+	return plan.Options{
+		Env: app.Env,
+		Target: plan.TargetOptions{Chart: t.chart, Version: t.version, NoRepoUpdate: t.noRepoUpdate,
+			Warn: warn},
+		Values: t.values,
+	}
+}

@@ -1,0 +1,177 @@
+// Package migrate holds the version-specific steps of the CSGHub upgrade guide
+// ("must be executed in sequential order") as idempotent migrations. Each one
+// registers itself from its own file (v1_16_0_crds.go, ...): adding one for a
+// future version is one new file plus its test.
+//
+// A migration is planned when current < Version <= target. Check says whether
+// it is already applied; Apply changes the cluster (or, with DryRun, only shows
+// what it would change, through server-side dry run where the API allows).
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/Masterminds/semver/v3"
+	"helm.sh/helm/v3/pkg/chart"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+)
+
+// FieldManager is the plugin's server-side apply field manager.
+const FieldManager = "helm-csghub"
+
+// Migration is one version-specific step.
+type Migration interface {
+	// Version is the chart version that introduced the need for this step.
+	Version() *semver.Version
+	// Name is a short identifier, e.g. "envoy-gateway-crds".
+	Name() string
+	// Describe says why the step exists and what it touches (for `plan`).
+	Describe(c *Context) Description
+	// Check reports whether the step is already applied, with a one-line detail.
+	Check(ctx context.Context, c *Context) (applied bool, detail string, err error)
+	// Apply makes the change (or shows it with c.DryRun). Changes lists each
+	// object created, patched or deleted.
+	Apply(ctx context.Context, c *Context) ([]Change, error)
+}
+
+// Description is a migration's entry in a plan.
+type Description struct {
+	Reason  string   `json:"reason"`
+	Touches []string `json:"touches"`
+}
+
+// Change is one object a migration changed (or would change in a dry run).
+type Change struct {
+	Action string `json:"action"` // create, update, adopt, delete, export, import, unchanged
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func (c Change) String() string {
+	s := fmt.Sprintf("%s %s %s", c.Action, c.Kind, c.Name)
+	if c.Detail != "" {
+		s += " (" + c.Detail + ")"
+	}
+	return s
+}
+
+// Context is what migrations work with.
+type Context struct {
+	Release   string
+	Namespace string
+	Current   *semver.Version
+	Target    *semver.Version
+	// TargetChart is the chart about to be installed (CRDs come from it).
+	TargetChart *chart.Chart
+	// Rendered returns the target chart's objects as the upgrade would render them.
+	Rendered func() ([]*unstructured.Unstructured, error)
+
+	Clientset kubernetes.Interface
+	Dynamic   dynamic.Interface
+	Discovery discovery.DiscoveryInterface
+	Mapper    meta.RESTMapper
+
+	DryRun         bool
+	ForceConflicts bool
+	// Concurrency bounds parallel API calls (default 4).
+	Concurrency int
+	// BackupDir is the folder of the backup taken before the upgrade (for
+	// migrations that export data), empty when there is none.
+	BackupDir string
+	// Options holds migration-specific switches, e.g. "skip-dataflow-logs".
+	Options map[string]bool
+	Log     func(format string, args ...any)
+}
+
+func (c *Context) logf(format string, args ...any) {
+	if c.Log != nil {
+		c.Log(format, args...)
+	}
+}
+
+func (c *Context) concurrency() int {
+	if c.Concurrency > 0 {
+		return c.Concurrency
+	}
+	return 4
+}
+
+var registry []Migration
+
+// Register adds a migration; each migration file calls it from init.
+func Register(m Migration) {
+	for _, r := range registry {
+		if r.Name() == m.Name() {
+			panic("migration registered twice: " + m.Name())
+		}
+	}
+	registry = append(registry, m)
+	sort.SliceStable(registry, func(i, j int) bool { return registry[i].Version().LessThan(registry[j].Version()) })
+}
+
+// All returns every registered migration in version order.
+func All() []Migration { return append([]Migration(nil), registry...) }
+
+// Between returns the migrations with current < Version <= target, in order.
+func Between(current, target *semver.Version) []Migration {
+	var out []Migration
+	for _, m := range registry {
+		if m.Version().GreaterThan(current) && !m.Version().GreaterThan(target) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Result is one migration's outcome in a run.
+type Result struct {
+	Version        string   `json:"version"`
+	Name           string   `json:"name"`
+	AlreadyApplied bool     `json:"alreadyApplied"`
+	Detail         string   `json:"detail,omitempty"`
+	Changes        []Change `json:"changes"`
+}
+
+// Run checks and applies each migration in order; it stops at the first error.
+func Run(ctx context.Context, c *Context, ms []Migration) ([]Result, error) {
+	var out []Result
+	for _, m := range ms {
+		if rm, ok := c.Mapper.(meta.ResettableRESTMapper); ok {
+			rm.Reset() // a previous step may have added kinds (CRDs)
+		}
+		r := Result{Version: m.Version().String(), Name: m.Name(), Changes: []Change{}}
+		applied, detail, err := m.Check(ctx, c)
+		if err != nil {
+			return out, fmt.Errorf("migration v%s %s: checking: %w", m.Version(), m.Name(), err)
+		}
+		r.Detail = detail
+		if applied {
+			r.AlreadyApplied = true
+			c.logf("v%s %s: already applied (%s)", m.Version(), m.Name(), detail)
+			out = append(out, r)
+			continue
+		}
+		verb := "applying"
+		if c.DryRun {
+			verb = "dry run of"
+		}
+		c.logf("v%s %s: %s (%s)", m.Version(), m.Name(), verb, detail)
+		changes, err := m.Apply(ctx, c)
+		r.Changes = append(r.Changes, changes...)
+		out = append(out, r)
+		if err != nil {
+			return out, fmt.Errorf("migration v%s %s: %w", m.Version(), m.Name(), err)
+		}
+	}
+	return out, nil
+}
+
+// MustVersion parses a registry version literal.
+func MustVersion(s string) *semver.Version { return semver.MustParse(s) }

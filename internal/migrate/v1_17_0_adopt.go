@@ -1,0 +1,265 @@
+package migrate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/Masterminds/semver/v3"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/opencsgs/helm-csghub/internal/parallel"
+)
+
+// v1.17.0: Knative Serving, Argo Workflow and LeaderWorkerSet resources become
+// part of the chart. Objects created earlier outside Helm make `helm upgrade`
+// fail with "invalid ownership metadata" until they carry Helm's ownership
+// metadata (the guide's crds_takeover.sh). Here exactly the objects the target
+// chart renders that exist without ownership are adopted; lws webhook
+// configurations outside Helm are deleted (the chart recreates them); an object
+// owned by another release is never taken.
+type helmTakeover struct{}
+
+func init() { Register(helmTakeover{}) }
+
+const (
+	managedByLabel = "app.kubernetes.io/managed-by"
+	releaseNameAnn = "meta.helm.sh/release-name"
+	releaseNSAnn   = "meta.helm.sh/release-namespace"
+)
+
+var (
+	mwcGVR = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "mutatingwebhookconfigurations"}
+	vwcGVR = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingwebhookconfigurations"}
+)
+
+func (helmTakeover) Version() *semver.Version { return MustVersion("1.17.0") }
+func (helmTakeover) Name() string             { return "helm-takeover" }
+
+func (m helmTakeover) Describe(c *Context) Description {
+	return Description{
+		Reason: "from 1.17.0 the chart manages Knative Serving, Argo Workflow and LeaderWorkerSet: objects it renders that exist " +
+			"outside Helm get Helm's ownership label and annotations; lws webhook configurations outside Helm are deleted (the chart recreates them)",
+		Touches: []string{"objects rendered by the target chart without Helm ownership",
+			"MutatingWebhookConfigurations/ValidatingWebhookConfigurations named *lws* outside Helm"},
+	}
+}
+
+// target is one existing object and what to do with it.
+type target struct {
+	gvr        schema.GroupVersionResource
+	kind       string
+	namespace  string
+	name       string
+	foreignRel string // "namespace/name" of the release that owns it, when not ours
+}
+
+func (t target) String() string {
+	if t.namespace != "" {
+		return t.kind + " " + t.namespace + "/" + t.name
+	}
+	return t.kind + " " + t.name
+}
+
+type takeoverPlan struct {
+	adopt   []target
+	delete  []target
+	foreign []target
+	owned   int
+}
+
+// ownership classifies an object's Helm metadata relative to our release.
+func ownership(obj *unstructured.Unstructured, release, namespace string) (ours bool, foreign string) {
+	ann := obj.GetAnnotations()
+	rn, rns := ann[releaseNameAnn], ann[releaseNSAnn]
+	if rn != "" && (rn != release || (rns != "" && rns != namespace)) {
+		return false, rns + "/" + rn
+	}
+	return obj.GetLabels()[managedByLabel] == "Helm" && rn == release && rns == namespace, ""
+}
+
+func (m helmTakeover) plan(ctx context.Context, c *Context) (*takeoverPlan, error) {
+	objs, err := c.Rendered()
+	if err != nil {
+		return nil, err
+	}
+	p := &takeoverPlan{}
+	var mu sync.Mutex
+	isWebhook := func(kind string) bool {
+		return kind == "MutatingWebhookConfiguration" || kind == "ValidatingWebhookConfiguration"
+	}
+	err = parallel.ForEach(ctx, c.concurrency(), objs, func(ctx context.Context, obj *unstructured.Unstructured) error {
+		gvk := obj.GroupVersionKind()
+		mapping, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			return nil // kind unknown to the server yet: nothing to adopt, Helm creates it
+		}
+		t := target{gvr: mapping.Resource, kind: gvk.Kind, name: obj.GetName()}
+		var ri dynamic.ResourceInterface = c.Dynamic.Resource(mapping.Resource)
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			t.namespace = obj.GetNamespace()
+			if t.namespace == "" {
+				t.namespace = c.Namespace
+			}
+			ri = c.Dynamic.Resource(mapping.Resource).Namespace(t.namespace)
+		}
+		live, err := ri.Get(ctx, t.name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", t, err)
+		}
+		ours, foreign := ownership(live, c.Release, c.Namespace)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case foreign != "":
+			t.foreignRel = foreign
+			p.foreign = append(p.foreign, t)
+		case ours:
+			p.owned++
+		case isWebhook(t.kind) && strings.Contains(t.name, "lws"):
+			// deleted below with the other lws webhooks
+		default:
+			p.adopt = append(p.adopt, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range []struct {
+		gvr  schema.GroupVersionResource
+		kind string
+	}{{mwcGVR, "MutatingWebhookConfiguration"}, {vwcGVR, "ValidatingWebhookConfiguration"}} {
+		list, err := c.Dynamic.Resource(w.gvr).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("listing %ss: %w", w.kind, err)
+		}
+		for i := range list.Items {
+			obj := &list.Items[i]
+			if !strings.Contains(obj.GetName(), "lws") {
+				continue
+			}
+			ours, foreign := ownership(obj, c.Release, c.Namespace)
+			if ours || foreign != "" || obj.GetLabels()[managedByLabel] == "Helm" {
+				continue // Helm manages it (ours, or another release's: left alone)
+			}
+			p.delete = append(p.delete, target{gvr: w.gvr, kind: w.kind, name: obj.GetName()})
+		}
+	}
+	sortTargets(p.adopt)
+	sortTargets(p.delete)
+	sortTargets(p.foreign)
+	return p, nil
+}
+
+func sortTargets(ts []target) {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].String() < ts[j].String() })
+}
+
+func (p *takeoverPlan) foreignError() error {
+	if len(p.foreign) == 0 {
+		return nil
+	}
+	var names []string
+	for _, t := range p.foreign {
+		names = append(names, fmt.Sprintf("%s (owned by release %s)", t, t.foreignRel))
+	}
+	return fmt.Errorf("refusing to take objects owned by another release: %s", strings.Join(names, "; "))
+}
+
+func (m helmTakeover) Check(ctx context.Context, c *Context) (bool, string, error) {
+	p, err := m.plan(ctx, c)
+	if err != nil {
+		return false, "", err
+	}
+	if err := p.foreignError(); err != nil {
+		return false, "", err
+	}
+	if len(p.adopt) == 0 && len(p.delete) == 0 {
+		return true, fmt.Sprintf("%d existing object(s) already owned by the release", p.owned), nil
+	}
+	return false, fmt.Sprintf("%d to adopt, %d lws webhook configuration(s) to delete", len(p.adopt), len(p.delete)), nil
+}
+
+func (m helmTakeover) Apply(ctx context.Context, c *Context) ([]Change, error) {
+	p, err := m.plan(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.foreignError(); err != nil {
+		return nil, err // before any change
+	}
+	var opts []string
+	if c.DryRun {
+		opts = []string{metav1.DryRunAll}
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"labels":      map[string]string{managedByLabel: "Helm"},
+		"annotations": map[string]string{releaseNameAnn: c.Release, releaseNSAnn: c.Namespace},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	var changes []Change
+	record := func(ch Change) {
+		mu.Lock()
+		changes = append(changes, ch)
+		mu.Unlock()
+	}
+	suffix := ""
+	if c.DryRun {
+		suffix = "dry run"
+	}
+	err = parallel.ForEach(ctx, c.concurrency(), p.adopt, func(ctx context.Context, t target) error {
+		ri := resource(c, t)
+		if _, err := ri.Patch(ctx, t.name, types.MergePatchType, patch, metav1.PatchOptions{DryRun: opts, FieldManager: FieldManager}); err != nil {
+			return fmt.Errorf("adopting %s: %w", t, err)
+		}
+		record(Change{Action: "adopt", Kind: t.kind, Name: qualified(t), Detail: suffix})
+		return nil
+	})
+	if err != nil {
+		return sortChanges(changes), err
+	}
+	err = parallel.ForEach(ctx, c.concurrency(), p.delete, func(ctx context.Context, t target) error {
+		err := resource(c, t).Delete(ctx, t.name, metav1.DeleteOptions{DryRun: opts})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting %s: %w", t, err)
+		}
+		record(Change{Action: "delete", Kind: t.kind, Name: t.name, Detail: suffix})
+		return nil
+	})
+	return sortChanges(changes), err
+}
+
+func resource(c *Context, t target) dynamic.ResourceInterface {
+	if t.namespace != "" {
+		return c.Dynamic.Resource(t.gvr).Namespace(t.namespace)
+	}
+	return c.Dynamic.Resource(t.gvr)
+}
+
+func qualified(t target) string {
+	if t.namespace != "" {
+		return t.namespace + "/" + t.name
+	}
+	return t.name
+}
+
+func sortChanges(cs []Change) []Change {
+	sort.Slice(cs, func(i, j int) bool { return cs[i].String() < cs[j].String() })
+	return cs
+}

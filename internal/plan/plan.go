@@ -1,0 +1,192 @@
+// Package plan computes what an upgrade will do: the target chart, the backup,
+// the version-specific migrations in order, the Helm upgrade, readiness and
+// verification, each with its reason and what it touches. Computing a plan
+// changes nothing.
+package plan
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/Masterminds/semver/v3"
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/cli/values"
+	"helm.sh/helm/v3/pkg/getter"
+	"helm.sh/helm/v3/pkg/release"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/migrate"
+	"github.com/opencsgs/helm-csghub/internal/render"
+)
+
+// Options select the target and the values of an upgrade.
+type Options struct {
+	Env    *helmenv.Env
+	Target TargetOptions
+	// Values are the operator's -f/--set on top of the backed-up values.
+	Values values.Options
+}
+
+// Prepared is everything an upgrade or a migration run needs, read once.
+type Prepared struct {
+	Env     *helmenv.Env
+	Config  *action.Configuration
+	Release *release.Release
+	Current *semver.Version
+	Target  *Target
+	// BaseValues are the user-supplied values of the deployed revision (what
+	// the backup stores as values.yaml); Overrides the operator's -f/--set.
+	BaseValues map[string]any
+	Overrides  map[string]any
+	// Values is BaseValues with Overrides on top: what the upgrade installs.
+	Values     map[string]any
+	Migrations []migrate.Migration
+	Migrate    *migrate.Context
+}
+
+// Prepare resolves the release, its values, the target chart and the migration
+// context. It changes nothing in the cluster.
+func Prepare(ctx context.Context, o Options) (*Prepared, error) {
+	env := o.Env
+	if err := env.Resolve(); err != nil {
+		return nil, err
+	}
+	cfg, err := env.ActionConfig(env.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := env.LastRelease(cfg)
+	if err != nil {
+		return nil, err
+	}
+	overrides, err := o.Values.MergeValues(getter.All(env.Settings))
+	if err != nil {
+		return nil, errs.Usagef("values: %v", err)
+	}
+	o.Target.Settings = env.Settings
+	target, err := ResolveTarget(o.Target)
+	if err != nil {
+		return nil, err
+	}
+	current, err := CompareCurrent(helmenv.ChartVersion(rel), target.Version)
+	if err != nil {
+		return nil, err
+	}
+	base := rel.Config
+	if base == nil {
+		base = map[string]any{}
+	}
+	p := &Prepared{Env: env, Config: cfg, Release: rel, Current: current, Target: target,
+		BaseValues: base, Overrides: overrides, Values: MergeValues(base, overrides),
+		Migrations: migrate.Between(current, target.Version)}
+
+	restCfg, err := env.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	cs, err := env.Clientset()
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(restCfg)
+	if err != nil {
+		return nil, err
+	}
+	disc := memory.NewMemCacheClient(cs.Discovery())
+	var once sync.Once
+	var rendered []*unstructured.Unstructured
+	var renderErr error
+	p.Migrate = &migrate.Context{
+		Release: env.Release, Namespace: env.Namespace, Current: current, Target: target.Version,
+		TargetChart: target.Chart, Clientset: cs, Dynamic: dyn, Discovery: disc,
+		Mapper: restmapper.NewDeferredDiscoveryRESTMapper(disc),
+		Rendered: func() ([]*unstructured.Unstructured, error) {
+			once.Do(func() {
+				rendered, renderErr = render.Render(render.Options{Chart: target.Chart, Values: p.Values,
+					Release: env.Release, Namespace: env.Namespace, Discovery: disc})
+			})
+			return rendered, renderErr
+		},
+		Options: map[string]bool{},
+	}
+	return p, nil
+}
+
+// MergeValues deep-merges override onto base (maps merge, anything else
+// replaces), as successive -f files do in Helm.
+func MergeValues(base, override map[string]any) map[string]any {
+	out := make(map[string]any, len(base))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range override {
+		if bm, ok := out[k].(map[string]any); ok {
+			if om, ok := v.(map[string]any); ok {
+				out[k] = MergeValues(bm, om)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// Step is one entry of the plan.
+type Step struct {
+	Name    string   `json:"name"`
+	Version string   `json:"version,omitempty"` // migrations only
+	Reason  string   `json:"reason"`
+	Touches []string `json:"touches,omitempty"`
+	// Status of a migration: "to apply", "already applied", or the check's error.
+	Status string `json:"status,omitempty"`
+}
+
+// Plan is what an upgrade will do.
+type Plan struct {
+	Release   string `json:"release"`
+	Namespace string `json:"namespace"`
+	Revision  int    `json:"revision"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Chart     string `json:"chart"`
+	Steps     []Step `json:"steps"`
+}
+
+// Build lists the steps. Each migration is checked (read-only) so the plan says
+// whether it still has work to do.
+func (p *Prepared) Build(ctx context.Context, backupNote string) *Plan {
+	pl := &Plan{Release: p.Env.Release, Namespace: p.Env.Namespace, Revision: p.Release.Version,
+		From: p.Current.String(), To: p.Target.VersionS, Chart: p.Target.Ref}
+	pl.Steps = append(pl.Steps, Step{Name: "backup",
+		Reason:  "Helm values and PostgreSQL dump of revision " + fmt.Sprint(p.Release.Version) + ", so the upgrade can be undone (guide section 2)",
+		Touches: []string{backupNote}})
+	for _, m := range p.Migrations {
+		d := m.Describe(p.Migrate)
+		st := Step{Name: m.Name(), Version: m.Version().String(), Reason: d.Reason, Touches: d.Touches}
+		applied, detail, err := m.Check(ctx, p.Migrate)
+		switch {
+		case err != nil:
+			st.Status = "cannot apply: " + err.Error()
+		case applied:
+			st.Status = "already applied: " + detail
+		default:
+			st.Status = "to apply: " + detail
+		}
+		pl.Steps = append(pl.Steps, st)
+	}
+	pl.Steps = append(pl.Steps,
+		Step{Name: "helm-upgrade", Reason: fmt.Sprintf("helm upgrade %s %s --version %s with the backed-up values and the given -f/--set on top",
+			p.Env.Release, p.Target.Ref, p.Target.VersionS), Touches: []string{"release " + p.Env.Namespace + "/" + p.Env.Release}},
+		Step{Name: "readiness", Reason: "wait until every pod (not Job pods) in " + p.Env.Namespace + " and knative-serving is Ready and Deployments/StatefulSets are rolled out",
+			Touches: []string{"namespace " + p.Env.Namespace, "namespace knative-serving"}},
+		Step{Name: "verify", Reason: "release deployed at the new revision, PostgreSQL reachable with the expected databases, web UI answering",
+			Touches: []string{"port-forwards to PostgreSQL and the portal"}},
+	)
+	return pl
+}

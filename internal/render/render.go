@@ -1,0 +1,118 @@
+// Package render renders a chart the way an upgrade would, without touching the
+// cluster, and splits the manifest into objects. The migrations compare these
+// objects with what exists to decide what to adopt.
+package render
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
+)
+
+// Options for Render.
+type Options struct {
+	Chart     *chart.Chart
+	Values    map[string]any
+	Release   string
+	Namespace string
+	// Discovery supplies the server's version and API groups (capabilities).
+	Discovery discovery.DiscoveryInterface
+}
+
+// Render returns the objects of the chart's templates (CRDs in crds/ are not
+// templates and are not included).
+func Render(o Options) ([]*unstructured.Unstructured, error) {
+	inst := action.NewInstall(&action.Configuration{})
+	inst.DryRun = true
+	inst.ClientOnly = true
+	inst.IsUpgrade = true
+	inst.Replace = true
+	inst.ReleaseName = o.Release
+	inst.Namespace = o.Namespace
+	inst.DisableHooks = false
+	if o.Discovery != nil {
+		sv, err := o.Discovery.ServerVersion()
+		if err != nil {
+			return nil, fmt.Errorf("server version: %w", err)
+		}
+		kv, err := chartutil.ParseKubeVersion(sv.GitVersion)
+		if err != nil {
+			return nil, err
+		}
+		inst.KubeVersion = kv
+		groups, _, err := o.Discovery.ServerGroupsAndResources()
+		if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
+			return nil, fmt.Errorf("server API groups: %w", err)
+		}
+		for _, g := range groups {
+			for _, v := range g.Versions {
+				inst.APIVersions = append(inst.APIVersions, v.GroupVersion)
+			}
+		}
+	}
+	rel, err := inst.Run(o.Chart, o.Values)
+	if err != nil {
+		return nil, fmt.Errorf("rendering %s-%s: %w", o.Chart.Name(), o.Chart.Metadata.Version, err)
+	}
+	manifest := rel.Manifest
+	for _, h := range rel.Hooks {
+		manifest += "\n---\n" + h.Manifest
+	}
+	objs, err := SplitManifest(manifest)
+	if err != nil {
+		return nil, err
+	}
+	for _, obj := range objs {
+		if obj.GetNamespace() == "" && namespaced(obj) {
+			obj.SetNamespace(o.Namespace)
+		}
+	}
+	return objs, nil
+}
+
+// namespaced guesses scope for objects without a namespace: cluster-scoped kinds
+// the chart may render are listed; the caller's RESTMapper has the final word.
+func namespaced(obj *unstructured.Unstructured) bool {
+	switch obj.GetKind() {
+	case "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+		"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "PriorityClass",
+		"StorageClass", "PersistentVolume", "APIService", "IngressClass", "GatewayClass":
+		return false
+	}
+	return true
+}
+
+// SplitManifest decodes a multi-document YAML stream into objects (empty
+// documents skipped).
+func SplitManifest(manifest string) ([]*unstructured.Unstructured, error) {
+	dec := yaml.NewYAMLOrJSONDecoder(strings.NewReader(manifest), 4096)
+	var out []*unstructured.Unstructured
+	for {
+		var m map[string]any
+		err := dec.Decode(&m)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decoding manifest: %w", err)
+		}
+		if len(m) == 0 {
+			continue
+		}
+		out = append(out, &unstructured.Unstructured{Object: m})
+	}
+}
+
+// DecodeFile decodes one file's documents.
+func DecodeFile(data []byte) ([]*unstructured.Unstructured, error) {
+	return SplitManifest(string(bytes.TrimSpace(data)))
+}
