@@ -9,6 +9,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/opencsgs/helm-csghub/internal/render"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -54,9 +61,10 @@ func (s *Stack) PlayImageInit(ctx context.Context, namespace, release string, pg
 	return nil
 }
 
-// ApplyUnmanaged applies the manifests a chart keeps in ConfigMap
-// `<release>-unmanaged-resources` (key manifests.yaml): objects the real chart
-// created outside Helm through a kubectl Job. No ConfigMap: nothing to do.
+// ApplyUnmanaged plays the Job through which the real chart created objects
+// outside Helm: every document of ConfigMap `<release>-unmanaged-resources` (key
+// manifests.yaml, in order) that does not exist yet is created; existing objects
+// are left untouched (the real Job's create-and-skip). No ConfigMap: nothing to do.
 func (s *Stack) ApplyUnmanaged(ctx context.Context, namespace, release string) error {
 	cm, err := s.Clientset.CoreV1().ConfigMaps(namespace).Get(ctx, release+"-unmanaged-resources", metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -65,17 +73,40 @@ func (s *Stack) ApplyUnmanaged(ctx context.Context, namespace, release string) e
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(s.Dir, "unmanaged-*.yaml")
+	objs, err := render.SplitManifest(cm.Data["manifests.yaml"])
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
-	if _, err := f.WriteString(cm.Data["manifests.yaml"]); err != nil {
-		return err
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(s.Clientset.Discovery()))
+	for _, obj := range objs {
+		gvk := obj.GroupVersionKind()
+		var mapping *meta.RESTMapping
+		// a CRD created a moment ago may take a few seconds to be served
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+			if err != nil {
+				mapper.Reset()
+				return false, nil
+			}
+			mapping = m
+			return true, nil
+		})
+		if err != nil {
+			return fmt.Errorf("unmanaged %s %s: kind not served: %w", gvk.Kind, obj.GetName(), err)
+		}
+		var ri dynamic.ResourceInterface = s.Dynamic.Resource(mapping.Resource)
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			ns := obj.GetNamespace()
+			if ns == "" {
+				ns = namespace
+			}
+			ri = s.Dynamic.Resource(mapping.Resource).Namespace(ns)
+		}
+		if _, err := ri.Create(ctx, obj, metav1.CreateOptions{FieldManager: "kubectl-job"}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating unmanaged %s %s: %w", gvk.Kind, obj.GetName(), err)
+		}
 	}
-	f.Close()
-	_, err = s.Run(s.KubectlEnv(), s.Kubectl, "apply", "--server-side", "--field-manager=kubectl-job", "-f", f.Name())
-	return err
+	return nil
 }
 
 // LoadSampleData fills pg's databases with the deterministic sample rows.
@@ -116,6 +147,7 @@ func (s *Stack) DeleteClusterScoped(ctx context.Context) {
 		}
 	}
 	s.DeleteNamespace(ctx, "knative-serving")
+	s.DeleteNamespace(ctx, "lws-system")
 }
 
 // DeleteNamespace deletes ns and waits until it is gone (or ctx ends).

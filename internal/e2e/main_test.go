@@ -3,9 +3,16 @@
 package e2e
 
 import (
+	"path/filepath"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/opencsgs/helm-csghub/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
+
+var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+func filepathJoin(parts ...string) string { return filepath.Join(parts...) }
