@@ -118,8 +118,10 @@ without -n it is looked up in Helm's default namespace and in "csghub".`,
 			newRestoreCmd(app),
 			newRollbackCmd(app),
 			newHistoryCmd(app),
+			newUpgradeCmd(app),
 			newPlanCmd(app),
 			newMigrateCmd(app),
+			newVerifyCmd(app),
 		},
 	}
 }

@@ -36,3 +36,5 @@ func (t *targetFlags) options(app *App, warn func(string, ...any)) plan.Options 
 		Values: t.values,
 	}
 }
+
+func parseVersionFlag(s string) (any, error) { return plan.ParseVersion(s) }

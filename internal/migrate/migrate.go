@@ -175,3 +175,9 @@ func Run(ctx context.Context, c *Context, ms []Migration) ([]Result, error) {
 
 // MustVersion parses a registry version literal.
 func MustVersion(s string) *semver.Version { return semver.MustParse(s) }
+
+// PostUpgrade is implemented by migrations with work after the Helm upgrade
+// (e.g. importing data into a database the new version created).
+type PostUpgrade interface {
+	AfterUpgrade(ctx context.Context, c *Context) ([]Change, error)
+}

@@ -27,9 +27,23 @@ import (
 // chart renders that exist without ownership are adopted; lws webhook
 // configurations outside Helm are deleted (the chart recreates them); an object
 // owned by another release is never taken.
-type helmTakeover struct{}
+//
+// The same step is registered again at 2.0.0, whose chart renders the
+// knative-serving Namespace: an upgrade from 1.17.x to 2.0.x needs it adopted
+// although the 1.17.0 step is not planned then.
+type helmTakeover struct {
+	version string
+	name    string
+	reason  string
+}
 
-func init() { Register(helmTakeover{}) }
+func init() {
+	Register(helmTakeover{version: "1.17.0", name: "helm-takeover",
+		reason: "from 1.17.0 the chart manages Knative Serving, Argo Workflow and LeaderWorkerSet: objects it renders that exist " +
+			"outside Helm get Helm's ownership label and annotations; lws webhook configurations outside Helm are deleted (the chart recreates them)"})
+	Register(helmTakeover{version: "2.0.0", name: "knative-serving-takeover",
+		reason: "from 2.0.0 the chart renders the knative-serving Namespace itself: adopt it (and anything else it renders that exists outside Helm)"})
+}
 
 const (
 	managedByLabel = "app.kubernetes.io/managed-by"
@@ -42,13 +56,12 @@ var (
 	vwcGVR = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingwebhookconfigurations"}
 )
 
-func (helmTakeover) Version() *semver.Version { return MustVersion("1.17.0") }
-func (helmTakeover) Name() string             { return "helm-takeover" }
+func (m helmTakeover) Version() *semver.Version { return MustVersion(m.version) }
+func (m helmTakeover) Name() string             { return m.name }
 
 func (m helmTakeover) Describe(c *Context) Description {
 	return Description{
-		Reason: "from 1.17.0 the chart manages Knative Serving, Argo Workflow and LeaderWorkerSet: objects it renders that exist " +
-			"outside Helm get Helm's ownership label and annotations; lws webhook configurations outside Helm are deleted (the chart recreates them)",
+		Reason: m.reason,
 		Touches: []string{"objects rendered by the target chart without Helm ownership",
 			"MutatingWebhookConfigurations/ValidatingWebhookConfigurations named *lws* outside Helm"},
 	}

@@ -1,0 +1,180 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/upgrade"
+)
+
+type upgradeCmd struct {
+	app              *App
+	target           targetFlags
+	timeout          time.Duration
+	dryRun           bool
+	noRollback       bool
+	skipDBBackup     bool
+	skipDataflowLogs bool
+	forceConflicts   bool
+	yes              bool
+	dir              string
+	keep             int
+	output           output
+}
+
+func newUpgradeCmd(app *App) *command {
+	c := &upgradeCmd{app: app}
+	return &command{
+		Name:    "upgrade",
+		Summary: "Upgrade CSGHub safely: preflight, backup, migrations, helm upgrade, readiness, verification",
+		Long: `Replaces the guide's sections 2 to 4 and 6 in one run. The deployed revision's values (as
+backed up) are the base, -f/--set go on top. If the Helm upgrade, readiness or verification
+fails, the release is rolled back to the previous revision and the database restored from
+the backup this run took (unless --no-rollback). Ctrl-C before the Helm upgrade stops with
+nothing changed but the backup; after it, the automatic rollback is finished.`,
+		Flags: func(fs *pflag.FlagSet) {
+			c.target.bind(fs, true)
+			fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "time for the Helm upgrade and for the pods to become Ready")
+			fs.BoolVar(&c.dryRun, "dry-run", false, "run preflight and the plan, render the upgrade, change nothing")
+			fs.BoolVar(&c.noRollback, "no-rollback", false, "on failure, leave the release and database as they are")
+			fs.BoolVar(&c.skipDBBackup, "skip-db-backup", false, "do not dump PostgreSQL before upgrading (e.g. external database backed up elsewhere)")
+			fs.BoolVar(&c.skipDataflowLogs, "skip-dataflow-logs", false, "do not move Dataflow task logs from MongoDB to PostgreSQL (2.0.0)")
+			fs.BoolVar(&c.forceConflicts, "force-conflicts", false, "take over CRD fields owned by another field manager")
+			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "complete backups to keep for the release (at least 2)")
+			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")
+			c.output.bind(fs)
+		},
+		Run: c.run,
+	}
+}
+
+func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
+	if c.timeout <= 0 {
+		return usageError("upgrade: --timeout must be positive")
+	}
+	if c.keep < backup.MinKeep {
+		return usageError(fmt.Sprintf("upgrade: --keep %d: at least %d backups are kept", c.keep, backup.MinKeep))
+	}
+	if c.target.version != "" {
+		if _, err := parseVersionFlag(c.target.version); err != nil {
+			return err
+		}
+	}
+	kc, err := c.app.kubeClient()
+	if err != nil {
+		return err
+	}
+	if !c.dryRun {
+		what := fmt.Sprintf("Upgrade release %q to %s", c.app.Env.Release, orDefault(c.target.version, "the newest version"))
+		if err := c.app.confirm(c.yes, what+"."); err != nil {
+			return err
+		}
+	}
+	u := &upgrade.Upgrade{Env: c.app.Env, Kube: kc, Plan: c.target.options(c.app, c.app.warner()),
+		Timeout: c.timeout, DryRun: c.dryRun, NoRollback: c.noRollback, SkipDBBackup: c.skipDBBackup,
+		ForceConflicts: c.forceConflicts, BackupDir: c.dir, Keep: c.keep,
+		MigrationOptions: map[string]bool{"skip-dataflow-logs": c.skipDataflowLogs},
+		Progress:         c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
+	enc := json.NewEncoder(c.app.Stdout)
+	if c.output == outputJSON {
+		u.Events = func(e upgrade.Event) {
+			_ = enc.Encode(struct {
+				Kind string `json:"event"`
+				upgrade.Event
+			}{"step", e})
+		}
+	} else {
+		u.Events = func(e upgrade.Event) {
+			switch e.Status {
+			case "started":
+				fmt.Fprintf(c.app.Stderr, "==> %s\n", e.Step)
+			case "warning":
+				fmt.Fprintf(c.app.Stderr, "WARNING: %s\n", e.Detail)
+			case "done":
+				fmt.Fprintf(c.app.Stderr, "    %s: %s (%s)\n", e.Step, e.Detail, e.Duration.Round(time.Millisecond))
+			}
+		}
+	}
+	sum, err := u.Run(ctx)
+	if sum != nil {
+		if c.output == outputJSON {
+			_ = enc.Encode(struct {
+				Kind string `json:"event"`
+				*upgrade.Summary
+			}{"summary", sum})
+		} else {
+			printUpgradeSummary(c.app, sum, err)
+		}
+	}
+	return err
+}
+
+func printUpgradeSummary(app *App, s *upgrade.Summary, runErr error) {
+	w := app.Stdout
+	title := "UPGRADE SUCCEEDED"
+	switch {
+	case s.DryRun:
+		title = "DRY RUN (nothing changed)"
+	case s.RolledBack:
+		title = "UPGRADE FAILED, ROLLED BACK"
+	case runErr != nil:
+		title = "UPGRADE FAILED"
+	}
+	fmt.Fprintf(w, "\n%s\n", title)
+	t := newTable(w)
+	t.row("release:", fmt.Sprintf("%s/%s", s.Namespace, s.Release))
+	t.row("version:", fmt.Sprintf("%s -> %s", s.From, s.To))
+	t.row("revision:", fmt.Sprintf("%d -> %d (%s)", s.FromRevision, s.Revision, s.Status))
+	if s.Backup != "" {
+		t.row("backup:", s.BackupPath)
+	}
+	for _, m := range s.Migrations {
+		state := fmt.Sprintf("%d change(s)", len(m.Changes))
+		if m.AlreadyApplied {
+			state = "already applied"
+		}
+		t.row("migration:", fmt.Sprintf("v%s %s: %s", m.Version, m.Name, state))
+	}
+	if s.Readiness != nil {
+		t.row("pods:", fmt.Sprintf("%d/%d Ready (waited %s)", s.Readiness.Ready, s.Readiness.Total, s.Readiness.Waited.Round(time.Millisecond)))
+	}
+	if s.Verify != nil {
+		for _, ch := range s.Verify.Checks {
+			mark := "ok"
+			if !ch.OK {
+				mark = "FAILED"
+			}
+			t.row("verify "+ch.Name+":", mark+": "+ch.Detail)
+		}
+	}
+	for _, x := range s.Warnings {
+		t.row("warning:", x)
+	}
+	for _, x := range s.Notes {
+		t.row("note:", x)
+	}
+	if s.Failure != "" {
+		t.row("failed:", s.Failure)
+	}
+	if len(s.Undone) > 0 {
+		t.row("undone:", strings.Join(s.Undone, "; "))
+	}
+	var steps []string
+	for _, name := range []string{"plan", "preflight", "backup", "migrations", "helm-upgrade", "readiness", "verify"} {
+		if d, ok := s.Steps[name]; ok {
+			steps = append(steps, fmt.Sprintf("%s %s", name, d.Round(time.Millisecond)))
+		}
+	}
+	t.row("steps:", strings.Join(steps, ", "))
+	_ = t.flush()
+	if s.DryRun && s.Manifest != "" {
+		fmt.Fprintf(w, "\n(rendered manifest: %d bytes; use -o json to see it)\n", len(s.Manifest))
+	}
+}

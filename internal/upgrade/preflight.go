@@ -1,0 +1,161 @@
+package upgrade
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/dbpod"
+	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/netpol"
+	"github.com/opencsgs/helm-csghub/internal/plan"
+	"github.com/opencsgs/helm-csghub/internal/progress"
+)
+
+// MinKubernetes is the oldest API server the plugin is tested against.
+var MinKubernetes = semver.MustParse("1.25.0")
+
+type permission struct {
+	verb, group, resource, sub, namespace string
+}
+
+// preflight checks, before anything changes, that the upgrade can run to its
+// end: cluster, release state, permissions, leftovers and backup space.
+// Warnings are returned separately; the error is the first blocking problem.
+func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []string, err error) {
+	cs := u.Kube.Clientset
+	sv, err := cs.Discovery().ServerVersion()
+	if err != nil {
+		return nil, errs.Preconditionf("cluster not reachable: %v", err)
+	}
+	kv, err := semver.NewVersion(sv.GitVersion)
+	if err == nil && kv.LessThan(MinKubernetes) {
+		return nil, errs.Preconditionf("Kubernetes %s is older than the supported %s", sv.GitVersion, MinKubernetes)
+	}
+	rel := p.Release
+	switch st := rel.Info.Status; {
+	case st.IsPending():
+		return nil, errs.Preconditionf("release %q is %s at revision %d: another operation is running or was killed; check `helm history %s -n %s` and, once nothing runs, `helm rollback %s %d`",
+			rel.Name, st, rel.Version, rel.Name, rel.Namespace, rel.Name, rel.Version-1)
+	case st.String() != "deployed":
+		return nil, errs.Preconditionf("release %q is %s at revision %d, not deployed: fix or roll it back first (`helm csghub rollback`)", rel.Name, st, rel.Version)
+	}
+	if max := u.Env.Settings.MaxHistory; max > 0 && max < 2 {
+		warnings = append(warnings, fmt.Sprintf("Helm keeps only %d revision(s) (HELM_MAX_HISTORY): the guide asks for at least 2 to roll back; set HELM_MAX_HISTORY=10", max))
+	}
+	if left, err := netpol.FindLeftover(ctx, cs, u.Env.Namespace); err != nil {
+		return warnings, errs.Failedf("looking for a leftover NetworkPolicy: %w", err)
+	} else if left != nil {
+		return warnings, errs.Preconditionf("%s", left.Hint())
+	}
+	ns := u.Env.Namespace
+	perms := []permission{
+		{"get", "", "secrets", "", ns},
+		{"create", "", "pods", "exec", ns},
+		{"create", "", "pods", "portforward", ns},
+		{"create", "networking.k8s.io", "networkpolicies", "", ns},
+		{"delete", "networking.k8s.io", "networkpolicies", "", ns},
+		{"create", "coordination.k8s.io", "leases", "", ns},
+		{"update", "apps", "deployments", "", ns},
+	}
+	for _, m := range p.Migrations {
+		switch m.Name() {
+		case "envoy-gateway-crds":
+			perms = append(perms, permission{"patch", "apiextensions.k8s.io", "customresourcedefinitions", "", ""})
+		case "helm-takeover", "knative-serving-takeover":
+			perms = append(perms, permission{"patch", "apiextensions.k8s.io", "customresourcedefinitions", "", ""},
+				permission{"delete", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", ""})
+		}
+	}
+	var denied []string
+	for _, pm := range perms {
+		ok, err := u.Kube.CanIGroup(ctx, pm.namespace, pm.verb, pm.group, pm.resource, pm.sub, "")
+		if err != nil {
+			return warnings, errs.Failedf("checking permissions: %w", err)
+		}
+		if !ok {
+			r := pm.resource
+			if pm.sub != "" {
+				r += "/" + pm.sub
+			}
+			if pm.group != "" {
+				r += "." + pm.group
+			}
+			denied = append(denied, pm.verb+" "+r)
+		}
+	}
+	if len(denied) > 0 {
+		return warnings, errs.Preconditionf("missing permissions in namespace %q: %s", ns, strings.Join(denied, ", "))
+	}
+	if !u.SkipDBBackup {
+		if err := u.checkBackupSpace(ctx, p); err != nil {
+			return warnings, err
+		}
+	}
+	return warnings, nil
+}
+
+// checkBackupSpace makes sure the backup folder is writable and has room for
+// the dump, estimated from the database size (SQL text is about the size of
+// the data; zstd shrinks it several times; half the data size is asked for).
+func (u *Upgrade) checkBackupSpace(ctx context.Context, p *plan.Prepared) error {
+	dir := u.backupDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return errs.Preconditionf("backup folder %s: %v", dir, err)
+	}
+	probe, err := os.CreateTemp(dir, ".write-probe-*")
+	if err != nil {
+		return errs.Preconditionf("backup folder %s is not writable: %v", dir, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	pod := dbpod.New(u.Kube, u.Env.Namespace, u.Env.Release)
+	if err := pod.CheckReady(ctx); err != nil {
+		if u.externalDB(p) {
+			return nil // backup refuses it with the manual command
+		}
+		return err
+	}
+	info, err := pod.Inspect(ctx)
+	if err != nil {
+		return errs.Preconditionf("PostgreSQL in %s/%s: %v", pod.Namespace, pod.Name, err)
+	}
+	var size int64
+	for _, d := range info.Databases {
+		size += d.Bytes
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err == nil {
+		free := int64(st.Bavail) * int64(st.Bsize)
+		if need := size / 2; free < need {
+			return errs.Preconditionf("backup folder %s has %s free, the dump needs about %s (databases hold %s)",
+				dir, progress.HumanBytes(free), progress.HumanBytes(need), progress.HumanBytes(size))
+		}
+	}
+	return nil
+}
+
+func (u *Upgrade) externalDB(p *plan.Prepared) bool {
+	v, ok := p.Values["global"].(map[string]any)
+	if !ok {
+		return false
+	}
+	pg, ok := v["postgresql"].(map[string]any)
+	if !ok {
+		return false
+	}
+	enabled, ok := pg["enabled"].(bool)
+	return ok && !enabled
+}
+
+func (u *Upgrade) backupDir() string {
+	if u.BackupDir != "" {
+		return u.BackupDir
+	}
+	return backup.DefaultDir()
+}

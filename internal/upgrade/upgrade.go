@@ -1,0 +1,363 @@
+// Package upgrade is `helm csghub upgrade`: the guide's sections 2 to 4 and 6
+// as one run. Preflight, backup, migrations, the Helm upgrade (SDK), readiness
+// and verification; on failure after the Helm upgrade started, the release is
+// rolled back and the database restored from the run's own backup.
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"sigs.k8s.io/yaml"
+
+	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/lock"
+	"github.com/opencsgs/helm-csghub/internal/migrate"
+	"github.com/opencsgs/helm-csghub/internal/plan"
+	"github.com/opencsgs/helm-csghub/internal/readiness"
+	"github.com/opencsgs/helm-csghub/internal/restore"
+	"github.com/opencsgs/helm-csghub/internal/verify"
+)
+
+// Upgrade is one upgrade run.
+type Upgrade struct {
+	Env  *helmenv.Env
+	Kube *kube.Client
+	Plan plan.Options
+	// Timeout bounds the Helm upgrade plus readiness (and the rollback's wait).
+	Timeout        time.Duration
+	DryRun         bool
+	NoRollback     bool
+	SkipDBBackup   bool
+	ForceConflicts bool
+	BackupDir      string
+	Keep           int
+	// MigrationOptions are migration switches (e.g. "skip-dataflow-logs").
+	MigrationOptions map[string]bool
+	// Events receives each step transition (JSON lines for --output json).
+	Events func(Event)
+	// Progress gets live progress lines on a terminal (nil: silent).
+	Progress io.Writer
+	// Log receives human-readable step lines (nil: silent).
+	Log func(format string, args ...any)
+}
+
+// Summary is the one-screen result of a run.
+type Summary struct {
+	Release      string                   `json:"release"`
+	Namespace    string                   `json:"namespace"`
+	From         string                   `json:"fromVersion"`
+	To           string                   `json:"toVersion"`
+	FromRevision int                      `json:"fromRevision"`
+	Revision     int                      `json:"revision"`
+	Status       string                   `json:"status"`
+	DryRun       bool                     `json:"dryRun,omitempty"`
+	Backup       string                   `json:"backupId,omitempty"`
+	BackupPath   string                   `json:"backupPath,omitempty"`
+	Migrations   []migrate.Result         `json:"migrations"`
+	Readiness    *readiness.Report        `json:"readiness,omitempty"`
+	Verify       *verify.Report           `json:"verify,omitempty"`
+	Warnings     []string                 `json:"warnings,omitempty"`
+	Failure      string                   `json:"failure,omitempty"`
+	RolledBack   bool                     `json:"rolledBack,omitempty"`
+	Undone       []string                 `json:"undone,omitempty"`
+	Steps        map[string]time.Duration `json:"stepDurationsNs"`
+	Manifest     string                   `json:"manifest,omitempty"` // dry run: the rendered upgrade
+	StaleLock    string                   `json:"staleLockTakenOver,omitempty"`
+	Notes        []string                 `json:"notes,omitempty"`
+}
+
+func (u *Upgrade) logf(format string, args ...any) {
+	if u.Log != nil {
+		u.Log(format, args...)
+	}
+}
+
+// Run performs the upgrade.
+func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
+	j := &journal{emit: u.Events}
+	sum = &Summary{Steps: map[string]time.Duration{}, Migrations: []migrate.Result{}, DryRun: u.DryRun}
+	timed := func(name string, f func() (string, error)) error {
+		d, err := j.step(name, f)
+		sum.Steps[name] = d
+		return err
+	}
+
+	// --- plan and preflight: read-only
+	var p *plan.Prepared
+	if err := timed("plan", func() (string, error) {
+		var err error
+		p, err = plan.Prepare(ctx, u.Plan)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%s -> %s, %d migration(s)", p.Current, p.Target.VersionS, len(p.Migrations)), nil
+	}); err != nil {
+		return nil, err
+	}
+	sum.Release, sum.Namespace = u.Env.Release, u.Env.Namespace
+	sum.From, sum.To = p.Current.String(), p.Target.VersionS
+	sum.FromRevision, sum.Revision = p.Release.Version, p.Release.Version
+	sum.Status = p.Release.Info.Status.String()
+	p.Migrate.ForceConflicts = u.ForceConflicts
+	for k, v := range u.MigrationOptions {
+		p.Migrate.Options[k] = v
+	}
+	if err := timed("preflight", func() (string, error) {
+		w, err := u.preflight(ctx, p)
+		sum.Warnings = append(sum.Warnings, w...)
+		for _, x := range w {
+			j.add(Event{Step: "preflight", Status: "warning", Detail: x})
+		}
+		return fmt.Sprintf("%d warning(s)", len(w)), err
+	}); err != nil {
+		return sum, err
+	}
+	if u.DryRun {
+		return sum, u.dryRun(ctx, p, sum, timed)
+	}
+
+	// --- the lock: one operation per release
+	lk, err := lock.Acquire(ctx, u.Kube.Clientset, u.Env.Namespace, u.Env.Release, "upgrade")
+	if err != nil {
+		return sum, err
+	}
+	defer lk.Release()
+	if lk.Stale != "" {
+		sum.StaleLock = lk.Stale
+		j.add(Event{Step: "lock", Status: "warning", Detail: "took over a stale lock from " + lk.Stale})
+	}
+
+	// --- 2. backup (Ctrl-C here: the backup removes its partial folder)
+	var entry *backup.Entry
+	if err := timed("backup", func() (string, error) {
+		b := &backup.Backup{Env: u.Env, Kube: u.Kube, Dir: u.BackupDir, Keep: u.Keep, SkipDatabase: u.SkipDBBackup, Progress: u.Progress}
+		res, err := b.Run(ctx)
+		if err != nil {
+			return "", err
+		}
+		entry = &backup.Entry{ID: res.Manifest.ID, Path: res.Path, Revision: res.Manifest.Revision, Complete: true, Manifest: res.Manifest}
+		sum.Backup, sum.BackupPath = res.Manifest.ID, res.Path
+		p.Migrate.BackupDir = res.Path
+		j.attach(res.Path)
+		if !res.Manifest.HasDatabase() {
+			return "values only: " + res.Manifest.DatabaseSkipped, nil
+		}
+		return fmt.Sprintf("%s, %d database(s)", res.Manifest.ID, len(res.Manifest.Databases)), nil
+	}); err != nil {
+		return sum, err
+	}
+	base, err := readValues(filepath.Join(entry.Path, "values.yaml"))
+	if err != nil {
+		return sum, err
+	}
+
+	// --- 3. migrations (each idempotent; Ctrl-C stops before the next one)
+	if err := timed("migrations", func() (string, error) {
+		p.Migrate.Log = u.Log
+		res, err := migrate.Run(ctx, p.Migrate, p.Migrations)
+		sum.Migrations = append(sum.Migrations, res...)
+		return fmt.Sprintf("%d migration(s)", len(res)), err
+	}); err != nil {
+		if ctx.Err() != nil {
+			return sum, errs.Wrap(errs.Interrupted, fmt.Errorf("upgrade interrupted during migrations; the release is unchanged; backup %s", entry.Path))
+		}
+		return sum, errs.Failedf("%v (the release is unchanged; backup %s)", err, entry.Path)
+	}
+	if ctx.Err() != nil {
+		return sum, errs.Wrap(errs.Interrupted, fmt.Errorf("upgrade interrupted before the Helm upgrade; the release is unchanged; backup %s", entry.Path))
+	}
+
+	// --- 4..6: from here a failure or Ctrl-C rolls back, and the rollback is
+	// finished even if another signal comes.
+	keep := context.WithoutCancel(ctx)
+	values := plan.MergeValues(base, p.Overrides)
+	failed := func(step string, cause error) (*Summary, error) {
+		return u.undo(keep, ctx, p, entry, sum, j, step, cause)
+	}
+	if err := timed("helm-upgrade", func() (string, error) {
+		up := action.NewUpgrade(p.Config)
+		up.Namespace = u.Env.Namespace
+		up.Timeout = u.Timeout
+		up.MaxHistory = u.Env.Settings.MaxHistory
+		up.Description = fmt.Sprintf("helm csghub upgrade %s -> %s", p.Current, p.Target.VersionS)
+		rel, err := up.RunWithContext(keep, u.Env.Release, p.Target.Chart, values)
+		if err != nil {
+			return "", err
+		}
+		sum.Revision, sum.Status = rel.Version, rel.Info.Status.String()
+		return fmt.Sprintf("revision %d, chart %s", rel.Version, p.Target.VersionS), nil
+	}); err != nil {
+		return failed("helm-upgrade", err)
+	}
+	for _, m := range p.Migrations {
+		if pu, ok := m.(migrate.PostUpgrade); ok {
+			if err := timed("after-upgrade "+m.Name(), func() (string, error) {
+				ch, err := pu.AfterUpgrade(keep, p.Migrate)
+				for _, c := range ch {
+					u.logf("  %s", c)
+				}
+				return fmt.Sprintf("%d change(s)", len(ch)), err
+			}); err != nil {
+				return failed("after-upgrade "+m.Name(), err)
+			}
+		}
+	}
+	if err := timed("readiness", func() (string, error) {
+		rep, err := u.waitReady(ctx, u.Timeout)
+		sum.Readiness = rep
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d/%d pods Ready in %s", rep.Ready, rep.Total, rep.Waited.Round(time.Millisecond)), nil
+	}); err != nil {
+		return failed("readiness", err)
+	}
+	if ctx.Err() != nil {
+		return failed("readiness", ctx.Err())
+	}
+	if err := timed("verify", func() (string, error) {
+		v := &verify.Verify{Env: u.Env, Kube: u.Kube, Revision: sum.Revision}
+		rep, err := v.Run(keep)
+		sum.Verify = rep
+		return "all checks passed", err
+	}); err != nil {
+		return failed("verify", err)
+	}
+	if ctx.Err() != nil {
+		return failed("verify", ctx.Err())
+	}
+	return sum, nil
+}
+
+// waitReady waits for the release namespace and knative-serving (when present).
+func (u *Upgrade) waitReady(ctx context.Context, timeout time.Duration) (*readiness.Report, error) {
+	nss := []string{u.Env.Namespace}
+	if ok, err := kube.NamespaceExists(ctx, u.Kube.Clientset, kube.KnativeNamespace); err == nil && ok && u.Env.Namespace != kube.KnativeNamespace {
+		nss = append(nss, kube.KnativeNamespace)
+	}
+	w := &readiness.Waiter{Clientset: u.Kube.Clientset, Namespaces: nss, Timeout: timeout, Progress: u.Progress}
+	return w.Wait(ctx)
+}
+
+// undo rolls the release back to the revision before the upgrade and restores
+// the database from the run's backup, unless --no-rollback.
+func (u *Upgrade) undo(keep, ctx context.Context, p *plan.Prepared, entry *backup.Entry, sum *Summary, j *journal, step string, cause error) (*Summary, error) {
+	if errors.Is(cause, context.Canceled) || ctx.Err() != nil {
+		cause = fmt.Errorf("interrupted (%v)", cause)
+	}
+	sum.Failure = fmt.Sprintf("%s: %v", step, cause)
+	if u.NoRollback {
+		return sum, errs.NeedsAttentionf("upgrade failed at %s: %v; not rolled back (--no-rollback): roll back with `helm csghub rollback %d --backup %s`",
+			step, cause, p.Release.Version, entry.ID)
+	}
+	u.logf("upgrade failed at %s: %v; rolling back to revision %d and restoring backup %s", step, cause, p.Release.Version, entry.ID)
+	var problems []string
+	_, err := j.step("rollback", func() (string, error) {
+		rb := action.NewRollback(p.Config)
+		rb.Version = p.Release.Version
+		rb.Wait = true
+		rb.Timeout = u.Timeout
+		rb.MaxHistory = u.Env.Settings.MaxHistory
+		if err := rb.Run(u.Env.Release); err != nil {
+			return "", err
+		}
+		last, err := u.Env.LastRelease(p.Config)
+		if err != nil {
+			return "", err
+		}
+		sum.Revision, sum.Status = last.Version, last.Info.Status.String()
+		return fmt.Sprintf("revision %d (chart %s) %s", last.Version, helmenv.ChartVersion(last), last.Info.Status), nil
+	})
+	if err != nil {
+		problems = append(problems, "helm rollback: "+err.Error())
+	} else {
+		sum.Undone = append(sum.Undone, fmt.Sprintf("release rolled back to chart %s (revision %d)", sum.From, sum.Revision))
+	}
+	if entry.Manifest.HasDatabase() {
+		_, err = j.step("restore", func() (string, error) {
+			rs := &restore.Restore{Env: u.Env, Kube: u.Kube, Dir: u.BackupDir, Entry: entry, Progress: u.Progress, Log: u.Log}
+			res, err := rs.Run(keep)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%d database(s) restored from %s", len(res.Databases), entry.ID), nil
+		})
+		if err != nil {
+			problems = append(problems, "database restore: "+err.Error())
+		} else {
+			sum.Undone = append(sum.Undone, "database restored from backup "+entry.ID)
+		}
+	}
+	if len(problems) == 0 {
+		if _, err := j.step("readiness-after-rollback", func() (string, error) {
+			rep, err := u.waitReady(keep, u.Timeout)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%d/%d pods Ready", rep.Ready, rep.Total), nil
+		}); err != nil {
+			problems = append(problems, "readiness after rollback: "+err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		return sum, errs.NeedsAttentionf("upgrade failed at %s: %v; the automatic rollback did not complete: %v; backup %s",
+			step, cause, problems, entry.Path)
+	}
+	sum.RolledBack = true
+	return sum, errs.RolledBackf("upgrade failed at %s: %v; rolled back: %v; backup %s", step, cause, sum.Undone, entry.Path)
+}
+
+// dryRun shows the migrations (server-side dry run) and renders the upgrade
+// through the Helm SDK's dry run; nothing changes.
+func (u *Upgrade) dryRun(ctx context.Context, p *plan.Prepared, sum *Summary, timed func(string, func() (string, error)) error) error {
+	if err := timed("migrations (dry run)", func() (string, error) {
+		p.Migrate.DryRun = true
+		res, err := migrate.Run(ctx, p.Migrate, p.Migrations)
+		sum.Migrations = append(sum.Migrations, res...)
+		return fmt.Sprintf("%d migration(s)", len(res)), err
+	}); err != nil {
+		return err
+	}
+	return timed("helm-upgrade (dry run)", func() (string, error) {
+		up := action.NewUpgrade(p.Config)
+		up.Namespace = u.Env.Namespace
+		up.DryRun = true
+		up.DryRunOption = "server"
+		rel, err := up.RunWithContext(ctx, u.Env.Release, p.Target.Chart, p.Values)
+		if err != nil {
+			// Before the migrations ran for real, the server rejects what they
+			// would fix (missing CRDs, ownership): render client-side instead.
+			up.DryRunOption = "client"
+			var cerr error
+			rel, cerr = up.RunWithContext(ctx, u.Env.Release, p.Target.Chart, p.Values)
+			if cerr != nil {
+				return "", cerr
+			}
+			sum.Notes = append(sum.Notes, "rendered client-side: the server-side dry run needs the migrations applied first ("+err.Error()+")")
+		}
+		sum.Manifest = rel.Manifest
+		return fmt.Sprintf("would be revision %d with chart %s", rel.Version, p.Target.VersionS), nil
+	})
+}
+
+func readValues(path string) (map[string]any, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, errs.Failedf("reading backed-up values: %w", err)
+	}
+	m := map[string]any{}
+	if err := yaml.Unmarshal(data, &m); err != nil {
+		return nil, errs.Failedf("parsing backed-up values %s: %w", path, err)
+	}
+	return m, nil
+}
