@@ -26,7 +26,7 @@ deps:
 ## stack: cluster binaries, helm v3/v4 and kubectl built from the Go module proxy (cached in .cache/)
 stack: deps
 	scripts/k8senv/build.sh
-	scripts/tools.sh all
+	scripts/tools.sh build
 
 ## lint: formatting and go vet
 lint:

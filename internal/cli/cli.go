@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
@@ -188,6 +189,11 @@ func (c *command) execute(ctx context.Context, app *App, g *globalFlags, path []
 	g.apply(app.Env)
 	if app.Env.Debug {
 		slog.SetDefault(slog.New(slog.NewTextHandler(app.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	} else {
+		// client-go reports a stream torn down on purpose (Ctrl-C, a failed
+		// sibling restore) through klog; the plugin's own error says what happened.
+		klog.SetOutput(io.Discard)
+		klog.LogToStderr(false)
 	}
 	return c.Run(ctx, rest)
 }

@@ -32,7 +32,7 @@ func (o *output) Set(s string) error {
 		*o = output(s)
 		return nil
 	}
-	return errs.Usagef("--output must be table or json, not %q", s)
+	return errs.Usagef("must be table or json")
 }
 
 func writeJSON(w io.Writer, v any) error {

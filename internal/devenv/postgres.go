@@ -36,11 +36,16 @@ func (s *Stack) StartPostgres(dataDir string) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.Script(nil, "scripts/pg.sh", "start", dataDir, strconv.Itoa(ports[0]))
+	return s.StartPostgresAt(dataDir, ports[0])
+}
+
+// StartPostgresAt starts the server in dataDir on port (idempotent).
+func (s *Stack) StartPostgresAt(dataDir string, port int) (*Postgres, error) {
+	out, err := s.Script(nil, "scripts/pg.sh", "start", dataDir, strconv.Itoa(port))
 	if err != nil {
 		return nil, err
 	}
-	pg := &Postgres{DataDir: dataDir, Port: ports[0], stack: s}
+	pg := &Postgres{DataDir: dataDir, Port: port, stack: s}
 	for _, f := range strings.Fields(out) {
 		if v, ok := strings.CutPrefix(f, "PGHOST="); ok {
 			pg.Host = v

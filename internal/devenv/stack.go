@@ -149,6 +149,10 @@ func (s *Stack) InitPostgres() error {
 	})
 }
 
+// StopWith makes the cluster stop itself when process pid is gone (so a killed
+// test run leaves nothing behind).
+func (s *Stack) StopWith(pid int) { s.upEnv = append(s.upEnv, "K8SENV_OWNER_PID="+strconv.Itoa(pid)) }
+
 // StartCluster starts the control plane and KWOK and connects the clients.
 func (s *Stack) StartCluster() error {
 	if err := s.step("start cluster", func() error {

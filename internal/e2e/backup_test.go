@@ -73,11 +73,14 @@ func restoreByHand(t *testing.T, e *testenv.Env, b backupResult) *testenv.Snapsh
 	t.Cleanup(func() { scratch.Remove() })
 	for _, d := range b.Manifest.Dumps {
 		f := filepath.Join(b.Path, d.Name)
-		onErr := "1"
-		if d.Database == "" {
-			onErr = "0" // the scratch server's own csghub role exists already
+		// the README's commands: roles without stopping (the csghub role exists),
+		// then each database dropped and replayed from its dump
+		script := `zstd -dc "$1" | psql -X -q -v ON_ERROR_STOP=0 -U csghub -d postgres >/dev/null`
+		if d.Database != "" {
+			script = `psql -X -q -v ON_ERROR_STOP=1 -U csghub -d template1 -c "DROP DATABASE IF EXISTS \"$2\" WITH (FORCE)" &&
+				zstd -dc "$1" | psql -X -q -v ON_ERROR_STOP=1 -U csghub -d template1 >/dev/null`
 		}
-		cmd := exec.Command("bash", "-c", `zstd -dc "$1" | psql -X -q -v ON_ERROR_STOP=$2 -U csghub -d postgres >/dev/null`, "restore", f, onErr)
+		cmd := exec.Command("bash", "-c", script, "restore", f, d.Database)
 		cmd.Env = append(os.Environ(), scratch.Env()...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("restore %s by hand: %v\n%s", d.Name, err, out)
@@ -224,7 +227,7 @@ func TestBackupVerifyDetectsCorruption(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := e.Plugin("backup", "verify", b.Manifest.ID, "--dir", dir)
-	if v.Code == 0 || !strings.Contains(v.Stderr, name) || strings.Count(strings.TrimSpace(v.Stderr), "\n") != 0 {
+	if v.Code == 0 || !strings.Contains(v.Stderr, name) || !oneLineError(v.Stderr) {
 		t.Fatalf("verify of a corrupt backup: exit %d, stderr %q; want non-zero naming %s", v.Code, v.Stderr, name)
 	}
 }
@@ -328,7 +331,7 @@ func TestBackupFaults(t *testing.T) {
 	}
 	oneLine := func(t *testing.T, r testenv.Result, want string) {
 		t.Helper()
-		if r.Code == 0 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 || !strings.Contains(r.Stderr, want) {
+		if r.Code == 0 || !oneLineError(r.Stderr) || !strings.Contains(r.Stderr, want) {
 			t.Fatalf("exit %d, stderr %q; want non-zero, one line containing %q", r.Code, r.Stderr, want)
 		}
 	}

@@ -81,7 +81,7 @@ func TestRollbackRestoresDatabaseExactly(t *testing.T) {
 	if st.Revision != 3 || st.ChartVersion != "1.15.0" || st.Status != "deployed" || st.Pods[0].Ready != st.Pods[0].Total {
 		t.Fatalf("status after rollback %+v", st)
 	}
-	h := e.Plugin("history", "-o", "json")
+	h := e.Plugin("history", "--dir", dir, "-o", "json")
 	var rows []struct {
 		Revision int      `json:"revision"`
 		Backups  []string `json:"backups"`
@@ -143,6 +143,7 @@ func TestRestoreRefusesCorruptBackup(t *testing.T) {
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()
+	e.Bulk("csghub_server", 1000)
 	dir := t.TempDir()
 	b := runBackup(t, e, dir)
 	changeData(t, e)
@@ -227,7 +228,7 @@ func TestRestoreFailingHalfwayRemovesNetworkPolicy(t *testing.T) {
 		t.Fatalf("the injected copy should verify: %s", v.Stderr)
 	}
 	r := e.Plugin("restore", "--backup", id, "--dir", dir, "--yes")
-	if r.Code == 0 || !strings.Contains(r.Stderr, "division by zero") || strings.Count(strings.TrimSpace(r.Stderr), "Error:") != 1 {
+	if r.Code == 0 || !strings.Contains(r.Stderr, "division by zero") || errorLines(r.Stderr) != 1 {
 		t.Fatalf("restore with an SQL error: exit %d: %s", r.Code, r.Stderr)
 	}
 	assertNoNetworkPolicy(t, e)
@@ -244,6 +245,10 @@ func TestRestoreSignals(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			p := e.StartPlugin("restore", "--backup", b.Manifest.ID, "--dir", dir, "--yes")
+			testenv.Eventually(t, 60*time.Second, "the restore to block PostgreSQL", func() bool {
+				_, err := e.C.Clientset.NetworkingV1().NetworkPolicies(e.Namespace).Get(context.Background(), "block-postgresql-access", metav1.GetOptions{})
+				return err == nil
+			})
 			testenv.Eventually(t, 60*time.Second, "the restore to stream csghub_server", func() bool {
 				var n int
 				c, err := e.PG.Connect(context.Background(), "postgres")
@@ -296,7 +301,7 @@ func TestRollbackBadInput(t *testing.T) {
 		{[]string{"rollback", "1", "--release", "nope"}, `"nope" not found`},
 	} {
 		r := e.Plugin(append(c.args, "--dir", dir, "--yes")...)
-		if r.Code == 0 || !strings.Contains(r.Stderr, c.want) || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+		if r.Code == 0 || !strings.Contains(r.Stderr, c.want) || !oneLineError(r.Stderr) {
 			t.Errorf("%v: exit %d, stderr %q; want non-zero, one line with %q", c.args, r.Code, r.Stderr, c.want)
 		}
 	}

@@ -86,7 +86,7 @@ func TestNamespaceFromHelmFlag(t *testing.T) {
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	r := e.RunHelm(nil, "-n", "other", "csghub", "status")
-	if r.Code != 3 || !strings.Contains(r.Stderr, `"other"`) || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+	if r.Code != 3 || !strings.Contains(r.Stderr, `"other"`) || !oneLineError(r.Stderr) {
 		t.Fatalf("status in other namespace: exit %d, stderr %q; want exit 3, one line naming \"other\"", r.Code, r.Stderr)
 	}
 	assertInstalled115(t, parseStatus(t, e.RunHelm(nil, "-n", e.Namespace, "csghub", "status", "-o", "json")), e.Namespace)
@@ -160,12 +160,12 @@ func TestBadInput(t *testing.T) {
 		if r.Code != 2 {
 			t.Errorf("helm csghub %s: exit %d, want 2 (stderr %q)", strings.Join(args, " "), r.Code, r.Stderr)
 		}
-		if lines := strings.Split(strings.TrimSpace(r.Stderr), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "Error: ") {
+		if !oneLineError(r.Stderr) {
 			t.Errorf("helm csghub %s: stderr %q, want one line starting with Error:", strings.Join(args, " "), r.Stderr)
 		}
 	}
 	r := e.Plugin("status", "--release", "nosuchrelease")
-	if r.Code == 0 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 || !strings.Contains(r.Stderr, "nosuchrelease") {
+	if r.Code == 0 || !oneLineError(r.Stderr) || !strings.Contains(r.Stderr, "nosuchrelease") {
 		t.Fatalf("unknown release: exit %d, stderr %q", r.Code, r.Stderr)
 	}
 	if h := e.Plugin("status", "--help"); h.Code != 0 || !strings.Contains(h.Stdout, "--output") {

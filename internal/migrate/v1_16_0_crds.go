@@ -126,6 +126,11 @@ func (m envoyGatewayCRDs) Apply(ctx context.Context, c *Context) ([]Change, erro
 			}
 		}
 		_, err = applyCRD(ctx, c, crd, c.DryRun)
+		if apierrors.IsConflict(err) && c.DryRun {
+			changes = append(changes, Change{Action: "conflict", Kind: "CustomResourceDefinition", Name: crd.GetName(),
+				Detail: apiMessage(err) + "; the real run needs --force-conflicts"})
+			continue
+		}
 		if apierrors.IsConflict(err) {
 			return changes, fmt.Errorf("CustomResourceDefinition %s: fields are owned by another field manager (%s); rerun with --force-conflicts to take them over",
 				crd.GetName(), apiMessage(err))

@@ -86,6 +86,7 @@ func start() (*devenv.Stack, func(), error) {
 	if err := s.InitPostgres(); err != nil {
 		return nil, nil, err
 	}
+	s.StopWith(os.Getpid())
 	if err := s.StartCluster(); err != nil {
 		stop()
 		return nil, nil, err
@@ -102,6 +103,15 @@ func start() (*devenv.Stack, func(), error) {
 		return nil, nil, err
 	}
 	go func() { _ = devenv.ServeRepo(l, repoDir) }()
+	portal, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	if err := s.ServePortal(context.Background(), portal); err != nil {
+		stop()
+		return nil, nil, err
+	}
 	if err := s.InstallPlugin(); err != nil {
 		stop()
 		return nil, nil, err
