@@ -8,6 +8,7 @@ package devenv
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"context"
 	"fmt"
 	"net"
@@ -281,7 +282,9 @@ func goEnv(key string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// FreePorts returns n distinct free TCP ports on 127.0.0.1.
+// FreePorts returns n distinct free TCP ports on 127.0.0.1, below Linux's
+// ephemeral range (32768+): a port picked there can be taken by the source
+// port of some outgoing connection before the server binds it.
 func FreePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
@@ -290,13 +293,20 @@ func FreePorts(n int) ([]int, error) {
 		}
 	}()
 	ports := make([]int, 0, n)
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 2000 {
+			return nil, fmt.Errorf("no free port found in %d-%d", portLow, portHigh)
+		}
+		port := portLow + rand.IntN(portHigh-portLow)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			return nil, err
+			continue
 		}
 		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, port)
 	}
 	return ports, nil
 }
+
+// The range tests pick ports from (the demo uses fixed ports outside it).
+const portLow, portHigh = 20000, 31999

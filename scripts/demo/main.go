@@ -28,12 +28,12 @@ import (
 )
 
 // Fixed ports, so the demo's kubeconfig and repository stay valid between runs.
-var ports = devenv.Ports{Etcd: 22379, EtcdPeer: 22380, API: 26443, Kwok: 20250, KCM: 20257, Sched: 20259}
+var ports = devenv.Ports{Etcd: 17379, EtcdPeer: 17380, API: 17443, Kwok: 17250, KCM: 17257, Sched: 17259}
 
 const (
-	repoPort   = 28879
-	portalPort = 28880
-	pgPort     = 25432
+	repoPort   = 17879
+	portalPort = 17880
+	pgPort     = 17432
 	namespace  = "csghub"
 	release    = "csghub"
 )
