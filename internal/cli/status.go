@@ -30,6 +30,9 @@ func (c *statusCmd) run(ctx context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
+	if rep.BlockingPolicy != nil {
+		fmt.Fprintf(c.app.Stderr, "WARNING: %s\n", rep.BlockingPolicy.Hint())
+	}
 	if c.output == outputJSON {
 		return writeJSON(c.app.Stdout, rep)
 	}
@@ -49,11 +52,5 @@ func (c *statusCmd) run(ctx context.Context, _ []string) error {
 		}
 		t.row(fmt.Sprintf("PODS %s:", p.Namespace), line)
 	}
-	if err := t.flush(); err != nil {
-		return err
-	}
-	if rep.BlockingPolicy != nil {
-		fmt.Fprintf(c.app.Stderr, "WARNING: %s\n", rep.BlockingPolicy.Hint())
-	}
-	return nil
+	return t.flush()
 }

@@ -16,7 +16,12 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/testenv"
@@ -406,4 +411,55 @@ func entryIDs(list []backup.Entry) []string {
 func sha256Bytes(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// A user who may read the release but not exec into pods gets a one-line
+// permission error and no backup.
+func TestBackupExecForbiddenByRBAC(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	ctx := context.Background()
+	cs := e.C.Clientset
+	ns := e.Namespace
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reader"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "reader"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets", "pods", "configmaps", "services"},
+			Verbs: []string{"get", "list", "watch"}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "reader"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "reader", Namespace: ns}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "reader", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.LoadFromFile(e.C.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := cfg.Contexts[cfg.CurrentContext]
+	cfg.AuthInfos["reader"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	cfg.Contexts["reader"] = &clientcmdapi.Context{Cluster: cur.Cluster, AuthInfo: "reader"}
+	cfg.CurrentContext = "reader"
+	kc := filepath.Join(t.TempDir(), "reader.kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, kc); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	r := e.RunHelm([]string{"KUBECONFIG=" + kc}, "-n", ns, "csghub", "backup", "--dir", dir)
+	if r.Code != 4 || !oneLineError(r.Stderr) || !strings.Contains(r.Stderr, "not allowed to exec") {
+		t.Fatalf("backup without pods/exec: exit %d, stderr %q; want exit 4 and a one-line permission error", r.Code, r.Stderr)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, ns, "csghub")); len(entries) != 0 {
+		t.Fatalf("backup folder left: %v", entries)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -117,6 +118,9 @@ func TestMigrateCRDs(t *testing.T) {
 	// an older Gateway API CRD already in the cluster, applied by another tool
 	oldCRD := filepathJoin(e.C.Root, "testdata/charts/csghub-1.16.0/charts/gateway-helm/crds/gatewayapi-crds.yaml")
 	e.Kubectl("apply", "--server-side", "--field-manager=other-tool", "-f", oldCRD)
+	// the apiextensions controller updates a new CRD's status right after creation
+	e.Kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", oldCRD)
+	time.Sleep(time.Second)
 	if v := crd(t, e, "gateways.gateway.networking.k8s.io").GetAnnotations()["gateway.networking.k8s.io/bundle-version"]; v != "v1.4.1" {
 		t.Fatalf("old CRD bundle-version %q", v)
 	}
