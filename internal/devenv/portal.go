@@ -35,7 +35,8 @@ func ServePortalOn(l net.Listener) error {
 }
 
 // PortalForward points KWOK's port-forward to pod port 8090 at 127.0.0.1:port.
-func (s *Stack) PortalForward(ctx context.Context, port int) error {	pf := &unstructured.Unstructured{Object: map[string]any{
+func (s *Stack) PortalForward(ctx context.Context, port int) error {
+	pf := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterPortForward",
 		"metadata": map[string]any{"name": "csghub-portal"},
 		"spec": map[string]any{"forwards": []any{map[string]any{

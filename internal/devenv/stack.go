@@ -8,9 +8,9 @@ package devenv
 
 import (
 	"bytes"
-	"math/rand/v2"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"

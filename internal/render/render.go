@@ -28,44 +28,13 @@ type Options struct {
 	Discovery discovery.DiscoveryInterface
 }
 
-// Render returns the objects of the chart's templates (CRDs in crds/ are not
-// templates and are not included).
+// Render returns the objects of the chart's templates: what Helm will own.
+// CRDs in crds/ and hook resources (which Helm does not own the same way and
+// never checks for ownership) are not included.
 func Render(o Options) ([]*unstructured.Unstructured, error) {
-	inst := action.NewInstall(&action.Configuration{})
-	inst.DryRun = true
-	inst.ClientOnly = true
-	inst.IsUpgrade = true
-	inst.Replace = true
-	inst.ReleaseName = o.Release
-	inst.Namespace = o.Namespace
-	inst.DisableHooks = false
-	if o.Discovery != nil {
-		sv, err := o.Discovery.ServerVersion()
-		if err != nil {
-			return nil, fmt.Errorf("server version: %w", err)
-		}
-		kv, err := chartutil.ParseKubeVersion(sv.GitVersion)
-		if err != nil {
-			return nil, err
-		}
-		inst.KubeVersion = kv
-		groups, _, err := o.Discovery.ServerGroupsAndResources()
-		if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
-			return nil, fmt.Errorf("server API groups: %w", err)
-		}
-		for _, g := range groups {
-			for _, v := range g.Versions {
-				inst.APIVersions = append(inst.APIVersions, v.GroupVersion)
-			}
-		}
-	}
-	rel, err := inst.Run(o.Chart, o.Values)
+	manifest, err := Manifest(o)
 	if err != nil {
-		return nil, fmt.Errorf("rendering %s-%s: %w", o.Chart.Name(), o.Chart.Metadata.Version, err)
-	}
-	manifest := rel.Manifest
-	for _, h := range rel.Hooks {
-		manifest += "\n---\n" + h.Manifest
+		return nil, err
 	}
 	objs, err := SplitManifest(manifest)
 	if err != nil {
@@ -77,6 +46,45 @@ func Render(o Options) ([]*unstructured.Unstructured, error) {
 		}
 	}
 	return objs, nil
+}
+
+// Manifest renders the chart's templates without hooks, client-side (no
+// object is checked against the cluster, so kinds whose CRDs are not
+// installed yet render too).
+func Manifest(o Options) (string, error) {
+	inst := action.NewInstall(&action.Configuration{})
+	inst.DryRun = true
+	inst.ClientOnly = true
+	inst.IsUpgrade = true
+	inst.Replace = true
+	inst.ReleaseName = o.Release
+	inst.Namespace = o.Namespace
+	inst.DisableHooks = false
+	if o.Discovery != nil {
+		sv, err := o.Discovery.ServerVersion()
+		if err != nil {
+			return "", fmt.Errorf("server version: %w", err)
+		}
+		kv, err := chartutil.ParseKubeVersion(sv.GitVersion)
+		if err != nil {
+			return "", err
+		}
+		inst.KubeVersion = kv
+		groups, _, err := o.Discovery.ServerGroupsAndResources()
+		if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
+			return "", fmt.Errorf("server API groups: %w", err)
+		}
+		for _, g := range groups {
+			for _, v := range g.Versions {
+				inst.APIVersions = append(inst.APIVersions, v.GroupVersion)
+			}
+		}
+	}
+	rel, err := inst.Run(o.Chart, o.Values)
+	if err != nil {
+		return "", fmt.Errorf("rendering %s-%s: %w", o.Chart.Name(), o.Chart.Metadata.Version, err)
+	}
+	return rel.Manifest, nil
 }
 
 // namespaced guesses scope for objects without a namespace: cluster-scoped kinds

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -24,6 +25,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/plan"
 	"github.com/opencsgs/helm-csghub/internal/readiness"
+	"github.com/opencsgs/helm-csghub/internal/render"
 	"github.com/opencsgs/helm-csghub/internal/restore"
 	"github.com/opencsgs/helm-csghub/internal/verify"
 )
@@ -334,20 +336,28 @@ func (u *Upgrade) dryRun(ctx context.Context, p *plan.Prepared, sum *Summary, ti
 		up.DryRun = true
 		up.DryRunOption = "server"
 		rel, err := up.RunWithContext(ctx, u.Env.Release, p.Target.Chart, p.Values)
-		if err != nil {
-			// Before the migrations ran for real, the server rejects what they
-			// would fix (missing CRDs, ownership): render client-side instead.
-			up.DryRunOption = "client"
-			var cerr error
-			rel, cerr = up.RunWithContext(ctx, u.Env.Release, p.Target.Chart, p.Values)
-			if cerr != nil {
-				return "", cerr
-			}
-			sum.Notes = append(sum.Notes, "rendered client-side: the server-side dry run needs the migrations applied first ("+err.Error()+")")
+		if err == nil {
+			sum.Manifest = rel.Manifest
+			return fmt.Sprintf("would be revision %d with chart %s", rel.Version, p.Target.VersionS), nil
 		}
-		sum.Manifest = rel.Manifest
-		return fmt.Sprintf("would be revision %d with chart %s", rel.Version, p.Target.VersionS), nil
+		// Before the migrations ran for real the server cannot validate what
+		// they would fix (kinds of CRDs not installed yet): render client-side.
+		manifest, rerr := render.Manifest(render.Options{Chart: p.Target.Chart, Values: p.Values,
+			Release: u.Env.Release, Namespace: u.Env.Namespace, Discovery: u.Kube.Clientset.Discovery()})
+		if rerr != nil {
+			return "", rerr
+		}
+		sum.Manifest = manifest
+		sum.Notes = append(sum.Notes, "rendered client-side: the server-side dry run needs the migrations applied first ("+oneLine(err.Error())+")")
+		return fmt.Sprintf("would be revision %d with chart %s (client-side render)", p.Release.Version+1, p.Target.VersionS), nil
 	})
+}
+
+func oneLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " ..."
+	}
+	return s
 }
 
 func readValues(path string) (map[string]any, error) {
