@@ -160,7 +160,7 @@ func up() error {
 		return err
 	}
 	_ = helm("csghub", "history")
-	fmt.Printf("\ndemo: done. Use this stack from your shell with:\n  eval \"$(go run ./scripts/demo env)\"\n"+
+	fmt.Printf("\ndemo: done. Use this stack from your shell with:\n  eval \"$(go run ./scripts/demo env)\"\n" +
 		"then e.g. `helm csghub status`, `helm csghub rollback 1 --yes`, `helm csghub backup list`.\nStop it with: make demo-down\n")
 	return nil
 }
