@@ -58,6 +58,11 @@ func (s *Stack) StartPostgresAt(dataDir string, port int) (*Postgres, error) {
 	return pg, nil
 }
 
+// AttachedPostgres describes a server started elsewhere (host = socket dir).
+func (s *Stack) AttachedPostgres(host string, port int) *Postgres {
+	return &Postgres{Host: host, Port: port, stack: s}
+}
+
 // Stop stops the server (idempotent).
 func (p *Postgres) Stop() error {
 	_, err := p.stack.Script(nil, "scripts/pg.sh", "stop", p.DataDir)

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
@@ -106,6 +108,34 @@ func (s *Stack) ApplyUnmanaged(ctx context.Context, namespace, release string) e
 			return fmt.Errorf("creating unmanaged %s %s: %w", gvk.Kind, obj.GetName(), err)
 		}
 	}
+	return nil
+}
+
+// PlayHookJobs plays the chart's post-install/post-upgrade hook Job
+// `<release>-db-init` whenever Helm creates it (its pod runs nothing under
+// KWOK): the databases it creates and the objects the real chart's Jobs create
+// outside Helm. Like the real Job this happens while `helm upgrade` waits for
+// the hook. It runs until ctx ends; problems go to logf.
+func (s *Stack) PlayHookJobs(ctx context.Context, namespace, release string, pg *Postgres, logf func(string, ...any)) error {
+	w, err := s.Clientset.BatchV1().Jobs(namespace).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("watch jobs: %w", err)
+	}
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			job, ok := ev.Object.(*batchv1.Job)
+			if !ok || ev.Type != watch.Added || job.Name != release+"-db-init" {
+				continue
+			}
+			if err := s.PlayImageInit(ctx, namespace, release, pg); err != nil && ctx.Err() == nil {
+				logf("playing the db-init job: %v", err)
+			}
+			if err := s.ApplyUnmanaged(ctx, namespace, release); err != nil && ctx.Err() == nil {
+				logf("playing the unmanaged resources: %v", err)
+			}
+		}
+	}()
 	return nil
 }
 

@@ -20,11 +20,9 @@ import (
 	"testing"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/opencsgs/helm-csghub/internal/devenv"
 )
@@ -182,33 +180,14 @@ func NewEnv(t testing.TB, opts ...Option) *Env {
 	return e
 }
 
-// playHookJobs plays the chart's post-install/post-upgrade hook Job
-// `<release>-db-init` whenever Helm creates it (its pod runs nothing under
-// KWOK): the databases it creates and the objects the real chart's Jobs create
-// outside Helm. Like the real Job, this happens while `helm upgrade` waits for
-// the hook, before the plugin verifies.
+// playHookJobs plays the db-init hook Job while the test runs (see devenv.Stack.PlayHookJobs).
 func (e *Env) playHookJobs() {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.T.Cleanup(cancel)
-	w, err := e.C.Clientset.BatchV1().Jobs(e.Namespace).Watch(ctx, metav1.ListOptions{})
-	if err != nil {
-		e.T.Fatalf("watch jobs: %v", err)
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "testenv: "+format+"\n", args...) }
+	if err := e.C.PlayHookJobs(ctx, e.Namespace, e.Release, e.PG, logf); err != nil {
+		e.T.Fatal(err)
 	}
-	go func() {
-		defer w.Stop()
-		for ev := range w.ResultChan() {
-			job, ok := ev.Object.(*batchv1.Job)
-			if !ok || ev.Type != watch.Added || job.Name != e.Release+"-db-init" {
-				continue
-			}
-			if err := e.C.PlayImageInit(ctx, e.Namespace, e.Release, e.PG); err != nil && ctx.Err() == nil {
-				fmt.Fprintf(os.Stderr, "testenv: playing db-init job: %v\n", err)
-			}
-			if err := e.C.ApplyUnmanaged(ctx, e.Namespace, e.Release); err != nil && ctx.Err() == nil {
-				fmt.Fprintf(os.Stderr, "testenv: playing unmanaged resources: %v\n", err)
-			}
-		}
-	}()
 }
 
 // HelmEnv is the environment of this test's helm invocations.

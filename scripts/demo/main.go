@@ -51,8 +51,8 @@ func main() {
 		err = down()
 	case "env":
 		err = printEnv()
-	case "serve": // internal: the detached chart repository and portal stand-in
-		err = serve(os.Args[2])
+	case "serve": // internal: the detached chart repository, portal stand-in and hook player
+		err = serve(os.Args[2], os.Args[3], os.Args[4])
 	default:
 		err = fmt.Errorf("unknown command %q (up, down, env)", os.Args[1])
 	}
@@ -98,14 +98,14 @@ func up() error {
 	if err := s.PackageCharts(repoDir, repoURL); err != nil {
 		return err
 	}
-	if err := startServer(dir, repoDir); err != nil {
+	pg, err := demoPostgres(s, dir)
+	if err != nil {
+		return err
+	}
+	if err := startServer(dir, repoDir, pg); err != nil {
 		return err
 	}
 	if err := s.PortalForward(ctx, portalPort); err != nil {
-		return err
-	}
-	pg, err := demoPostgres(s, dir)
-	if err != nil {
 		return err
 	}
 	if err := s.InstallPlugin(); err != nil {
@@ -183,9 +183,9 @@ func demoPostgres(s *devenv.Stack, dir string) (*devenv.Postgres, error) {
 
 func pidFile(dir string) string { return filepath.Join(dir, "serve.pid") }
 
-// startServer runs this program's "serve" detached, so the repository and the
-// portal stand-in outlive `make demo`.
-func startServer(dir, repoDir string) error {
+// startServer runs this program's "serve" detached, so the repository, the
+// portal stand-in and the db-init hook player outlive `make demo`.
+func startServer(dir, repoDir string, pg *devenv.Postgres) error {
 	if pid, err := readPid(pidFile(dir)); err == nil && syscall.Kill(pid, 0) == nil {
 		return nil
 	}
@@ -197,7 +197,7 @@ func startServer(dir, repoDir string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, "serve", repoDir)
+	cmd := exec.Command(self, "serve", repoDir, pg.Host, strconv.Itoa(pg.Port))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -216,7 +216,7 @@ func startServer(dir, repoDir string) error {
 	return errors.New("chart repository server did not start (see .cache/demo/serve.log)")
 }
 
-func serve(repoDir string) error {
+func serve(repoDir, pgHost, pgPort string) error {
 	repo, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", repoPort))
 	if err != nil {
 		return err
@@ -227,6 +227,20 @@ func serve(repoDir string) error {
 	}
 	go func() { _ = devenv.ServeRepo(repo, repoDir) }()
 	go func() { _ = devenv.ServePortalOn(portal) }()
+	s, _, err := stack()
+	if err != nil {
+		return err
+	}
+	if err := s.Connect(); err != nil {
+		return err
+	}
+	port, _ := strconv.Atoi(pgPort)
+	pg := s.AttachedPostgres(pgHost, port)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.PlayHookJobs(ctx, namespace, release, pg, func(f string, a ...any) { fmt.Printf(f+"\n", a...) }); err != nil {
+		return err
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
