@@ -200,11 +200,12 @@ func (b *Backup) dumpDatabase(ctx context.Context, pod *dbpod.Pod, dir string, m
 		if err != nil {
 			return errs.Failedf("creating %s: %w", name, describeFSError(err))
 		}
-		if err := run(w); err != nil {
+		err = run(w)
+		if w.err != nil { // the stream may report a failed local write as success or as a stream error
+			err = w.err
+		}
+		if err != nil {
 			w.abort()
-			if w.err != nil {
-				err = w.err
-			}
 			if ctx.Err() != nil {
 				return errs.Wrap(errs.Interrupted, fmt.Errorf("backup interrupted while dumping %s, nothing kept", orGlobals(db)))
 			}

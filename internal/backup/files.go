@@ -88,6 +88,9 @@ func newDumpWriter(dir, name string, progress *atomic.Int64) (*dumpWriter, error
 }
 
 func (d *dumpWriter) Write(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
 	n, err := d.zw.Write(p)
 	if err != nil && d.err == nil {
 		d.err = err

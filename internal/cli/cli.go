@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 
@@ -192,8 +193,7 @@ func (c *command) execute(ctx context.Context, app *App, g *globalFlags, path []
 	} else {
 		// client-go reports a stream torn down on purpose (Ctrl-C, a failed
 		// sibling restore) through klog; the plugin's own error says what happened.
-		klog.SetOutput(io.Discard)
-		klog.LogToStderr(false)
+		klog.SetLogger(logr.Discard())
 	}
 	return c.Run(ctx, rest)
 }

@@ -350,6 +350,14 @@ func TestBackupFaults(t *testing.T) {
 		os.WriteFile(file, nil, 0o600)
 		oneLine(t, e.Plugin("backup", "--dir", filepath.Join(file, "sub")), "not a directory")
 	})
+	t.Run("destination full", func(t *testing.T) {
+		dir := smallDisk(t, "512k")
+		r := e.Plugin("backup", "--dir", dir)
+		if r.Code == 0 || !oneLineError(r.Stderr) || !strings.Contains(r.Stderr, "no space left") {
+			t.Fatalf("backup onto a full disk: exit %d, stderr %q", r.Code, r.Stderr)
+		}
+		noFile(t, dir)
+	})
 	t.Run("postgres down", func(t *testing.T) {
 		dir := t.TempDir()
 		if err := e.PG.Stop(); err != nil {
@@ -462,4 +470,16 @@ func TestBackupExecForbiddenByRBAC(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(dir, ns, "csghub")); len(entries) != 0 {
 		t.Fatalf("backup folder left: %v", entries)
 	}
+}
+
+// smallDisk mounts a tmpfs of the given size (the tests run as root, as CI does)
+// and unmounts it when the test ends.
+func smallDisk(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a small tmpfs (needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	return dir
 }

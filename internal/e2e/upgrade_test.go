@@ -206,6 +206,13 @@ func TestUpgradeBadInput(t *testing.T) {
 			t.Errorf("upgrade %v: exit %d, stderr %q; want exit %d with %q", c.args, r.Code, r.Stderr, c.code, c.want)
 		}
 	}
+	// not enough room for the dump: refused by preflight
+	e.Bulk("csghub_server", 200000)
+	rvs = e.ResourceVersions(e.Namespace)
+	r := e.Plugin("upgrade", "--yes", "--version", "2.0.0", "--dir", smallDisk(t, "256k"))
+	if r.Code != 4 || !strings.Contains(r.Stderr, "free, the dump needs about") || errorLines(r.Stderr) != 1 {
+		t.Errorf("upgrade with a full backup disk: exit %d, stderr %q", r.Code, r.Stderr)
+	}
 	testenv.RequireUnchanged(t, rvs, e.ResourceVersions(e.Namespace), "refused upgrades")
 }
 
