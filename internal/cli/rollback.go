@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -102,5 +103,14 @@ func (c *rollbackCmd) run(ctx context.Context, args []string) error {
 	} else {
 		fmt.Fprintln(c.app.Stdout, "DATABASE:       not restored (--skip-db-restore)")
 	}
-	return nil
+	tb = newTable(c.app.Stdout)
+	if res.Readiness != nil {
+		tb.row("PODS:", fmt.Sprintf("%d/%d Ready", res.Readiness.Ready, res.Readiness.Total))
+	}
+	if res.Verify != nil {
+		for _, ch := range res.Verify.Checks {
+			tb.row("VERIFY "+strings.ToUpper(ch.Name)+":", ch.Detail)
+		}
+	}
+	return tb.flush()
 }

@@ -20,7 +20,9 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/readiness"
 	"github.com/opencsgs/helm-csghub/internal/restore"
+	"github.com/opencsgs/helm-csghub/internal/verify"
 )
 
 // Rollback is one rollback.
@@ -41,15 +43,17 @@ type Rollback struct {
 
 // Result is a finished rollback.
 type Result struct {
-	From         int             `json:"fromRevision"`
-	FromChart    string          `json:"fromChartVersion"`
-	To           int             `json:"toRevision"`
-	ToChart      string          `json:"toChartVersion"`
-	NewRevision  int             `json:"newRevision"`
-	Status       string          `json:"status"`
-	Backup       string          `json:"backupId,omitempty"`
-	Restore      *restore.Result `json:"restore,omitempty"`
-	DBRestoreOff bool            `json:"databaseRestoreSkipped,omitempty"`
+	From         int               `json:"fromRevision"`
+	FromChart    string            `json:"fromChartVersion"`
+	To           int               `json:"toRevision"`
+	ToChart      string            `json:"toChartVersion"`
+	NewRevision  int               `json:"newRevision"`
+	Status       string            `json:"status"`
+	Backup       string            `json:"backupId,omitempty"`
+	Restore      *restore.Result   `json:"restore,omitempty"`
+	DBRestoreOff bool              `json:"databaseRestoreSkipped,omitempty"`
+	Readiness    *readiness.Report `json:"readiness,omitempty"`
+	Verify       *verify.Report    `json:"verify,omitempty"`
 }
 
 // Target is a validated rollback target.
@@ -183,16 +187,29 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 	}
 	res.NewRevision, res.Status = last.Version, last.Info.Status.String()
 	r.logf("release %s at revision %d (%s)", r.Env.Release, res.NewRevision, res.Status)
-	if t.Backup == nil {
-		return res, nil
+	if t.Backup != nil {
+		if ctx.Err() != nil {
+			return res, errs.Wrap(errs.Interrupted, fmt.Errorf("interrupted after the Helm rollback: the database was NOT restored; run `helm csghub restore --backup %s`", t.Backup.ID))
+		}
+		rs := &restore.Restore{Env: r.Env, Kube: r.Kube, Dir: r.Dir, Entry: t.Backup, Progress: r.Progress, Log: r.Log}
+		if res.Restore, err = rs.Run(ctx); err != nil {
+			return res, err
+		}
 	}
-	if ctx.Err() != nil {
-		return res, errs.Wrap(errs.Interrupted, fmt.Errorf("interrupted after the Helm rollback: the database was NOT restored; run `helm csghub restore --backup %s`", t.Backup.ID))
+	// readiness and verification, as after an upgrade
+	nss := []string{r.Env.Namespace}
+	if ok, _ := kube.NamespaceExists(ctx, r.Kube.Clientset, kube.KnativeNamespace); ok && r.Env.Namespace != kube.KnativeNamespace {
+		nss = append(nss, kube.KnativeNamespace)
 	}
-	rs := &restore.Restore{Env: r.Env, Kube: r.Kube, Dir: r.Dir, Entry: t.Backup, Progress: r.Progress, Log: r.Log}
-	res.Restore, err = rs.Run(ctx)
-	if err != nil {
-		return res, err
+	r.logf("waiting for pods in %s", strings.Join(nss, ", "))
+	w := &readiness.Waiter{Clientset: r.Kube.Clientset, Namespaces: nss, Timeout: r.Timeout, Progress: r.Progress}
+	if res.Readiness, err = w.Wait(ctx); err != nil {
+		return res, errs.NeedsAttentionf("rolled back to revision %d but not ready: %v", res.NewRevision, err)
+	}
+	r.logf("verifying")
+	v := &verify.Verify{Env: r.Env, Kube: r.Kube, Revision: res.NewRevision}
+	if res.Verify, err = v.Run(ctx); err != nil {
+		return res, errs.NeedsAttentionf("rolled back to revision %d but %v", res.NewRevision, err)
 	}
 	return res, nil
 }
