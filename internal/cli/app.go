@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/lock"
 )
 
 // kubeClient is the exec/port-forward client for the selected context.
@@ -55,4 +57,20 @@ func (a *App) stepLogger(o output) func(format string, args ...any) {
 	return func(format string, args ...any) {
 		fmt.Fprintf(a.Stderr, "==> "+format+"\n", args...)
 	}
+}
+
+// lockRelease takes the release's operation lock (see internal/lock) for
+// commands that change it; the returned func releases it.
+func (a *App) lockRelease(ctx context.Context, kc *kube.Client, operation string) (func(), error) {
+	if err := a.Env.Resolve(); err != nil {
+		return nil, err
+	}
+	l, err := lock.Acquire(ctx, kc.Clientset, a.Env.Namespace, a.Env.Release, operation)
+	if err != nil {
+		return nil, err
+	}
+	if l.Stale != "" {
+		fmt.Fprintf(a.Stderr, "WARNING: took over a stale lock from %s\n", l.Stale)
+	}
+	return l.Release, nil
 }

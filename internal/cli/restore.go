@@ -56,6 +56,11 @@ func (c *restoreCmd) run(ctx context.Context, _ []string) error {
 	if err := c.app.confirm(c.yes, fmt.Sprintf("This replaces every database of release %q with backup %s.", c.app.Env.Release, c.backupID)); err != nil {
 		return err
 	}
+	unlock, err := c.app.lockRelease(ctx, kc, "restore")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	r := &restore.Restore{Env: c.app.Env, Kube: kc, Dir: c.dir, BackupID: c.backupID, Parallel: c.parallel,
 		Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
 	res, err := r.Run(ctx)

@@ -84,6 +84,11 @@ func (c *rollbackCmd) run(ctx context.Context, args []string) error {
 		return err
 	}
 	rb.Revision = t.To.Version
+	unlock, err := c.app.lockRelease(ctx, kc, "rollback")
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	res, err := rb.Run(ctx)
 	if res != nil && c.output == outputJSON {
 		_ = writeJSON(c.app.Stdout, res)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -58,7 +59,7 @@ func Acquire(ctx context.Context, cs kubernetes.Interface, namespace, release, o
 			return nil, errs.Failedf("reading lock %s/%s: %w", namespace, l.name, gerr)
 		}
 		holder, renewed := describe(cur)
-		if !expired(cur) {
+		if !expired(cur) && !deadLocalHolder(holder) {
 			return nil, errs.Preconditionf("another operation holds the lock on release %q: %s (renewed %s ago); wait for it, or if it is dead: kubectl -n %s delete lease %s",
 				release, holder, time.Since(renewed).Round(time.Second), namespace, l.name)
 		}
@@ -87,6 +88,18 @@ func describe(l *coordinationv1.Lease) (string, time.Time) {
 		renewed = l.Spec.RenewTime.Time
 	}
 	return holder, renewed
+}
+
+// deadLocalHolder reports a holder on this machine whose process is gone (a
+// run killed with SIGKILL): no need to wait for its lease to expire.
+func deadLocalHolder(holder string) bool {
+	var op, host string
+	var pid int
+	if _, err := fmt.Sscanf(holder, "%s %s pid %d", &op, &host, &pid); err != nil || pid <= 0 {
+		return false
+	}
+	me, _ := os.Hostname()
+	return host == me && syscall.Kill(pid, 0) == syscall.ESRCH
 }
 
 func expired(l *coordinationv1.Lease) bool {
