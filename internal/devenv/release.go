@@ -27,6 +27,9 @@ import (
 // the databases listed in ConfigMap `<release>-postgresql-init` (key databases).
 // Nothing runs in KWOK pods, so the stack plays it. Safe to repeat.
 func (s *Stack) PlayImageInit(ctx context.Context, namespace, release string, pg *Postgres) error {
+	// the hook-job player and the tests' explicit calls may overlap
+	s.initMu.Lock()
+	defer s.initMu.Unlock()
 	cs := s.Clientset
 	sec, err := cs.CoreV1().Secrets(namespace).Get(ctx, release+"-postgresql", metav1.GetOptions{})
 	if err != nil {
@@ -68,6 +71,8 @@ func (s *Stack) PlayImageInit(ctx context.Context, namespace, release string, pg
 // manifests.yaml, in order) that does not exist yet is created; existing objects
 // are left untouched (the real Job's create-and-skip). No ConfigMap: nothing to do.
 func (s *Stack) ApplyUnmanaged(ctx context.Context, namespace, release string) error {
+	s.initMu.Lock()
+	defer s.initMu.Unlock()
 	cm, err := s.Clientset.CoreV1().ConfigMaps(namespace).Get(ctx, release+"-unmanaged-resources", metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/dynamic"
@@ -43,7 +44,8 @@ type Stack struct {
 	// Log receives progress lines.
 	Log func(format string, args ...any)
 
-	upEnv []string
+	upEnv  []string
+	initMu sync.Mutex // serializes the played database init and unmanaged resources
 }
 
 // Ports are the cluster's listening ports.
