@@ -201,8 +201,8 @@ func (b *Backup) dumpDatabase(ctx context.Context, pod *dbpod.Pod, dir string, m
 			return errs.Failedf("creating %s: %w", name, describeFSError(err))
 		}
 		err = run(w)
-		if w.err != nil { // the stream may report a failed local write as success or as a stream error
-			err = w.err
+		if werr := w.firstErr(); werr != nil { // the stream may report a failed local write as success or as a stream error
+			err = werr
 		}
 		if err != nil {
 			w.abort()

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
@@ -64,7 +66,13 @@ type dumpWriter struct {
 	// err is the first write error: the exec stream may report it as a
 	// generic stream error, so the file-system cause is kept here.
 	err error
+	// mu: an interrupted exec stream may still be delivering output while the
+	// caller aborts, so writes and abort/finish are serialized.
+	mu     sync.Mutex
+	closed bool
 }
+
+var errAborted = errors.New("dump aborted")
 
 const tailKeep = 1024
 
@@ -88,6 +96,11 @@ func newDumpWriter(dir, name string, progress *atomic.Int64) (*dumpWriter, error
 }
 
 func (d *dumpWriter) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return 0, errAborted
+	}
 	if d.err != nil {
 		return 0, d.err
 	}
@@ -113,6 +126,9 @@ func (d *dumpWriter) Write(p []byte) (int, error) {
 
 // finish flushes, fsyncs and renames the file into place.
 func (d *dumpWriter) finish(db string) (Dump, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
 	err := d.zw.Close()
 	if err == nil {
 		err = d.f.Sync()
@@ -135,11 +151,23 @@ func (d *dumpWriter) finish(db string) (Dump, error) {
 	}, nil
 }
 
-// abort drops the file.
+// abort drops the file. The encoder is not flushed: its output is discarded.
 func (d *dumpWriter) abort() {
-	d.zw.Close()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	d.closed = true
 	d.f.Close()
 	os.Remove(d.tmp)
+}
+
+// firstErr is the first local write error, if any.
+func (d *dumpWriter) firstErr() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
 }
 
 type countWriter struct{ n int64 }
