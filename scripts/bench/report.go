@@ -1,0 +1,320 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// results are the run's figures; they are printed as a table and, with -json,
+// written as JSON. Throughputs are in MB/s (10^6 bytes) of uncompressed SQL.
+type results struct {
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
+	Error      string    `json:"error,omitempty"`
+	Host       struct {
+		CPUs      int    `json:"cpus"`
+		LoadStart string `json:"loadAvgStart"`
+		LoadEnd   string `json:"loadAvgEnd"`
+	} `json:"host"`
+	SizeMB    int                 `json:"sizeMB"`
+	Data      dataInfo            `json:"data"`
+	Backup    *backupFigures      `json:"backup,omitempty"`
+	Restore   *restoreFigures     `json:"restore,omitempty"`
+	Upgrade   *upgradeFigures     `json:"upgrade,omitempty"`
+	Readiness *readinessFigures   `json:"readiness,omitempty"`
+	Profile   map[string][]string `json:"profile,omitempty"`
+	Checks    []check             `json:"checks"`
+}
+
+type dataInfo struct {
+	Databases       []dbSize `json:"databases,omitempty"`
+	TotalBytes      int64    `json:"totalBytes,omitempty"`
+	GenerateSeconds float64  `json:"generateSeconds,omitempty"`
+}
+
+type dbSize struct {
+	Name  string `json:"name"`
+	Bytes int64  `json:"bytes"`
+}
+
+type timing struct {
+	Seconds   float64 `json:"seconds"`
+	MBps      float64 `json:"mbPerSecond"`
+	MaxRSSKiB int64   `json:"maxRssKiB,omitempty"`
+}
+
+func newTiming(r cmdResult, bytes int64, rss bool) timing {
+	t := timing{Seconds: r.wall.Seconds(), MBps: mbps(bytes, r.wall.Seconds())}
+	if rss {
+		t.MaxRSSKiB = r.maxRSSKiB
+	}
+	return t
+}
+
+type backupFigures struct {
+	SQLBytes             int64       `json:"sqlBytes"`
+	CompressedBytes      int64       `json:"compressedBytes"`
+	Databases            int         `json:"databases"`
+	Direct               timing      `json:"direct"`
+	Plugin               timing      `json:"plugin"`
+	Guide                guideBackup `json:"guide"`
+	PluginVsDirect       float64     `json:"pluginVsDirect"`
+	PluginSpeedupVsGuide float64     `json:"pluginSpeedupVsGuide"`
+}
+
+type guideBackup struct {
+	Seconds     float64 `json:"seconds"`
+	MBps        float64 `json:"mbPerSecond"`
+	ExecSeconds float64 `json:"execSeconds"`
+	CopySeconds float64 `json:"copySeconds"`
+	FileBytes   int64   `json:"fileBytes"`
+}
+
+type restoreFigures struct {
+	SQLBytes       int64   `json:"sqlBytes"`
+	Parallel       int     `json:"parallel"`
+	Direct         timing  `json:"direct"`
+	Plugin         timing  `json:"plugin"`
+	PluginVsDirect float64 `json:"pluginVsDirect"`
+}
+
+type upgradeFigures struct {
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Plugin struct {
+		WallSeconds            float64            `json:"wallSeconds"`
+		Steps                  map[string]float64 `json:"stepSeconds"`
+		ReadinessWaitedSeconds float64            `json:"readinessWaitedSeconds"`
+		OwnSeconds             float64            `json:"ownSeconds"`
+		MaxRSSKiB              int64              `json:"maxRssKiB"`
+	} `json:"plugin"`
+	Guide struct {
+		TotalSeconds float64        `json:"totalSeconds"`
+		Steps        []namedSeconds `json:"steps"`
+		Complete     bool           `json:"complete"`
+	} `json:"guide"`
+	PluginVsGuide float64 `json:"guideSecondsPerPluginSecond"`
+}
+
+type namedSeconds struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+type readinessFigures struct {
+	Replicas     int            `json:"replicas"`
+	Runs         []readinessRun `json:"runs"`
+	MaxLatencyMs float64        `json:"maxLatencyMs"`
+}
+
+type readinessRun struct {
+	LatencyMs      float64 `json:"latencyMs"`      // ReadyAt - last pod's Ready event
+	AfterRolloutMs float64 `json:"afterRolloutMs"` // ReadyAt - the Deployment's rolled-out event
+	WaitedMs       float64 `json:"waitedMs"`
+}
+
+type check struct {
+	Name   string `json:"name"`
+	Value  string `json:"value"`
+	Target string `json:"target"`
+	Pass   bool   `json:"pass"`
+}
+
+func newResults(cfg *config) *results {
+	r := &results{StartedAt: time.Now().UTC(), SizeMB: cfg.sizeMB}
+	r.Host.CPUs = runtime.NumCPU()
+	r.Host.LoadStart = loadAvg()
+	return r
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func (r *results) finish(err error) {
+	r.FinishedAt = time.Now().UTC()
+	r.Host.LoadEnd = loadAvg()
+	if err != nil {
+		r.Error = err.Error()
+	}
+	r.Checks = nil
+	add := func(name, value, target string, pass bool) {
+		r.Checks = append(r.Checks, check{Name: name, Value: value, Target: target, Pass: pass})
+	}
+	if f := r.Backup; f != nil && f.Plugin.Seconds > 0 {
+		add("backup: plugin throughput / pg_dumpall direct", fmt.Sprintf("%.2f", f.PluginVsDirect), ">= 0.80", f.PluginVsDirect >= 0.80)
+		if f.Guide.Seconds > 0 {
+			add("backup: plugin speed-up vs guide (exec + cp)", fmt.Sprintf("%.2fx", f.PluginSpeedupVsGuide), ">= 1.30x", f.PluginSpeedupVsGuide >= 1.30)
+		}
+	}
+	if f := r.Restore; f != nil && f.Plugin.Seconds > 0 {
+		add("restore: plugin throughput / psql direct", fmt.Sprintf("%.2f", f.PluginVsDirect), ">= 0.80", f.PluginVsDirect >= 0.80)
+		add("restore: plugin peak RSS", fmt.Sprintf("%.1f MiB", float64(f.Plugin.MaxRSSKiB)/1024), "< 100 MiB", f.Plugin.MaxRSSKiB < 100*1024)
+	}
+	if f := r.Upgrade; f != nil && f.Plugin.WallSeconds > 0 {
+		add("upgrade: plugin's own time", fmt.Sprintf("%.2f s", f.Plugin.OwnSeconds), "< 2 s", f.Plugin.OwnSeconds < 2)
+		if f.Guide.Complete {
+			add("upgrade: plugin wall vs guide steps", fmt.Sprintf("%.1f s vs %.1f s", f.Plugin.WallSeconds, f.Guide.TotalSeconds),
+				"plugin no slower", f.Plugin.WallSeconds <= f.Guide.TotalSeconds)
+		}
+	}
+	if f := r.Readiness; f != nil && len(f.Runs) > 0 {
+		add("readiness: notice latency, max of runs", fmt.Sprintf("%.0f ms", f.MaxLatencyMs), "< 1000 ms", f.MaxLatencyMs < 1000)
+	}
+}
+
+func (r *results) writeJSON(path string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+func mbps(bytes int64, seconds float64) float64 {
+	if seconds <= 0 {
+		return 0
+	}
+	return float64(bytes) / 1e6 / seconds
+}
+
+func ratio(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+func verdict(pass bool) string {
+	if pass {
+		return "PASS"
+	}
+	return "MISS"
+}
+
+// report prints the figures as one table per area, then the targets.
+func (b *bench) report(w io.Writer) {
+	r := b.res
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(cols ...string) { fmt.Fprintln(tw, strings.Join(cols, "\t")) }
+	fmt.Fprintf(w, "\nhelm-csghub bench: %d CPUs, load %s at start, %s at end (the machine may be shared: expect timing noise)\n",
+		r.Host.CPUs, r.Host.LoadStart, r.Host.LoadEnd)
+	if len(r.Data.Databases) > 0 {
+		var parts []string
+		for _, d := range r.Data.Databases {
+			parts = append(parts, fmt.Sprintf("%s %s", d.Name, mib(d.Bytes)))
+		}
+		fmt.Fprintf(w, "data: -size-mb %d generated in %.1fs; databases on disk %s (%s)\n", r.SizeMB, r.Data.GenerateSeconds,
+			mib(r.Data.TotalBytes), strings.Join(parts, ", "))
+	}
+	if f := r.Backup; f != nil && f.Plugin.Seconds > 0 {
+		fmt.Fprintf(w, "\nBACKUP: %d databases, %s of SQL (%s compressed by the plugin)\n", f.Databases, mib(f.SQLBytes), mib(f.CompressedBytes))
+		row("  #", "measurement", "seconds", "MB/s", "peak RSS")
+		row("  1", "pg_dumpall -U csghub > /dev/null (direct, socket)", secs(f.Direct.Seconds), rate(f.Direct.MBps), "")
+		row("  2", "helm csghub backup -o json", secs(f.Plugin.Seconds), rate(f.Plugin.MBps), mib(f.Plugin.MaxRSSKiB*1024))
+		if f.Guide.Seconds > 0 {
+			row("  3", fmt.Sprintf("guide: kubectl exec pg_dumpall -f (%.2fs) + kubectl cp (%.2fs)", f.Guide.ExecSeconds, f.Guide.CopySeconds),
+				secs(f.Guide.Seconds), rate(f.Guide.MBps), "")
+		}
+		tw.Flush()
+	}
+	if f := r.Restore; f != nil && f.Plugin.Seconds > 0 {
+		fmt.Fprintf(w, "\nRESTORE: %s of SQL, %d databases at once\n", mib(f.SQLBytes), f.Parallel)
+		row("  #", "measurement", "seconds", "MB/s", "peak RSS")
+		row("  4", "zstd -dc | psql (direct, socket; DROP ... WITH (FORCE) first)", secs(f.Direct.Seconds), rate(f.Direct.MBps), "")
+		row("  5", "helm csghub restore --yes -o json", secs(f.Plugin.Seconds), rate(f.Plugin.MBps), mib(f.Plugin.MaxRSSKiB*1024))
+		tw.Flush()
+	}
+	if f := r.Upgrade; f != nil && f.Plugin.WallSeconds > 0 {
+		p := f.Plugin
+		fmt.Fprintf(w, "\nUPGRADE %s -> %s (sample data, fresh release each)\n", f.From, f.To)
+		row("  6", "helm csghub upgrade (wall)", secs(p.WallSeconds))
+		names := make([]string, 0, len(p.Steps))
+		for k := range p.Steps {
+			names = append(names, k)
+		}
+		order := map[string]int{"plan": 1, "preflight": 2, "backup": 3, "migrations": 4, "helm-upgrade": 5, "readiness": 6, "verify": 7}
+		sort.Slice(names, func(i, j int) bool {
+			oi, oj := order[names[i]], order[names[j]]
+			if oi == 0 {
+				oi = 99
+			}
+			if oj == 0 {
+				oj = 99
+			}
+			return oi < oj || oi == oj && names[i] < names[j]
+		})
+		for _, k := range names {
+			extra := ""
+			if k == "readiness" {
+				extra = fmt.Sprintf("(waited %.2fs)", p.ReadinessWaitedSeconds)
+			}
+			row("", "  step "+k, secs(p.Steps[k]), extra)
+		}
+		row("", "  own time = wall - helm-upgrade - backup - readiness wait", secs(p.OwnSeconds))
+		row("", "  peak RSS", mib(p.MaxRSSKiB*1024))
+		if len(f.Guide.Steps) > 0 {
+			row("  7", "guide's steps with helm + kubectl (total)", secs(f.Guide.TotalSeconds))
+			for _, s := range f.Guide.Steps {
+				row("", "  "+s.Name, secs(s.Seconds))
+			}
+		}
+		tw.Flush()
+	}
+	if f := r.Readiness; f != nil && len(f.Runs) > 0 {
+		fmt.Fprintf(w, "\nREADINESS: Deployment of %d replicas; waiter's ReadyAt minus arrival of the last pod's Ready event\n", f.Replicas)
+		row("  8", "run", "latency", "after rollout event", "waited")
+		for i, run := range f.Runs {
+			row("", fmt.Sprint(i+1), ms(run.LatencyMs), ms(run.AfterRolloutMs), ms(run.WaitedMs))
+		}
+		row("", "max", ms(f.MaxLatencyMs))
+		tw.Flush()
+	}
+	for _, op := range []string{"backup", "restore"} {
+		if lines := r.Profile[op]; len(lines) > 0 {
+			fmt.Fprintf(w, "\nPROFILE of the plugin's %s (perf record -a): %s\n", op, lines[0])
+			for _, l := range lines[1:] {
+				fmt.Fprintf(w, "  %s\n", l)
+			}
+		}
+	}
+	if len(r.Checks) > 0 {
+		fmt.Fprintln(w, "\nTARGETS (a MISS is reported, never fatal)")
+		for _, c := range r.Checks {
+			row("  "+c.Name, c.Value, c.Target, verdict(c.Pass))
+		}
+		tw.Flush()
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "\nINCOMPLETE: %s\n", firstLine(r.Error))
+	}
+}
+
+func secs(s float64) string { return fmt.Sprintf("%.2f", s) }
+func rate(v float64) string { return fmt.Sprintf("%.1f", v) }
+func ms(v float64) string   { return fmt.Sprintf("%.0f ms", math.Round(v)+0) }
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
