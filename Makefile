@@ -33,9 +33,9 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 
-## unit: unit tests only (no cluster)
+## unit: unit tests only (no cluster): every package but internal/e2e
 unit:
-	$(GO) test -short -count=1 ./...
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /internal/e2e)
 
 ## e2e: end-to-end tests on the real local stack
 e2e: stack

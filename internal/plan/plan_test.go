@@ -1,0 +1,63 @@
+package plan
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/opencsgs/helm-csghub/internal/errs"
+)
+
+func versions(ss ...string) []*semver.Version {
+	var out []*semver.Version
+	for _, s := range ss {
+		out = append(out, semver.MustParse(s))
+	}
+	return out
+}
+
+func TestPickVersion(t *testing.T) {
+	avail := versions("1.15.0", "1.16.0", "1.17.0", "2.0.0", "2.0.1", "2.1.0-rc.1")
+	if v, err := pickVersion(avail, nil); err != nil || v.String() != "2.0.1" {
+		t.Fatalf("newest stable = %v, %v; want 2.0.1 (pre-releases skipped)", v, err)
+	}
+	if v, err := pickVersion(avail, semver.MustParse("1.17.0")); err != nil || v.String() != "1.17.0" {
+		t.Fatalf("pick 1.17.0 = %v, %v", v, err)
+	}
+	_, err := pickVersion(avail, semver.MustParse("1.18.0"))
+	if errs.KindOf(err) != errs.NotFound || !strings.Contains(err.Error(), "nearest: ") || !strings.Contains(err.Error(), "1.17.0, 2.0.0") {
+		t.Fatalf("unknown version error: %v", err)
+	}
+}
+
+func TestParseVersionAndDowngrade(t *testing.T) {
+	if _, err := ParseVersion("v2.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"latest", "2.0", ""} {
+		if _, err := ParseVersion(bad); errs.KindOf(err) != errs.Usage {
+			t.Errorf("ParseVersion(%q) = %v, want a usage error", bad, err)
+		}
+	}
+	if _, err := CompareCurrent("2.0.0", semver.MustParse("1.17.0")); errs.KindOf(err) != errs.Precondition || !strings.Contains(err.Error(), "rollback") {
+		t.Fatalf("downgrade: %v", err)
+	}
+	if _, err := CompareCurrent("1.15.0", semver.MustParse("2.0.0")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Overrides merge into the backed-up values like a later -f file.
+func TestMergeValues(t *testing.T) {
+	base := map[string]any{"server": map[string]any{"replicas": 1, "env": map[string]any{"A": "1"}}, "keep": true}
+	over := map[string]any{"server": map[string]any{"env": map[string]any{"B": "2"}}, "new": "x"}
+	want := map[string]any{"server": map[string]any{"replicas": 1, "env": map[string]any{"A": "1", "B": "2"}}, "keep": true, "new": "x"}
+	if got := MergeValues(base, over); !reflect.DeepEqual(got, want) {
+		t.Fatalf("MergeValues = %v, want %v", got, want)
+	}
+	if base["new"] != nil || len(base["server"].(map[string]any)["env"].(map[string]any)) != 1 {
+		t.Fatal("MergeValues modified its input")
+	}
+}
