@@ -14,18 +14,17 @@ import (
 )
 
 type upgradeCmd struct {
-	app              *App
-	target           targetFlags
-	timeout          time.Duration
-	dryRun           bool
-	noRollback       bool
-	skipDBBackup     bool
-	skipDataflowLogs bool
-	forceConflicts   bool
-	yes              bool
-	dir              string
-	keep             int
-	output           output
+	app            *App
+	target         targetFlags
+	timeout        time.Duration
+	dryRun         bool
+	noRollback     bool
+	skipDBBackup   bool
+	forceConflicts bool
+	yes            bool
+	dir            string
+	keep           int
+	output         output
 }
 
 func newUpgradeCmd(app *App) *command {
@@ -44,7 +43,6 @@ nothing changed but the backup; after it, the automatic rollback is finished.`,
 			fs.BoolVar(&c.dryRun, "dry-run", false, "run preflight and the plan, render the upgrade, change nothing")
 			fs.BoolVar(&c.noRollback, "no-rollback", false, "on failure, leave the release and database as they are")
 			fs.BoolVar(&c.skipDBBackup, "skip-db-backup", false, "do not dump PostgreSQL before upgrading (e.g. external database backed up elsewhere)")
-			fs.BoolVar(&c.skipDataflowLogs, "skip-dataflow-logs", false, "do not move Dataflow task logs from MongoDB to PostgreSQL (2.0.0)")
 			fs.BoolVar(&c.forceConflicts, "force-conflicts", false, "take over CRD fields owned by another field manager")
 			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
 			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "complete backups to keep for the release (at least 2)")
@@ -80,8 +78,7 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 	u := &upgrade.Upgrade{Env: c.app.Env, Kube: kc, Plan: c.target.options(c.app, c.app.warner()),
 		Timeout: c.timeout, DryRun: c.dryRun, NoRollback: c.noRollback, SkipDBBackup: c.skipDBBackup,
 		ForceConflicts: c.forceConflicts, BackupDir: c.dir, Keep: c.keep,
-		MigrationOptions: map[string]bool{"skip-dataflow-logs": c.skipDataflowLogs},
-		Progress:         c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
+		Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
 	enc := json.NewEncoder(c.app.Stdout)
 	if c.output == outputJSON {
 		u.Events = func(e upgrade.Event) {
