@@ -84,6 +84,8 @@ type restoreFigures struct {
 	Direct         timing  `json:"direct"`
 	Plugin         timing  `json:"plugin"`
 	PluginVsDirect float64 `json:"pluginVsDirect"`
+	// VerifySeconds is `helm csghub backup verify` alone: the check restore runs first.
+	VerifySeconds float64 `json:"verifySeconds"`
 }
 
 type upgradeFigures struct {
@@ -241,6 +243,9 @@ func (b *bench) report(w io.Writer) {
 		row("  #", "measurement", "seconds", "MB/s", "peak RSS")
 		row("  4", "zstd -dc | psql (direct, socket; DROP ... WITH (FORCE) first)", secs(f.Direct.Seconds), rate(f.Direct.MBps), "")
 		row("  5", "helm csghub restore --yes -o json", secs(f.Plugin.Seconds), rate(f.Plugin.MBps), mib(f.Plugin.MaxRSSKiB*1024))
+		if f.VerifySeconds > 0 {
+			row("", "  (for reference: helm csghub backup verify alone, which restore runs first)", secs(f.VerifySeconds), "", "")
+		}
 		tw.Flush()
 	}
 	if f := r.Upgrade; f != nil && f.Plugin.WallSeconds > 0 {
