@@ -123,6 +123,7 @@ without -n it is looked up in Helm's default namespace and in "csghub".`,
 			newUpgradeCmd(app),
 			newPlanCmd(app),
 			newMigrateCmd(app),
+			newDataflowLogsCmd(app),
 			newVerifyCmd(app),
 		},
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/plan"
@@ -16,6 +17,8 @@ type migrateCmd struct {
 	target         targetFlags
 	dryRun         bool
 	forceConflicts bool
+	skipLogs       bool
+	dir            string
 	output         output
 }
 
@@ -25,12 +28,17 @@ func newMigrateCmd(app *App) *command {
 		Name:    "migrate",
 		Summary: "Run only the version-specific migrations (for upgrades done with plain helm upgrade)",
 		Long: `Replaces the guide's curl | bash scripts: v1.16.0 applies the target chart's CRDs,
-v1.17.0 adopts Knative/Argo/LWS objects into the release. Every migration checks whether it
-is already applied; a second run changes nothing. Then upgrade with plain helm upgrade.`,
+v1.17.0 adopts Knative/Argo/LWS objects into the release, v2.0.0 exports the Dataflow logs
+from MongoDB into the newest backup of the deployed revision (take one first with helm csghub
+backup; import them after the upgrade with helm csghub dataflow-logs import). Every migration
+checks whether it is already applied; a second run changes nothing. Then upgrade with plain
+helm upgrade.`,
 		Flags: func(fs *pflag.FlagSet) {
 			c.target.bind(fs, true)
 			fs.BoolVar(&c.dryRun, "dry-run", false, "show each object that would be created, patched or deleted; change nothing")
 			fs.BoolVar(&c.forceConflicts, "force-conflicts", false, "take over CRD fields owned by another field manager")
+			fs.BoolVar(&c.skipLogs, "skip-dataflow-logs", false, "do not export Dataflow task logs from MongoDB (v2.0.0)")
+			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
 			c.output.bind(fs)
 		},
 		Run: c.run,
@@ -55,6 +63,18 @@ func (c *migrateCmd) run(ctx context.Context, _ []string) error {
 	p.Migrate.DryRun = c.dryRun
 	p.Migrate.ForceConflicts = c.forceConflicts
 	p.Migrate.Log = c.app.stepLogger(c.output)
+	p.Migrate.Progress = c.app.progressWriter(c.output)
+	p.Migrate.Options[migrate.SkipDataflowLogs] = c.skipLogs
+	// migrations that export data put it beside the deployed revision's backup
+	cat := backup.Catalog{Root: orDefault(c.dir, backup.DefaultDir())}
+	if e, err := cat.ForRevision(p.Env.Namespace, p.Env.Release, p.Release.Version); err != nil {
+		return err
+	} else if e != nil {
+		p.Migrate.BackupDir = e.Path
+	}
+	if err := migrate.Preflight(ctx, p.Migrate, p.Migrations); err != nil {
+		return errs.Preconditionf("%v", err)
+	}
 	results, runErr := migrate.Run(ctx, p.Migrate, p.Migrations)
 	out := migrateOutput{From: p.Current.String(), To: p.Target.VersionS, DryRun: c.dryRun, Results: results}
 	if out.Results == nil {
@@ -80,6 +100,11 @@ func (c *migrateCmd) run(ctx context.Context, _ []string) error {
 			for _, ch := range r.Changes {
 				fmt.Fprintf(c.app.Stdout, "  %s\n", ch)
 			}
+		}
+	}
+	for _, r := range results {
+		if r.Name == "dataflow-logs" && !r.AlreadyApplied && !c.dryRun && runErr == nil && c.output != outputJSON {
+			fmt.Fprintf(c.app.Stdout, "after the Helm upgrade, import the Dataflow logs with: helm csghub dataflow-logs import -n %s\n", p.Env.Namespace)
 		}
 	}
 	if runErr != nil {

@@ -8,13 +8,15 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/plan"
 )
 
 type planCmd struct {
-	app    *App
-	target targetFlags
-	output output
+	app      *App
+	target   targetFlags
+	skipLogs bool
+	output   output
 }
 
 func newPlanCmd(app *App) *command {
@@ -24,6 +26,7 @@ func newPlanCmd(app *App) *command {
 		Summary: "Show what an upgrade would do, step by step, and change nothing",
 		Flags: func(fs *pflag.FlagSet) {
 			c.target.bind(fs, true)
+			fs.BoolVar(&c.skipLogs, "skip-dataflow-logs", false, "plan without moving Dataflow task logs (as upgrade --skip-dataflow-logs)")
 			c.output.bind(fs)
 		},
 		Run: c.run,
@@ -35,6 +38,7 @@ func (c *planCmd) run(ctx context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
+	p.Migrate.Options[migrate.SkipDataflowLogs] = c.skipLogs
 	pl := p.Build(ctx, "backup catalog "+backup.DefaultDir())
 	if c.output == outputJSON {
 		return writeJSON(c.app.Stdout, pl)

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/upgrade"
 )
 
@@ -20,6 +21,7 @@ type upgradeCmd struct {
 	dryRun         bool
 	noRollback     bool
 	skipDBBackup   bool
+	skipLogs       bool
 	forceConflicts bool
 	yes            bool
 	dir            string
@@ -43,6 +45,7 @@ nothing changed but the backup; after it, the automatic rollback is finished.`,
 			fs.BoolVar(&c.dryRun, "dry-run", false, "run preflight and the plan, render the upgrade, change nothing")
 			fs.BoolVar(&c.noRollback, "no-rollback", false, "on failure, leave the release and database as they are")
 			fs.BoolVar(&c.skipDBBackup, "skip-db-backup", false, "do not dump PostgreSQL before upgrading (e.g. external database backed up elsewhere)")
+			fs.BoolVar(&c.skipLogs, "skip-dataflow-logs", false, "do not move Dataflow task logs from MongoDB to PostgreSQL (v2.0.0); they stay in MongoDB's volume")
 			fs.BoolVar(&c.forceConflicts, "force-conflicts", false, "take over CRD fields owned by another field manager")
 			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
 			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "complete backups to keep for the release (at least 2)")
@@ -78,7 +81,8 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 	u := &upgrade.Upgrade{Env: c.app.Env, Kube: kc, Plan: c.target.options(c.app, c.app.warner()),
 		Timeout: c.timeout, DryRun: c.dryRun, NoRollback: c.noRollback, SkipDBBackup: c.skipDBBackup,
 		ForceConflicts: c.forceConflicts, BackupDir: c.dir, Keep: c.keep,
-		Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
+		MigrationOptions: map[string]bool{migrate.SkipDataflowLogs: c.skipLogs},
+		Progress:         c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
 	enc := json.NewEncoder(c.app.Stdout)
 	if c.output == outputJSON {
 		u.Events = func(e upgrade.Event) {

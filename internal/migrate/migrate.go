@@ -11,7 +11,9 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 	"helm.sh/helm/v3/pkg/chart"
@@ -20,6 +22,8 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/opencsgs/helm-csghub/internal/kube"
 )
 
 // FieldManager is the plugin's server-side apply field manager.
@@ -87,7 +91,21 @@ type Context struct {
 	BackupDir string
 	// Options holds migration-specific switches, e.g. "skip-dataflow-logs".
 	Options map[string]bool
-	Log     func(format string, args ...any)
+	// Kube does exec and port-forwards (migrations that read pods' data).
+	Kube *kube.Client
+	// Progress gets live progress lines on a terminal (nil: silent).
+	Progress io.Writer
+	// Wait bounds how long a post-upgrade step waits for what the new
+	// version creates (e.g. a database), default 5 minutes.
+	Wait time.Duration
+	// Notes are what the operator should know afterwards (e.g. data kept).
+	Notes []string
+	Log   func(format string, args ...any)
+}
+
+// Note records something the operator should know after the run.
+func (c *Context) Note(format string, args ...any) {
+	c.Notes = append(c.Notes, fmt.Sprintf(format, args...))
 }
 
 func (c *Context) logf(format string, args ...any) {
@@ -180,4 +198,22 @@ func MustVersion(s string) *semver.Version { return semver.MustParse(s) }
 // (e.g. importing data into a database the new version created).
 type PostUpgrade interface {
 	AfterUpgrade(ctx context.Context, c *Context) ([]Change, error)
+}
+
+// Preflighter is implemented by migrations that need something reachable
+// (e.g. a database to export from): checked before anything changes.
+type Preflighter interface {
+	Preflight(ctx context.Context, c *Context) error
+}
+
+// Preflight runs the preflight check of every migration in ms that has one.
+func Preflight(ctx context.Context, c *Context, ms []Migration) error {
+	for _, m := range ms {
+		if p, ok := m.(Preflighter); ok {
+			if err := p.Preflight(ctx, c); err != nil {
+				return fmt.Errorf("migration v%s %s: %w", m.Version(), m.Name(), err)
+			}
+		}
+	}
+	return nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/render"
 )
@@ -105,6 +106,7 @@ func Prepare(ctx context.Context, o Options) (*Prepared, error) {
 	p.Migrate = &migrate.Context{
 		Release: env.Release, Namespace: env.Namespace, Current: current, Target: target.Version,
 		TargetChart: target.Chart, Clientset: cs, Dynamic: dyn, Discovery: disc,
+		Kube:   &kube.Client{Config: restCfg, Clientset: cs},
 		Mapper: restmapper.NewDeferredDiscoveryRESTMapper(disc),
 		Rendered: func() ([]*unstructured.Unstructured, error) {
 			once.Do(func() {

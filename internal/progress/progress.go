@@ -19,11 +19,21 @@ type Bytes struct {
 	start time.Time
 	stop  chan struct{}
 	done  sync.WaitGroup
+	unit  string // "" for bytes; else the name of what is counted
 }
 
 // StartBytes shows counter under label on w every interval. w == nil: silent.
 func StartBytes(w io.Writer, label string, counter *atomic.Int64) *Bytes {
-	b := &Bytes{w: w, n: counter, start: time.Now(), stop: make(chan struct{})}
+	return start(w, label, "", counter)
+}
+
+// StartCount displays counter as a number of unit (e.g. "rows") with its rate.
+func StartCount(w io.Writer, label, unit string, counter *atomic.Int64) *Bytes {
+	return start(w, label, unit, counter)
+}
+
+func start(w io.Writer, label, unit string, counter *atomic.Int64) *Bytes {
+	b := &Bytes{w: w, n: counter, start: time.Now(), stop: make(chan struct{}), unit: unit}
 	b.label.Store(label)
 	if w == nil {
 		return b
@@ -53,6 +63,10 @@ func (b *Bytes) print(end string) {
 	el := time.Since(b.start)
 	n := b.n.Load()
 	rate := float64(n) / el.Seconds()
+	if b.unit != "" {
+		fmt.Fprintf(b.w, "\r\033[K%s: %d %s, %.0f/s, %s%s", b.label.Load(), n, b.unit, rate, el.Round(100*time.Millisecond), end)
+		return
+	}
 	fmt.Fprintf(b.w, "\r\033[K%s: %s, %s/s, %s%s", b.label.Load(), HumanBytes(n), HumanBytes(int64(rate)), el.Round(100*time.Millisecond), end)
 }
 

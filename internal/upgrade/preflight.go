@@ -12,6 +12,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
 	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
 	"github.com/opencsgs/helm-csghub/internal/plan"
 	"github.com/opencsgs/helm-csghub/internal/progress"
@@ -67,6 +68,9 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 		switch m.Name() {
 		case "envoy-gateway-crds":
 			perms = append(perms, permission{"patch", "apiextensions.k8s.io", "customresourcedefinitions", "", ""})
+		case "dataflow-logs":
+			perms = append(perms, permission{"get", "apps", "statefulsets", "", ns},
+				permission{"list", "", "persistentvolumeclaims", "", ns})
 		case "helm-takeover", "knative-serving-takeover":
 			perms = append(perms, permission{"patch", "apiextensions.k8s.io", "customresourcedefinitions", "", ""},
 				permission{"delete", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", ""})
@@ -96,6 +100,10 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 		if err := u.checkBackupSpace(ctx, p); err != nil {
 			return warnings, err
 		}
+	}
+	// e.g. MongoDB reachable for the Dataflow logs export
+	if err := migrate.Preflight(ctx, p.Migrate, p.Migrations); err != nil {
+		return warnings, errs.Preconditionf("%v", err)
 	}
 	return warnings, nil
 }

@@ -111,9 +111,13 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	sum.FromRevision, sum.Revision = p.Release.Version, p.Release.Version
 	sum.Status = p.Release.Info.Status.String()
 	p.Migrate.ForceConflicts = u.ForceConflicts
+	p.Migrate.Progress = u.Progress
+	p.Migrate.Wait = u.Timeout
+	p.Migrate.Log = u.Log
 	for k, v := range u.MigrationOptions {
 		p.Migrate.Options[k] = v
 	}
+	defer func() { sum.Notes = append(sum.Notes, p.Migrate.Notes...) }()
 	if err := timed("preflight", func() (string, error) {
 		w, err := u.preflight(ctx, p)
 		sum.Warnings = append(sum.Warnings, w...)
@@ -201,16 +205,25 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	}); err != nil {
 		return failed("helm-upgrade", err)
 	}
+	// Post-upgrade steps move data the new version needs but does not run
+	// without (e.g. old log history): their failure leaves the upgrade in
+	// place and asks for attention, with the command that finishes the step.
+	var attention []string
 	for _, m := range p.Migrations {
 		if pu, ok := m.(migrate.PostUpgrade); ok {
 			if err := timed("after-upgrade "+m.Name(), func() (string, error) {
 				ch, err := pu.AfterUpgrade(keep, p.Migrate)
+				for i := range sum.Migrations {
+					if sum.Migrations[i].Name == m.Name() {
+						sum.Migrations[i].Changes = append(sum.Migrations[i].Changes, ch...)
+					}
+				}
 				for _, c := range ch {
 					u.logf("  %s", c)
 				}
 				return fmt.Sprintf("%d change(s)", len(ch)), err
 			}); err != nil {
-				return failed("after-upgrade "+m.Name(), err)
+				attention = append(attention, fmt.Sprintf("v%s %s: %v", m.Version(), m.Name(), err))
 			}
 		}
 	}
@@ -237,6 +250,11 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	}
 	if ctx.Err() != nil {
 		return failed("verify", ctx.Err())
+	}
+	if len(attention) > 0 {
+		sum.Failure = strings.Join(attention, "; ")
+		return sum, errs.NeedsAttentionf("upgraded to %s (revision %d), but a post-upgrade step failed: %s",
+			p.Target.VersionS, sum.Revision, sum.Failure)
 	}
 	return sum, nil
 }

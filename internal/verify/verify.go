@@ -120,30 +120,11 @@ func (v *Verify) timeout() time.Duration {
 func (v *Verify) checkDatabase(ctx context.Context, values map[string]any) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, v.timeout())
 	defer cancel()
-	ns, rel := v.Env.Namespace, v.Env.Release
-	sec, err := v.Kube.Clientset.CoreV1().Secrets(ns).Get(ctx, rel+"-postgresql", metav1.GetOptions{})
-	if err != nil {
-		return "", fmt.Errorf("secret %s-postgresql: %w", rel, err)
-	}
-	user := string(sec.Data["POSTGRES_USER"])
-	if user == "" {
-		user = dbpod.DefaultUser
-	}
-	fw, err := v.Kube.PortForward(ctx, ns, dbpod.PodName(rel), 5432)
+	conn, err := dbpod.Connect(ctx, v.Kube, v.Env.Namespace, v.Env.Release, "postgres")
 	if err != nil {
 		return "", err
 	}
-	defer fw.Close()
-	cc, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d dbname=postgres sslmode=disable connect_timeout=10", fw.LocalPort))
-	if err != nil {
-		return "", err
-	}
-	cc.User = user
-	cc.Password = string(sec.Data["POSTGRES_PASSWORD"]) // never in a string that could be printed
-	conn, err := pgx.ConnectConfig(ctx, cc)
-	if err != nil {
-		return "", fmt.Errorf("connecting through port-forward as %s: %w", user, err)
-	}
+	user := conn.User
 	defer conn.Close(ctx)
 	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE NOT datistemplate")
 	if err != nil {

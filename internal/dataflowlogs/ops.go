@@ -1,0 +1,134 @@
+package dataflowlogs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/dbpod"
+	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/progress"
+)
+
+// Release names the CSGHub release whose logs move.
+type Release struct {
+	Kube      *kube.Client
+	Namespace string
+	Name      string
+	// Progress gets live progress on a terminal (nil: silent).
+	Progress io.Writer
+}
+
+// RunsMongo reports whether the release runs the chart's MongoDB
+// (StatefulSet `<release>-mongo`).
+func (r *Release) RunsMongo(ctx context.Context) (bool, error) {
+	_, err := r.Kube.Clientset.AppsV1().StatefulSets(r.Namespace).Get(ctx, MongoName(r.Name), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading StatefulSet %s/%s: %w", r.Namespace, MongoName(r.Name), err)
+	}
+	return true, nil
+}
+
+// Inventory connects to the release's MongoDB and counts what an export
+// would write.
+func (r *Release) Inventory(ctx context.Context) (*ExportResult, error) {
+	m, err := ConnectMongo(ctx, r.Kube, r.Namespace, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close(context.WithoutCancel(ctx))
+	return Inventory(ctx, m.Client)
+}
+
+// Export writes the release's task logs into the complete backup at dir.
+func (r *Release) Export(ctx context.Context, dir string) (*ExportResult, error) {
+	m, err := ConnectMongo(ctx, r.Kube, r.Namespace, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close(context.WithoutCancel(ctx))
+	var docs atomic.Int64
+	prog := progress.StartCount(r.Progress, "exporting Dataflow logs", "documents", &docs)
+	defer prog.Stop()
+	return ExportToBackup(ctx, m.Client, dir, &docs)
+}
+
+// HasExport reports whether the backup holds a Dataflow logs export.
+func HasExport(e *backup.Entry) bool { return e.Manifest.FindExtra(ExportFile) != nil }
+
+// Import verifies the export of backup e and imports it into LogsDatabase,
+// waiting up to wait for the new version to create that database.
+func (r *Release) Import(ctx context.Context, e *backup.Entry, wait time.Duration) (*ImportResult, error) {
+	if !HasExport(e) {
+		return nil, fmt.Errorf("backup %s holds no Dataflow logs export (%s)", e.ID, ExportFile)
+	}
+	if err := backup.VerifyExtra(e, ExportFile); err != nil {
+		return nil, err
+	}
+	conn, err := r.connectLogs(ctx, wait)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var rows atomic.Int64
+	prog := progress.StartCount(r.Progress, "importing Dataflow logs", "rows", &rows)
+	defer prog.Stop()
+	im := &Importer{Conn: conn.Conn, Rows: &rows}
+	return im.ImportFile(ctx, filepath.Join(e.Path, ExportFile))
+}
+
+// connectLogs connects to LogsDatabase, waiting while it does not exist yet
+// (the chart's db-init hook creates it during the upgrade).
+func (r *Release) connectLogs(ctx context.Context, wait time.Duration) (*dbpod.Conn, error) {
+	if wait <= 0 {
+		wait = 5 * time.Minute
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		conn, err := dbpod.Connect(ctx, r.Kube, r.Namespace, r.Name, LogsDatabase)
+		if err == nil {
+			return conn, nil
+		}
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "3D000" { // invalid_catalog_name: not created yet
+			return nil, err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("database %s still does not exist after %s: the new version's database init did not create it", LogsDatabase, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// KeptVolumes are the PersistentVolumeClaims of the release's MongoDB that
+// still exist (Helm keeps PVCs of a removed StatefulSet).
+func (r *Release) KeptVolumes(ctx context.Context) ([]string, error) {
+	pvcs, err := r.Kube.Clientset.CoreV1().PersistentVolumeClaims(r.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	suffix := "-" + MongoPod(r.Name) // <template>-<statefulset>-<ordinal>
+	for _, p := range pvcs.Items {
+		if len(p.Name) > len(suffix) && p.Name[len(p.Name)-len(suffix):] == suffix {
+			out = append(out, p.Name)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,159 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/dataflowlogs"
+)
+
+// SkipDataflowLogs is the option (--skip-dataflow-logs) that leaves the
+// Dataflow logs in MongoDB.
+const SkipDataflowLogs = "skip-dataflow-logs"
+
+// dataflowLogs is the guide's v2.0.0 note "perform the migration operation
+// to switch the database": Dataflow 2.0 keeps task logs in PostgreSQL and
+// upstream ships no move, so 1.x logs in MongoDB would be abandoned. Before
+// the Helm upgrade (which removes MongoDB) the logs are exported into the
+// upgrade's backup; after it they are imported into csghub_dataflow_logs.
+type dataflowLogs struct{}
+
+func init() { Register(dataflowLogs{}) }
+
+func (dataflowLogs) Version() *semver.Version { return MustVersion("2.0.0") }
+func (dataflowLogs) Name() string             { return "dataflow-logs" }
+
+func (dataflowLogs) Describe(c *Context) Description {
+	return Description{
+		Reason: "Dataflow 2.0 keeps task logs in PostgreSQL and the chart removes MongoDB: the logs are exported " +
+			"into the backup before the Helm upgrade and imported into " + dataflowlogs.LogsDatabase + " after it",
+		Touches: []string{
+			"MongoDB " + c.Namespace + "/" + dataflowlogs.MongoPod(c.Release) + " (read only, port-forward)",
+			"backup file " + dataflowlogs.ExportFile,
+			"PostgreSQL " + dataflowlogs.LogsDatabase + ": task_log, operator_status, " + dataflowlogs.LedgerTable,
+		},
+	}
+}
+
+func (dataflowLogs) release(c *Context) *dataflowlogs.Release {
+	return &dataflowlogs.Release{Kube: c.Kube, Namespace: c.Namespace, Name: c.Release, Progress: c.Progress}
+}
+
+func (d dataflowLogs) Check(ctx context.Context, c *Context) (bool, string, error) {
+	if c.Options[SkipDataflowLogs] {
+		return true, "skipped on request (--skip-dataflow-logs): the logs stay in MongoDB's volume", nil
+	}
+	runs, err := d.release(c).RunsMongo(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	if !runs {
+		return true, "nothing to move: the release runs no StatefulSet " + dataflowlogs.MongoName(c.Release), nil
+	}
+	return false, "export the task logs of " + dataflowlogs.MongoName(c.Release) + " into the backup, import them after the upgrade", nil
+}
+
+// Preflight connects to MongoDB and lists the logs, so an unreachable server
+// stops the upgrade before anything changes.
+func (d dataflowLogs) Preflight(ctx context.Context, c *Context) error {
+	applied, _, err := d.Check(ctx, c)
+	if err != nil || applied {
+		return err
+	}
+	inv, err := d.release(c).Inventory(ctx)
+	if err != nil {
+		return fmt.Errorf("Dataflow logs cannot be exported: %v; fix MongoDB or pass --skip-dataflow-logs to leave the logs in its volume", err)
+	}
+	c.logf("v2.0.0 dataflow-logs: MongoDB reachable, %d task collection(s), %d document(s)", len(inv.Collections), inv.Documents)
+	return nil
+}
+
+func (d dataflowLogs) Apply(ctx context.Context, c *Context) ([]Change, error) {
+	r := d.release(c)
+	if c.DryRun {
+		inv, err := r.Inventory(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return collectionChanges("export", inv.Collections), nil
+	}
+	if c.BackupDir == "" {
+		return nil, fmt.Errorf("the export goes into a backup of the deployed revision: take one first with `helm csghub backup`")
+	}
+	res, err := r.Export(ctx, c.BackupDir)
+	if err != nil {
+		return nil, err
+	}
+	changes := collectionChanges("export", res.Collections)
+	changes = append(changes, Change{Action: "create", Kind: "file", Name: c.BackupDir + "/" + dataflowlogs.ExportFile,
+		Detail: fmt.Sprintf("%d documents, %d bytes, sha256 %s", res.Documents, res.File.Bytes, res.File.SHA256)})
+	if len(res.Skipped) > 0 {
+		c.Note("Dataflow logs: collections that hold no task logs were not exported: %s", strings.Join(res.Skipped, ", "))
+	}
+	return changes, nil
+}
+
+// AfterUpgrade imports the export of this run's backup, then says where
+// MongoDB's data stays.
+func (d dataflowLogs) AfterUpgrade(ctx context.Context, c *Context) ([]Change, error) {
+	if c.Options[SkipDataflowLogs] || c.BackupDir == "" {
+		return nil, nil
+	}
+	e, err := backup.Open(c.BackupDir)
+	if err != nil {
+		return nil, err
+	}
+	if !dataflowlogs.HasExport(e) {
+		return nil, nil // the release ran no MongoDB
+	}
+	r := d.release(c)
+	res, err := r.Import(ctx, e, c.Wait)
+	var changes []Change
+	if res != nil {
+		for _, ic := range res.Collections {
+			changes = append(changes, importChange(ic))
+		}
+	}
+	if err != nil {
+		return changes, fmt.Errorf("importing the Dataflow logs: %w (the export is kept in %s; retry with `helm csghub dataflow-logs import --backup %s`)",
+			err, c.BackupDir, e.ID)
+	}
+	c.Note("Dataflow logs: %d row(s) imported into %s (%d already there) from %s", res.Imported, dataflowlogs.LogsDatabase, res.Already, e.ID)
+	if vols, verr := r.KeptVolumes(ctx); verr == nil && len(vols) > 0 {
+		c.Note("MongoDB's data is kept in PersistentVolumeClaim(s) %s (namespace %s) with Secret %s; once the logs are checked, delete them with: kubectl -n %s delete pvc %s && kubectl -n %s delete secret %s",
+			strings.Join(vols, ", "), c.Namespace, dataflowlogs.MongoName(c.Release),
+			c.Namespace, strings.Join(vols, " "), c.Namespace, dataflowlogs.MongoName(c.Release))
+	}
+	return changes, nil
+}
+
+func collectionChanges(action string, cols []dataflowlogs.Collection) []Change {
+	out := make([]Change, 0, len(cols))
+	for _, col := range cols {
+		out = append(out, Change{Action: action, Kind: "collection", Name: col.Database + "." + col.Name,
+			Detail: fmt.Sprintf("%d documents", col.Documents)})
+	}
+	return out
+}
+
+// importChange is one task's count in the run's report.
+func importChange(ic dataflowlogs.ImportedCollection) Change {
+	ch := Change{Action: "import", Kind: "task_log", Name: ic.TaskType + "/" + ic.UID,
+		Detail: fmt.Sprintf("%d rows", ic.Imported)}
+	if ic.Kind == dataflowlogs.KindStatus {
+		ch.Kind, ch.Name = "operator_status", "pipeline/"+ic.UID
+		ch.Detail = fmt.Sprintf("%d documents", ic.Imported)
+	}
+	if ic.AlreadyImported > 0 {
+		ch.Action = "unchanged"
+		if ic.Imported > 0 {
+			ch.Action = "import"
+		}
+		ch.Detail += fmt.Sprintf(", %d already imported", ic.AlreadyImported)
+	}
+	return ch
+}
