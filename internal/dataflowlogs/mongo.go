@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -75,10 +76,23 @@ func ConnectMongo(ctx context.Context, kc *kube.Client, namespace, release strin
 	defer cancel()
 	if err := client.Ping(pctx, readpref.Primary()); err != nil {
 		m.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("MongoDB %s/%s (port-forward to %s) does not answer as %s: %s", namespace, pod,
-			strconv.Itoa(MongoPort), user, oneLine(err.Error()))
+		return nil, fmt.Errorf("MongoDB %s/%s does not answer through a port-forward to port %s as %s: %s", namespace, pod,
+			strconv.Itoa(MongoPort), user, mongoCause(err))
 	}
 	return m, nil
+}
+
+// mongoCause is the useful part of a driver error: a server selection
+// timeout carries the last connection error inside a topology dump.
+func mongoCause(err error) string {
+	s := oneLine(err.Error())
+	if _, after, ok := strings.Cut(s, "Last error: "); ok {
+		if cause, _, ok := strings.Cut(after, " }"); ok {
+			return cause
+		}
+		return after
+	}
+	return s
 }
 
 func oneLine(s string) string {

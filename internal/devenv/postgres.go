@@ -111,22 +111,9 @@ func (s *Stack) AttachPod(ctx context.Context, namespace, pod string, pg *Postgr
 			},
 		}}},
 	}}
-	pf := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "PortForward",
-		"metadata": map[string]any{"name": pod, "namespace": namespace},
-		"spec": map[string]any{"forwards": []any{map[string]any{
-			"ports":  []any{int64(podPort)},
-			"target": map[string]any{"port": int64(pg.Port), "address": "127.0.0.1"},
-		}}},
-	}}
-	for _, o := range []struct {
-		gvr schema.GroupVersionResource
-		obj *unstructured.Unstructured
-	}{{execGVR, ex}, {pfGVR, pf}} {
-		_ = s.Dynamic.Resource(o.gvr).Namespace(namespace).Delete(ctx, pod, metav1.DeleteOptions{})
-		if _, err := s.Dynamic.Resource(o.gvr).Namespace(namespace).Create(ctx, o.obj, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create kwok %s for %s/%s: %w", o.obj.GetKind(), namespace, pod, err)
-		}
+	_ = s.Dynamic.Resource(execGVR).Namespace(namespace).Delete(ctx, pod, metav1.DeleteOptions{})
+	if _, err := s.Dynamic.Resource(execGVR).Namespace(namespace).Create(ctx, ex, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create kwok Exec for %s/%s: %w", namespace, pod, err)
 	}
-	return nil
+	return s.ForwardPod(ctx, namespace, pod, podPort, pg.Port)
 }

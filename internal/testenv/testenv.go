@@ -21,6 +21,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
@@ -129,6 +130,9 @@ type Env struct {
 	Release   string
 	Helm      string // helm binary used by RunHelm/Plugin
 	PG        *devenv.Postgres
+	// Mongo stands behind `<release>-mongo-0` once a chart with MongoDB is
+	// installed (FerretDB, see AfterDeploy).
+	Mongo *devenv.Mongo
 	// ExtraEnv is added to every helm invocation (e.g. HELM_DRIVER).
 	ExtraEnv []string
 }
@@ -250,6 +254,47 @@ func (e *Env) AfterDeploy() {
 		e.T.Fatal(err)
 	}
 	if err := e.C.ApplyUnmanaged(ctx, e.Namespace, e.Release); err != nil {
+		e.T.Fatal(err)
+	}
+	e.attachMongo()
+}
+
+// attachMongo starts the test's FerretDB behind `<release>-mongo-0` the first
+// time the release runs MongoDB (charts up to 1.17), as the pod would be.
+func (e *Env) attachMongo() {
+	e.T.Helper()
+	if e.Mongo != nil {
+		return
+	}
+	ctx := context.Background()
+	_, err := e.C.Clientset.AppsV1().StatefulSets(e.Namespace).Get(ctx, e.Release+"-mongo", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return
+	}
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	m, err := e.C.StartMongo(ctx, e.Namespace, e.Release, filepath.Join(e.C.Dir, "mongo-"+e.Namespace))
+	if err != nil {
+		e.T.Fatalf("start FerretDB for %s-mongo-0: %v", e.Release, err)
+	}
+	e.Mongo = m
+	e.T.Cleanup(func() {
+		if err := m.Stop(); err != nil {
+			e.T.Errorf("stop FerretDB: %v", err)
+		}
+	})
+}
+
+// MongoUnreachable points KWOK's port-forward to `<release>-mongo-0` at a
+// port nothing listens on: the pod exists and is Ready, its MongoDB refuses.
+func (e *Env) MongoUnreachable() {
+	e.T.Helper()
+	ports, err := devenv.FreePorts(1)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	if err := e.C.ForwardPod(context.Background(), e.Namespace, e.Release+"-mongo-0", 27017, ports[0]); err != nil {
 		e.T.Fatal(err)
 	}
 }

@@ -146,6 +146,9 @@ func up() error {
 		}
 		fmt.Println("demo: csghub 1.15.0 installed with sample data")
 	}
+	if err := demoMongo(ctx, s, dir); err != nil {
+		return err
+	}
 	if err := helm("csghub", "status"); err != nil {
 		return err
 	}
@@ -163,6 +166,51 @@ func up() error {
 	fmt.Printf("\ndemo: done. Use this stack from your shell with:\n  eval \"$(go run ./scripts/demo env)\"\n" +
 		"then e.g. `helm csghub status`, `helm csghub rollback 1 --yes`, `helm csghub backup list`.\nStop it with: make demo-down\n")
 	return nil
+}
+
+// demoMongo puts a FerretDB with Dataflow logs behind the release's MongoDB
+// pod while the release runs one, so the upgrade moves real logs.
+func demoMongo(ctx context.Context, s *devenv.Stack, dir string) error {
+	_, err := s.Clientset.AppsV1().StatefulSets(namespace).Get(ctx, release+"-mongo", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	mdir := filepath.Join(dir, "mongo")
+	stopMongo(s, mdir)
+	if err := os.RemoveAll(mdir); err != nil {
+		return err
+	}
+	m, err := s.StartMongo(ctx, namespace, release, mdir)
+	if err != nil {
+		return err
+	}
+	tasks := devenv.DefaultSeedTasks()
+	seeded, err := devenv.SeedDataflowLogs(ctx, m.URL, tasks)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, l := range seeded.Lines {
+		n += len(l)
+	}
+	fmt.Printf("demo: %d Dataflow log lines of %d tasks in MongoDB (FerretDB behind %s-mongo-0)\n", n, len(tasks), release)
+	return nil
+}
+
+// stopMongo stops the demo's FerretDB and its PostgreSQL, if running.
+func stopMongo(s *devenv.Stack, mdir string) {
+	if _, err := os.Stat(mdir); err != nil {
+		return
+	}
+	if _, err := s.Script(nil, "scripts/ferretdb.sh", "stop", filepath.Join(mdir, "ferretdb")); err != nil {
+		fmt.Fprintf(os.Stderr, "demo: stopping FerretDB: %v\n", err)
+	}
+	if _, err := s.Script(nil, "scripts/pg.sh", "stop", filepath.Join(mdir, "pg")); err != nil {
+		fmt.Fprintf(os.Stderr, "demo: stopping FerretDB's PostgreSQL: %v\n", err)
+	}
 }
 
 func apiUp(s *devenv.Stack) bool {
@@ -269,6 +317,7 @@ func down() error {
 			fmt.Fprintf(os.Stderr, "demo: stopping PostgreSQL: %v\n", err)
 		}
 	}
+	stopMongo(s, filepath.Join(dir, "mongo"))
 	if err := s.StopCluster(); err != nil {
 		return err
 	}
