@@ -139,6 +139,27 @@ func isDuplicateObject(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "42P07" || pe.Code == "23505" || pe.Code == "42710")
 }
 
+// emptyExport reports whether the export at path is complete and holds no
+// collection (its first line is the trailer): nothing to import, and no
+// reason to create tables Dataflow creates itself.
+func emptyExport(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return false, err
+	}
+	defer zr.Close()
+	var l line
+	if err := json.NewDecoder(zr).Decode(&l); err != nil {
+		return false, fmt.Errorf("reading the export: %w", err)
+	}
+	return l.T == "export" && l.Collections == 0, nil
+}
+
 // ImportFile imports the export at path (see Export). A file without its
 // trailer is refused when the cut is reached: collections before it are
 // imported and recorded, so a complete file imported later finishes the job.

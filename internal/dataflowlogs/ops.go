@@ -77,6 +77,12 @@ func (r *Release) Import(ctx context.Context, e *backup.Entry, wait time.Duratio
 	if err := backup.VerifyExtra(e, ExportFile); err != nil {
 		return nil, err
 	}
+	path := filepath.Join(e.Path, ExportFile)
+	if empty, err := emptyExport(path); err != nil {
+		return nil, err
+	} else if empty {
+		return &ImportResult{Collections: []ImportedCollection{}}, nil // MongoDB held no logs
+	}
 	conn, err := r.connectLogs(ctx, wait)
 	if err != nil {
 		return nil, err
@@ -86,7 +92,7 @@ func (r *Release) Import(ctx context.Context, e *backup.Entry, wait time.Duratio
 	prog := progress.StartCount(r.Progress, "importing Dataflow logs", "rows", &rows)
 	defer prog.Stop()
 	im := &Importer{Conn: conn.Conn, Rows: &rows}
-	return im.ImportFile(ctx, filepath.Join(e.Path, ExportFile))
+	return im.ImportFile(ctx, path)
 }
 
 // connectLogs connects to LogsDatabase, waiting while it does not exist yet

@@ -132,13 +132,24 @@ func TestMigrateCRDs(t *testing.T) {
 	}
 	testenv.RequireUnchanged(t, before, e.ResourceVersions(e.Namespace), "migrate --dry-run")
 
+	// without a backup of the deployed revision the v2.0.0 Dataflow logs step
+	// has nowhere to export to: refused before anything changes
+	nobackup := e.Plugin("migrate", "--version", "2.0.0")
+	if nobackup.Code != 4 || !strings.Contains(nobackup.Stderr, "helm csghub backup") {
+		t.Fatalf("migrate without a backup: exit %d %s", nobackup.Code, nobackup.Stderr)
+	}
+	testenv.RequireUnchanged(t, before, e.ResourceVersions(e.Namespace), "migrate refused for want of a backup")
+	if b := e.Plugin("backup"); b.Code != 0 {
+		t.Fatalf("backup: exit %d %s", b.Code, b.Stderr)
+	}
+
 	conflict := e.Plugin("migrate", "--version", "2.0.0")
 	if conflict.Code == 0 || !strings.Contains(conflict.Stderr, "--force-conflicts") {
 		t.Fatalf("migrate over a CRD owned by another manager: exit %d %s", conflict.Code, conflict.Stderr)
 	}
 	r := e.Plugin("migrate", "--version", "2.0.0", "--force-conflicts", "-o", "json")
-	if r.Code != 0 {
-		t.Fatalf("migrate --force-conflicts: exit %d: %s", r.Code, r.Stderr)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "dataflow-logs.jsonl.zst") {
+		t.Fatalf("migrate --force-conflicts: exit %d: %s\n%s", r.Code, r.Stderr, r.Stdout)
 	}
 	for _, name := range []string{"gatewayclasses.gateway.networking.k8s.io", "gateways.gateway.networking.k8s.io",
 		"httproutes.gateway.networking.k8s.io", "envoyproxies.gateway.envoyproxy.io", "backendtrafficpolicies.gateway.envoyproxy.io"} {

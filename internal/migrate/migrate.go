@@ -89,6 +89,9 @@ type Context struct {
 	// BackupDir is the folder of the backup taken before the upgrade (for
 	// migrations that export data), empty when there is none.
 	BackupDir string
+	// BackupPending says the caller takes that backup after preflight and
+	// before the migrations run (upgrade), so an empty BackupDir is fine then.
+	BackupPending bool
 	// Options holds migration-specific switches, e.g. "skip-dataflow-logs".
 	Options map[string]bool
 	// Kube does exec and port-forwards (migrations that read pods' data).

@@ -64,6 +64,9 @@ func (d dataflowLogs) Preflight(ctx context.Context, c *Context) error {
 	if err != nil || applied {
 		return err
 	}
+	if c.BackupDir == "" && !c.BackupPending && !c.DryRun {
+		return fmt.Errorf("the Dataflow logs export goes into a backup of the deployed revision and there is none: take one first with `helm csghub backup`, or pass --skip-dataflow-logs")
+	}
 	inv, err := d.release(c).Inventory(ctx)
 	if err != nil {
 		return fmt.Errorf("Dataflow logs cannot be exported: %v; fix MongoDB or pass --skip-dataflow-logs to leave the logs in its volume", err)

@@ -113,6 +113,7 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	p.Migrate.ForceConflicts = u.ForceConflicts
 	p.Migrate.Progress = u.Progress
 	p.Migrate.Wait = u.Timeout
+	p.Migrate.BackupPending = true
 	p.Migrate.Log = u.Log
 	for k, v := range u.MigrationOptions {
 		p.Migrate.Options[k] = v
