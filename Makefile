@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X github.com/opencsgs/helm-csghub/internal/buildinfo.Version=$
 # e2e runs one package with one cluster; the budget covers a cold CI machine.
 TEST_TIMEOUT ?= 75m
 
-.PHONY: all build deps stack unit e2e test demo demo-down bench lint clean
+.PHONY: all build deps stack unit e2e test demo demo-down bench bench-logs lint clean
 
 all: build
 
@@ -27,6 +27,7 @@ deps:
 stack: deps
 	scripts/k8senv/build.sh
 	scripts/tools.sh build
+	scripts/ferretdb.sh build
 
 ## lint: formatting and go vet
 lint:
@@ -56,6 +57,10 @@ demo-down:
 ## bench: performance figures (backup/restore throughput, memory; see scripts/bench)
 bench: stack
 	scripts/bench/run.sh
+
+## bench-logs: Dataflow logs move (v2.0.0) figures: 1M lines exported and imported, rows/s
+bench-logs: stack
+	$(GO) run ./scripts/bench/dataflowlogs $(BENCH_LOGS_FLAGS)
 
 clean:
 	rm -rf bin .cache/run

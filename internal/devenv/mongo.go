@@ -41,7 +41,20 @@ func (s *Stack) StartMongo(ctx context.Context, namespace, release, dir string) 
 	if err != nil {
 		return nil, fmt.Errorf("mongo secret: %w", err)
 	}
-	user, pass := string(sec.Data["MONGO_INITDB_ROOT_USERNAME"]), string(sec.Data["MONGO_INITDB_ROOT_PASSWORD"])
+	m, err := s.StartFerretDB(ctx, dir, string(sec.Data["MONGO_INITDB_ROOT_USERNAME"]), string(sec.Data["MONGO_INITDB_ROOT_PASSWORD"]))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ForwardPod(ctx, namespace, release+"-mongo-0", 27017, m.Port); err != nil {
+		_ = m.Stop()
+		return nil, err
+	}
+	return m, nil
+}
+
+// StartFerretDB starts a FerretDB on a free port under dir, over a
+// PostgreSQL of its own, with root user user/pass (no cluster needed).
+func (s *Stack) StartFerretDB(ctx context.Context, dir, user, pass string) (*Mongo, error) {
 	pg, err := s.StartPostgres(filepath.Join(dir, "pg"))
 	if err != nil {
 		return nil, err
@@ -77,9 +90,6 @@ func (s *Stack) StartMongo(ctx context.Context, namespace, release, dir string) 
 	}
 	if m.URL == "" {
 		return fail(fmt.Errorf("ferretdb.sh start printed no MONGO_URL"))
-	}
-	if err := s.ForwardPod(ctx, namespace, release+"-mongo-0", 27017, m.Port); err != nil {
-		return fail(err)
 	}
 	return m, nil
 }

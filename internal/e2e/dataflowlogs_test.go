@@ -31,7 +31,7 @@ func TestUpgradeMovesDataflowLogs(t *testing.T) {
 	}
 	ctx := context.Background()
 	tasks := devenv.DefaultSeedTasks()
-	seeded, err := devenv.SeedDataflowLogs(ctx, e.Mongo.URL, tasks)
+	seeded, err := devenv.SeedDataflowLogs(ctx, e.Mongo.URL, tasks, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -188,7 +188,7 @@ func demoMongo(ctx context.Context, s *devenv.Stack, dir string) error {
 		return err
 	}
 	tasks := devenv.DefaultSeedTasks()
-	seeded, err := devenv.SeedDataflowLogs(ctx, m.URL, tasks)
+	seeded, err := devenv.SeedDataflowLogs(ctx, m.URL, tasks, true)
 	if err != nil {
 		return err
 	}
