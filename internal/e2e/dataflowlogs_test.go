@@ -48,7 +48,21 @@ func TestUpgradeMovesDataflowLogs(t *testing.T) {
 		t.Fatalf("plan does not list the dataflow-logs step to apply:\n%s", plan.Stdout)
 	}
 
+	// by hand (plain helm upgrade runbooks): export needs a backup to go into
 	dir := t.TempDir()
+	if x := e.Plugin("dataflow-logs", "export", "--dir", dir); x.Code != 4 || errorLines(x.Stderr) != 1 || !strings.Contains(x.Stderr, "helm csghub backup") {
+		t.Fatalf("export without a backup: exit %d (want 4)\n%s", x.Code, x.Stderr)
+	}
+	if b := e.Plugin("backup", "--dir", dir); b.Code != 0 {
+		t.Fatalf("backup: exit %d %s", b.Code, b.Stderr)
+	}
+	x := e.Plugin("dataflow-logs", "export", "--dir", dir, "-o", "json")
+	var exported dataflowlogs.ExportResult
+	if x.Code != 0 || json.Unmarshal([]byte(x.Stdout), &exported) != nil || exported.Documents != int64(total+statusCount(seeded)) ||
+		len(exported.Skipped) != 1 || exported.Skipped[0] != "datasource.settings" {
+		t.Fatalf("dataflow-logs export: exit %d\n%s%s", x.Code, x.Stdout, x.Stderr)
+	}
+
 	r := e.Plugin("upgrade", "--version", "2.0.0", "--yes", "--dir", dir, "--timeout", "3m", "-o", "json")
 	if r.Code != 0 {
 		t.Fatalf("upgrade: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
@@ -179,10 +193,7 @@ func TestUpgradeMovesDataflowLogs(t *testing.T) {
 	if err := json.Unmarshal([]byte(again.Stdout), &res); err != nil {
 		t.Fatalf("import -o json: %v\n%s", err, again.Stdout)
 	}
-	statuses := 0
-	for _, s := range seeded.Statuses {
-		statuses += len(s)
-	}
+	statuses := statusCount(seeded)
 	if res.Imported != 0 || res.Already != int64(total+statuses) {
 		t.Fatalf("second import: %d imported, %d already (want 0, %d)", res.Imported, res.Already, total+statuses)
 	}
@@ -231,4 +242,12 @@ func TestUpgradeStopsWhenMongoUnreachable(t *testing.T) {
 	if !found || sum.Revision != 2 {
 		t.Fatalf("summary %+v", sum)
 	}
+}
+
+func statusCount(s *devenv.Seeded) int {
+	n := 0
+	for _, st := range s.Statuses {
+		n += len(st)
+	}
+	return n
 }
