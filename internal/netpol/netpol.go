@@ -62,7 +62,19 @@ func Create(ctx context.Context, cs kubernetes.Interface, namespace, release str
 			Ingress:     []networkingv1.NetworkPolicyIngressRule{},
 		},
 	}
-	_, err := cs.NetworkingV1().NetworkPolicies(namespace).Create(ctx, np, metav1.CreateOptions{})
+	// A signal arriving while the request is in flight must not leave a policy
+	// the server created but the caller never learned of (and so never
+	// removes): the call finishes on its own bounded context; the caller
+	// checks its ctx right after.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, err := cs.NetworkingV1().NetworkPolicies(namespace).Create(cctx, np, metav1.CreateOptions{})
+	if err != nil && ctx.Err() == nil {
+		// unknown outcome (e.g. a timeout after the server stored it): look
+		if _, gerr := cs.NetworkingV1().NetworkPolicies(namespace).Get(cctx, Name, metav1.GetOptions{}); gerr == nil && !apierrors.IsAlreadyExists(err) {
+			return &Block{cs: cs, Namespace: namespace}, nil
+		}
+	}
 	if apierrors.IsAlreadyExists(err) {
 		return &Block{cs: cs, Namespace: namespace, Adopted: true}, nil
 	}
