@@ -58,7 +58,7 @@ const (
 // Classify says what a collection of Mongo database db holds: its kind and the
 // task (or job) uid, or ok=false for collections that are not task logs.
 func Classify(db, collection string) (kind, uid string, ok bool) {
-	if strings.HasPrefix(collection, "system.") {
+	if isSystem(collection) {
 		return "", "", false
 	}
 	// the operator suffix also ends in "_run_task": test it first
@@ -75,6 +75,9 @@ func Classify(db, collection string) (kind, uid string, ok bool) {
 	}
 	return "", "", false
 }
+
+// isSystem reports MongoDB's own collections (system.views, ...).
+func isSystem(collection string) bool { return strings.HasPrefix(collection, "system.") }
 
 // line is one line of the export. T says which fields are set:
 //

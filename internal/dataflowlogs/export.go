@@ -56,7 +56,7 @@ func eachCollection(ctx context.Context, c *mongo.Client, res *ExportResult, f f
 		for _, name := range names {
 			kind, uid, ok := Classify(src.Database, name)
 			if !ok {
-				if len(name) < 7 || name[:7] != "system." {
+				if !isSystem(name) {
 					res.Skipped = append(res.Skipped, src.Database+"."+name)
 				}
 				continue

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/klauspost/compress/zstd"
+
+	"github.com/opencsgs/helm-csghub/internal/backup"
 )
 
 // The tables as Dataflow 2.0.0 declares them (data_server/database/bean/
@@ -143,18 +143,13 @@ func isDuplicateObject(err error) bool {
 // collection (its first line is the trailer): nothing to import, and no
 // reason to create tables Dataflow creates itself.
 func emptyExport(path string) (bool, error) {
-	f, err := os.Open(path)
+	rc, err := backup.OpenDump(path)
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
-	zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1))
-	if err != nil {
-		return false, err
-	}
-	defer zr.Close()
+	defer rc.Close()
 	var l line
-	if err := json.NewDecoder(zr).Decode(&l); err != nil {
+	if err := json.NewDecoder(rc).Decode(&l); err != nil {
 		return false, fmt.Errorf("reading the export: %w", err)
 	}
 	return l.T == "export" && l.Collections == 0, nil
@@ -164,17 +159,12 @@ func emptyExport(path string) (bool, error) {
 // trailer is refused when the cut is reached: collections before it are
 // imported and recorded, so a complete file imported later finishes the job.
 func (im *Importer) ImportFile(ctx context.Context, path string) (*ImportResult, error) {
-	f, err := os.Open(path)
+	rc, err := backup.OpenDump(path) // the export is zstd like the dumps
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1))
-	if err != nil {
-		return nil, err
-	}
-	defer zr.Close()
-	return im.Import(ctx, zr)
+	defer rc.Close()
+	return im.Import(ctx, rc)
 }
 
 // Import reads an export stream and imports it collection by collection, one

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -132,7 +133,7 @@ func (r *Release) KeptVolumes(ctx context.Context) ([]string, error) {
 	var out []string
 	suffix := "-" + MongoPod(r.Name) // <template>-<statefulset>-<ordinal>
 	for _, p := range pvcs.Items {
-		if len(p.Name) > len(suffix) && p.Name[len(p.Name)-len(suffix):] == suffix {
+		if strings.HasSuffix(p.Name, suffix) && len(p.Name) > len(suffix) {
 			out = append(out, p.Name)
 		}
 	}

@@ -184,6 +184,14 @@ func TestUpgradeMovesDataflowLogs(t *testing.T) {
 		t.Errorf("summary notes do not say where MongoDB's data is and how to delete it:\n%s", notes)
 	}
 
+	// bad input: one line, non-zero, nothing imported
+	if bad := e.Plugin("dataflow-logs", "import", "--dir", dir, "--backup", "1-20000101T000000Z"); bad.Code != 3 || errorLines(bad.Stderr) != 1 {
+		t.Fatalf("import of an unknown backup: exit %d (want 3)\n%s", bad.Code, bad.Stderr)
+	}
+	if bad := e.Plugin("dataflow-logs", "import", "--dir", dir, "--wait", "0s"); bad.Code != 2 || errorLines(bad.Stderr) != 1 {
+		t.Fatalf("import --wait 0s: exit %d (want 2)\n%s", bad.Code, bad.Stderr)
+	}
+
 	// a second run imports nothing
 	again := e.Plugin("dataflow-logs", "import", "--dir", dir, "-o", "json")
 	if again.Code != 0 {
