@@ -7,6 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -20,6 +23,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/parallel"
 	"github.com/opencsgs/helm-csghub/internal/progress"
 )
 
@@ -175,67 +179,150 @@ func (b *Backup) dir() string {
 	return DefaultDir()
 }
 
-// dumpDatabase streams globals and one dump per database into dir.
+// dumpParallel is how many dumps stream at once. Two keep both ends busy: the
+// small databases and the exec round trips overlap the biggest dump, without
+// flooding the API server or the database pod (restore replays two at once too).
+const dumpParallel = 2
+
+// dumpJob is one dump of the backup: the globals (db "") or one database.
+type dumpJob struct {
+	index int // position in the manifest: globals first, then the server's order
+	db    string
+	file  string
+	size  int64 // on-disk size of the database: the biggest start first
+	run   func(context.Context, io.Writer) error
+}
+
+// dumpDatabase streams globals and one dump per database into dir, a few at
+// a time. The first failure (or Ctrl-C) cancels the others; their files are
+// dropped with the partial folder.
 func (b *Backup) dumpDatabase(ctx context.Context, pod *dbpod.Pod, dir string, m *Manifest) error {
 	info, err := pod.Inspect(ctx)
 	if err != nil {
 		return errs.Failedf("PostgreSQL in %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	m.PostgresVersion = info.Version
+	defer kube.LimitHeap()()
 	var counter atomic.Int64
-	var prog *progress.Bytes
+	var labels *activeLabels
 	if b.Progress != nil {
-		prog = progress.StartBytes(b.Progress, "dumping globals", &counter)
+		prog := progress.StartBytes(b.Progress, "dumping globals", &counter)
 		defer prog.Stop()
+		labels = &activeLabels{set: prog.SetLabel}
 	}
-	dumpOne := func(db, name string, run func(io.Writer) error) error {
-		if prog != nil {
-			label := "dumping " + db
-			if db == "" {
-				label = "dumping globals"
-			}
-			prog.SetLabel(label)
-		}
-		w, err := newDumpWriter(dir, name, &counter)
-		if err != nil {
-			return errs.Failedf("creating %s: %w", name, describeFSError(err))
-		}
-		err = run(w)
-		if werr := w.firstErr(); werr != nil { // the stream may report a failed local write as success or as a stream error
-			err = werr
-		}
-		if err != nil {
-			w.abort()
-			if ctx.Err() != nil {
-				return errs.Wrap(errs.Interrupted, fmt.Errorf("backup interrupted while dumping %s, nothing kept", orGlobals(db)))
-			}
-			if isFSError(err) {
-				return errs.Failedf("writing %s: %w", name, describeFSError(err))
-			}
-			return errs.Failedf("dumping %s: %w", orGlobals(db), err)
-		}
-		if err := checkTrailer(w.tail, db == ""); err != nil {
-			w.abort()
-			return errs.Failedf("dumping %s: %w", orGlobals(db), err)
-		}
-		d, err := w.finish(db)
-		if err != nil {
-			return errs.Failedf("writing %s: %w", name, describeFSError(err))
-		}
-		m.Dumps = append(m.Dumps, d)
-		return nil
+
+	jobs := []dumpJob{{index: 0, file: globalsName, run: pod.DumpGlobals}}
+	for i, db := range info.Databases {
+		name := db.Name
+		jobs = append(jobs, dumpJob{index: i + 1, db: name, file: dumpFileName(name), size: db.Bytes,
+			run: func(ctx context.Context, w io.Writer) error { return pod.DumpDatabase(ctx, name, w) }})
 	}
-	if err := dumpOne("", globalsName, func(w io.Writer) error { return pod.DumpGlobals(ctx, w) }); err != nil {
+	// globals first (tiny, and a failure there is cheap to report), then
+	// biggest first so that the longest dump does not start last
+	order := append([]dumpJob{}, jobs...)
+	sort.SliceStable(order[1:], func(i, j int) bool { return order[1+i].size > order[1+j].size })
+
+	dumps := make([]Dump, len(jobs))
+	err = parallel.ForEach(ctx, dumpParallel, order, func(jctx context.Context, j dumpJob) error {
+		labels.add(j.db)
+		defer labels.remove(j.db)
+		d, err := b.dumpOne(ctx, jctx, dir, j, &counter)
+		dumps[j.index] = d
+		return err
+	})
+	if err != nil {
+		var typed *errs.Error
+		if ctx.Err() != nil && !errors.As(err, &typed) { // Ctrl-C between two dumps
+			return errs.Wrap(errs.Interrupted, fmt.Errorf("backup interrupted, nothing kept"))
+		}
 		return err
 	}
+	m.Dumps = append(m.Dumps, dumps...)
 	for _, db := range info.Databases {
-		db := db
-		if err := dumpOne(db.Name, dumpFileName(db.Name), func(w io.Writer) error { return pod.DumpDatabase(ctx, db.Name, w) }); err != nil {
-			return err
-		}
 		m.Databases = append(m.Databases, db.Name)
 	}
 	return nil
+}
+
+// dumpOne streams one dump into dir. ctx is the backup's (Ctrl-C), jctx the
+// job's, also cancelled when another dump failed.
+func (b *Backup) dumpOne(ctx, jctx context.Context, dir string, j dumpJob, counter *atomic.Int64) (Dump, error) {
+	w, err := newDumpWriter(dir, j.file, counter)
+	if err != nil {
+		return Dump{}, errs.Failedf("creating %s: %w", j.file, describeFSError(err))
+	}
+	err = j.run(jctx, w)
+	if werr := w.firstErr(); werr != nil { // the stream may report a failed local write as success or as a stream error
+		err = werr
+	}
+	if err == nil && jctx.Err() != nil { // cancelled after the stream ended: the backup is failing anyway
+		err = jctx.Err()
+	}
+	if err != nil {
+		w.abort()
+		switch {
+		case ctx.Err() != nil:
+			return Dump{}, errs.Wrap(errs.Interrupted, fmt.Errorf("backup interrupted while dumping %s, nothing kept", orGlobals(j.db)))
+		case isFSError(err):
+			return Dump{}, errs.Failedf("writing %s: %w", j.file, describeFSError(err))
+		}
+		return Dump{}, errs.Failedf("dumping %s: %w", orGlobals(j.db), err)
+	}
+	if err := checkTrailer(w.tailBytes(), j.db == ""); err != nil {
+		w.abort()
+		return Dump{}, errs.Failedf("dumping %s: %w", orGlobals(j.db), err)
+	}
+	d, err := w.finish(j.db)
+	if err != nil {
+		return Dump{}, errs.Failedf("writing %s: %w", j.file, describeFSError(err))
+	}
+	return d, nil
+}
+
+// activeLabels shows the dumps in progress on the progress line (nil: no
+// progress display).
+type activeLabels struct {
+	mu     sync.Mutex
+	set    func(string)
+	active []string
+}
+
+func (a *activeLabels) add(db string) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.active = append(a.active, db)
+	a.show()
+}
+
+func (a *activeLabels) remove(db string) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, x := range a.active {
+		if x == db {
+			a.active = append(a.active[:i], a.active[i+1:]...)
+			break
+		}
+	}
+	if len(a.active) > 0 {
+		a.show()
+	}
+}
+
+func (a *activeLabels) show() {
+	names := make([]string, len(a.active))
+	for i, db := range a.active {
+		names[i] = db
+		if db == "" {
+			names[i] = "globals"
+		}
+	}
+	a.set("dumping " + strings.Join(names, ", "))
 }
 
 func orGlobals(db string) string {

@@ -1,7 +1,7 @@
 // Package restore replays a backup's PostgreSQL dumps into the live database
 // pod so that every database equals the backup: rows inserted since are gone,
 // deleted rows are back, sequences match. It follows the guide's section 5 with
-// its failure modes removed: the backup is verified before anything changes,
+// its failure modes removed: the backup is checked before anything changes,
 // PostgreSQL is blocked by a NetworkPolicy that is removed on every exit path,
 // connections are terminated, and dumps stream through the exec stdin (no copy
 // in the pod).
@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -84,9 +83,11 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	if !m.HasDatabase() {
 		return nil, errs.Preconditionf("backup %s holds no database dump (%s)", entry.ID, m.DatabaseSkipped)
 	}
-	// 1. verify first: a corrupt or partial backup is refused before anything changes
-	logf("verifying backup %s", entry.ID)
-	if err := backup.VerifyError(backup.Verify(entry)); err != nil {
+	// 1. check first: a corrupt or partial backup is refused before anything
+	// changes. Sizes and sha256 of the stored files pin every byte; the SQL
+	// they decompress to is checked while it streams (see replay).
+	logf("checking backup %s", entry.ID)
+	if err := backup.VerifyError(backup.VerifyStored(entry)); err != nil {
 		return nil, err
 	}
 	pod := dbpod.New(r.Kube, ns, rel)
@@ -120,6 +121,7 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	fmt.Sscan(out, &res.Terminated)
 	logf("terminated %d connection(s)", res.Terminated)
 
+	defer kube.LimitHeap()()
 	var counter atomic.Int64
 	var prog *progress.Bytes
 	if r.Progress != nil {
@@ -198,10 +200,12 @@ func (r *Restore) failed(ctx context.Context, step string, err error) error {
 	return errs.NeedsAttentionf("%s: %v (the database may be partly restored; rerun `helm csghub restore` once the cause is fixed)", step, err)
 }
 
-// replay streams one dump (through filter) into psql in db.
+// replay streams one dump (through filter) into psql in db. The SQL is
+// checked against the manifest (size, sha256, trailer) as it goes; a mismatch
+// fails the restore even though psql has taken the stream.
 func (r *Restore) replay(ctx context.Context, pod *dbpod.Pod, dir string, d backup.Dump, db string,
 	filter func(io.Reader) io.Reader, counter *atomic.Int64) error {
-	rc, err := backup.OpenDump(filepath.Join(dir, d.Name))
+	rc, err := backup.OpenCheckedDump(dir, d)
 	if err != nil {
 		return err
 	}
@@ -209,6 +213,10 @@ func (r *Restore) replay(ctx context.Context, pod *dbpod.Pod, dir string, d back
 	in := filter(&countingReader{r: rc, n: counter})
 	if err := pod.RunScript(ctx, db, in, io.Discard); err != nil {
 		return fmt.Errorf("%s: %w", d.Name, err)
+	}
+	// the exec stream drops stdin read errors: ask the reader
+	if err := rc.Err(); err != nil {
+		return fmt.Errorf("%s: the SQL replayed does not match the backup: %w", d.Name, err)
 	}
 	return nil
 }

@@ -193,7 +193,7 @@ func (b *bench) restorePhase(ctx context.Context) error {
 	f.Plugin = newTiming(plugin, f.SQLBytes, true)
 	f.PluginVsDirect = ratio(f.Direct.Seconds, f.Plugin.Seconds)
 
-	// for the reading of (5): restore starts with this check of the whole backup
+	// for reference: the full check of the backup (restore does it on the way)
 	v, err := b.runCmd(ctx, cmdSpec{name: b.cfg.plugin, env: b.pluginEnv(), capture: true,
 		args: []string{"backup", "verify", b.backupID, "--dir", b.backupDir, "-o", "json"}})
 	if err != nil {

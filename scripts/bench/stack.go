@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -405,13 +406,18 @@ func (b *bench) runCmd(ctx context.Context, c cmdSpec) (cmdResult, error) {
 	stderr := &tailWriter{max: 8192}
 	cmd.Stderr = stderr
 	t0 := time.Now()
-	err := cmd.Run()
+	err := cmd.Start()
+	var peak func() int64
+	if err == nil {
+		peak = watchPeakRSS(cmd.Process.Pid)
+		err = cmd.Wait()
+	}
 	r := cmdResult{wall: time.Since(t0), stdout: out.Bytes()}
+	if peak != nil {
+		r.maxRSSKiB = peak()
+	}
 	if cmd.ProcessState != nil {
 		r.code = cmd.ProcessState.ExitCode()
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			r.maxRSSKiB = ru.Maxrss
-		}
 	}
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
@@ -420,6 +426,48 @@ func (b *bench) runCmd(ctx context.Context, c cmdSpec) (cmdResult, error) {
 		return r, fmt.Errorf("%s %s: %w\n%s", filepath.Base(c.name), shortArgs(c.args), err, indent(stderr.String()))
 	}
 	return r, nil
+}
+
+// watchPeakRSS follows the peak RSS (VmHWM) of process pid until the
+// returned function is called, which gives it in KiB. The rusage of the
+// finished child is no use: Go starts children with vfork, and exec records
+// the parent's high-water mark, this bench's own RSS, as the child's maxrss.
+// The last poll interval before the exit is not seen; VmHWM only grows.
+func watchPeakRSS(pid int) func() int64 {
+	file := fmt.Sprintf("/proc/%d/status", pid)
+	var peak atomic.Int64
+	read := func() {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				if kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64); err == nil && kib > peak.Load() {
+					peak.Store(kib)
+				}
+			}
+		}
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			read()
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(stop)
+		<-done
+		return peak.Load()
+	}
 }
 
 func (b *bench) helm(ctx context.Context, args ...string) ([]byte, error) {
