@@ -97,11 +97,11 @@ func (c *Client) Exec(ctx context.Context, req ExecRequest) error {
 	// started: a byte went in or out, so the command ran and must not run twice
 	var started atomic.Bool
 	so := remotecommand.StreamOptions{
-		Stdout: &markWriter{w: stdout, started: &started},
-		Stderr: &markWriter{w: stderr, started: &started},
+		Stdout: &mark{w: stdout, started: &started},
+		Stderr: &mark{w: stderr, started: &started},
 	}
 	if req.Stdin != nil {
-		so.Stdin = &markReader{r: req.Stdin, started: &started}
+		so.Stdin = &mark{r: req.Stdin, started: &started}
 	}
 
 	executor, err := newSPDYExecutor(c.Config, u)
@@ -161,23 +161,19 @@ func spdyRefused(err error) bool {
 	return strings.Contains(err.Error(), "unable to upgrade connection")
 }
 
-// markReader and markWriter record that the stream moved data.
-type markReader struct {
+// mark passes reads or writes through and records that the stream moved data.
+type mark struct {
 	r       io.Reader
-	started *atomic.Bool
-}
-
-func (m *markReader) Read(p []byte) (int, error) {
-	m.started.Store(true)
-	return m.r.Read(p)
-}
-
-type markWriter struct {
 	w       io.Writer
 	started *atomic.Bool
 }
 
-func (m *markWriter) Write(p []byte) (int, error) {
+func (m *mark) Read(p []byte) (int, error) {
+	m.started.Store(true)
+	return m.r.Read(p)
+}
+
+func (m *mark) Write(p []byte) (int, error) {
 	m.started.Store(true)
 	return m.w.Write(p)
 }

@@ -136,6 +136,9 @@ func (r *Rollback) Resolve(ctx context.Context) (*Target, error) {
 	if !t.Backup.Manifest.HasDatabase() {
 		return nil, errs.Preconditionf("backup %s holds no database dump: choose another with --backup, or pass --skip-db-restore", t.Backup.ID)
 	}
+	// The full check (decompressing every dump), not restore's stored-checksum
+	// one: the Helm rollback changes the release before the restore reads a
+	// byte, so a dump that could fail mid-replay must be refused here.
 	r.logf("verifying backup %s", t.Backup.ID)
 	if err := backup.VerifyError(backup.Verify(t.Backup)); err != nil {
 		return nil, err
