@@ -39,7 +39,7 @@ type ExecRequest struct {
 	Pod       string
 	Container string // empty: the pod's first container
 	Command   []string
-	Stdin     io.Reader // nil: no stdin; on EOF the command's stdin is closed
+	Stdin     io.Reader // nil: no stdin; on EOF the command's stdin is closed. Must not block for ever: Exec waits for a read in progress before it returns
 	Stdout    io.Writer // nil: discarded
 	Stderr    io.Writer // nil: discarded
 }
@@ -96,13 +96,17 @@ func (c *Client) Exec(ctx context.Context, req ExecRequest) error {
 	}
 	// started: a byte went in or out, so the command ran and must not run twice
 	var started atomic.Bool
-	so := remotecommand.StreamOptions{
-		Stdout: &mark{w: stdout, started: &started},
-		Stderr: &mark{w: stderr, started: &started},
-	}
+	gates := []*gate{{w: stdout, started: &started}, {w: stderr, started: &started}}
+	so := remotecommand.StreamOptions{Stdout: gates[0], Stderr: gates[1]}
 	if req.Stdin != nil {
-		so.Stdin = &mark{r: req.Stdin, started: &started}
+		gates = append(gates, &gate{r: req.Stdin, started: &started})
+		so.Stdin = gates[2]
 	}
+	defer func() {
+		for _, g := range gates {
+			g.shut()
+		}
+	}()
 
 	executor, err := newSPDYExecutor(c.Config, u)
 	if err != nil {
@@ -161,21 +165,46 @@ func spdyRefused(err error) bool {
 	return strings.Contains(err.Error(), "unable to upgrade connection")
 }
 
-// mark passes reads or writes through and records that the stream moved data.
-type mark struct {
+// gate passes reads or writes through to the caller's stream, records that
+// the stream moved data, and is shut when Exec returns: client-go may leave
+// its copy goroutines running after a cancelled stream, and one still reading
+// a dump the caller has since closed crashed the whole process (a restore
+// stopped by SIGTERM then exited without removing its NetworkPolicy). shut
+// waits for a read or write in progress; later ones fail.
+type gate struct {
+	mu      sync.Mutex
 	r       io.Reader
 	w       io.Writer
 	started *atomic.Bool
+	closed  bool
 }
 
-func (m *mark) Read(p []byte) (int, error) {
-	m.started.Store(true)
-	return m.r.Read(p)
+var errExecReturned = errors.New("exec already returned")
+
+func (g *gate) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, errExecReturned
+	}
+	g.started.Store(true)
+	return g.r.Read(p)
 }
 
-func (m *mark) Write(p []byte) (int, error) {
-	m.started.Store(true)
-	return m.w.Write(p)
+func (g *gate) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, errExecReturned
+	}
+	g.started.Store(true)
+	return g.w.Write(p)
+}
+
+func (g *gate) shut() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
 }
 
 // streamHeapLimit is the soft limit on the Go heap during bulk streams.

@@ -2,11 +2,14 @@ package kube
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -74,5 +77,45 @@ func TestExecRejectsAnEmptyCommand(t *testing.T) {
 	}
 	if n := len(seen()); n != 0 {
 		t.Fatalf("an empty command reached the server (%d requests)", n)
+	}
+}
+
+// slowReader signals when a read has started and finishes it only when told.
+type slowReader struct {
+	entered, release chan struct{}
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	close(s.entered)
+	<-s.release
+	return copy(p, "x"), nil
+}
+
+// Once Exec has returned, a copy goroutine client-go left behind can no longer
+// reach the caller's stream: shut waits for the read in progress and later
+// reads fail.
+func TestGateShutWaitsForAReadInProgressAndStopsLaterOnes(t *testing.T) {
+	var started atomic.Bool
+	src := &slowReader{entered: make(chan struct{}), release: make(chan struct{})}
+	g := &gate{r: src, started: &started}
+	go g.Read(make([]byte, 8))
+	<-src.entered
+	shutDone := make(chan struct{})
+	go func() { g.shut(); close(shutDone) }()
+	select {
+	case <-shutDone:
+		t.Fatal("shut returned while a read was still in progress")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(src.release)
+	<-shutDone
+	if n, err := g.Read(make([]byte, 8)); n != 0 || err == nil {
+		t.Fatalf("read after shut = %d, %v; want an error", n, err)
+	}
+	if n, err := (&gate{w: io.Discard, started: &started, closed: true}).Write([]byte("late")); n != 0 || err == nil {
+		t.Fatalf("write after shut = %d, %v; want an error", n, err)
+	}
+	if !started.Load() {
+		t.Error("a read did not mark the stream started")
 	}
 }

@@ -49,14 +49,34 @@ type timing struct {
 	Seconds   float64 `json:"seconds"`
 	MBps      float64 `json:"mbPerSecond"`
 	MaxRSSKiB int64   `json:"maxRssKiB,omitempty"`
+	// CPU: the command's own CPU seconds; HostBusy: the share of all the
+	// host's CPUs busy meanwhile (1 = every core saturated). They tell a slow
+	// command from a starved one.
+	CPUSeconds float64 `json:"cpuSeconds"`
+	HostBusy   float64 `json:"hostBusy"`
 }
 
 func newTiming(r cmdResult, bytes int64, rss bool) timing {
-	t := timing{Seconds: r.wall.Seconds(), MBps: mbps(bytes, r.wall.Seconds())}
+	t := timing{Seconds: r.wall.Seconds(), MBps: mbps(bytes, r.wall.Seconds()), CPUSeconds: r.cpu.Seconds()}
+	if r.wall > 0 {
+		t.HostBusy = r.hostBusy.Seconds() / r.wall.Seconds() / float64(runtime.NumCPU())
+	}
 	if rss {
 		t.MaxRSSKiB = r.maxRSSKiB
 	}
 	return t
+}
+
+// othersBound is the best ratio to direct a command run as t could reach if
+// its own CPU cost nothing: the rest of the host's work (database, dump
+// tool, API server, node agent) still needs (busy - own) CPU seconds on
+// NumCPU cores. Meaningful when t saturated the host.
+func othersBound(direct, t timing) float64 {
+	others := t.HostBusy*t.Seconds*float64(runtime.NumCPU()) - t.CPUSeconds
+	if others <= 0 {
+		return 0
+	}
+	return ratio(direct.Seconds, others/float64(runtime.NumCPU()))
 }
 
 type backupFigures struct {
@@ -230,24 +250,28 @@ func (b *bench) report(w io.Writer) {
 	}
 	if f := r.Backup; f != nil && f.Plugin.Seconds > 0 {
 		fmt.Fprintf(w, "\nBACKUP: %d databases, %s of SQL (%s compressed by the plugin)\n", f.Databases, mib(f.SQLBytes), mib(f.CompressedBytes))
-		row("  #", "measurement", "seconds", "MB/s", "peak RSS")
-		row("  1", "pg_dumpall -U csghub > /dev/null (direct, socket)", secs(f.Direct.Seconds), rate(f.Direct.MBps), "")
-		row("  2", "helm csghub backup -o json", secs(f.Plugin.Seconds), rate(f.Plugin.MBps), mib(f.Plugin.MaxRSSKiB*1024))
+		row("  #", "measurement", "seconds", "MB/s", "peak RSS", "own CPU s", "host busy")
+		row("  1", "pg_dumpall -U csghub > /dev/null (direct, socket)", secs(f.Direct.Seconds), rate(f.Direct.MBps), "", secs(f.Direct.CPUSeconds), pct(f.Direct.HostBusy))
+		row("  2", "helm csghub backup -o json", secs(f.Plugin.Seconds), rate(f.Plugin.MBps), mib(f.Plugin.MaxRSSKiB*1024), secs(f.Plugin.CPUSeconds), pct(f.Plugin.HostBusy))
 		if f.Guide.Seconds > 0 {
 			row("  3", fmt.Sprintf("guide: kubectl exec pg_dumpall -f (%.2fs) + kubectl cp (%.2fs)", f.Guide.ExecSeconds, f.Guide.CopySeconds),
 				secs(f.Guide.Seconds), rate(f.Guide.MBps), "")
 		}
 		tw.Flush()
+		fmt.Fprintf(w, "  bound: with a plugin costing no CPU, the rest of the work in run 2 allows at most %.2f of direct on %d CPUs\n",
+			othersBound(f.Direct, f.Plugin), r.Host.CPUs)
 	}
 	if f := r.Restore; f != nil && f.Plugin.Seconds > 0 {
 		fmt.Fprintf(w, "\nRESTORE: %s of SQL, %d databases at once\n", mib(f.SQLBytes), f.Parallel)
-		row("  #", "measurement", "seconds", "MB/s", "peak RSS")
-		row("  4", "zstd -dc | psql (direct, socket; DROP ... WITH (FORCE) first)", secs(f.Direct.Seconds), rate(f.Direct.MBps), "")
-		row("  5", "helm csghub restore --yes -o json", secs(f.Plugin.Seconds), rate(f.Plugin.MBps), mib(f.Plugin.MaxRSSKiB*1024))
+		row("  #", "measurement", "seconds", "MB/s", "peak RSS", "own CPU s", "host busy")
+		row("  4", "zstd -dc | psql (direct, socket; DROP ... WITH (FORCE) first)", secs(f.Direct.Seconds), rate(f.Direct.MBps), "", "", pct(f.Direct.HostBusy))
+		row("  5", "helm csghub restore --yes -o json", secs(f.Plugin.Seconds), rate(f.Plugin.MBps), mib(f.Plugin.MaxRSSKiB*1024), secs(f.Plugin.CPUSeconds), pct(f.Plugin.HostBusy))
 		if f.VerifySeconds > 0 {
 			row("", "  (for reference: helm csghub backup verify alone; restore checks the SQL as it streams)", secs(f.VerifySeconds), "", "")
 		}
 		tw.Flush()
+		fmt.Fprintf(w, "  bound: with a plugin costing no CPU, the rest of the work in run 5 allows at most %.2f of direct on %d CPUs\n",
+			othersBound(f.Direct, f.Plugin), r.Host.CPUs)
 	}
 	if f := r.Upgrade; f != nil && f.Plugin.WallSeconds > 0 {
 		p := f.Plugin
@@ -315,6 +339,7 @@ func (b *bench) report(w io.Writer) {
 }
 
 func secs(s float64) string { return fmt.Sprintf("%.2f", s) }
+func pct(v float64) string  { return fmt.Sprintf("%.0f%%", 100*v) }
 func rate(v float64) string { return fmt.Sprintf("%.1f", v) }
 func ms(v float64) string   { return fmt.Sprintf("%.0f ms", math.Round(v)+0) }
 

@@ -367,6 +367,8 @@ type cmdSpec struct {
 type cmdResult struct {
 	wall      time.Duration
 	maxRSSKiB int64
+	cpu       time.Duration // the command's own user+system CPU (with the children it waited for)
+	hostBusy  time.Duration // CPU time all processes of the host used meanwhile (/proc/stat)
 	stdout    []byte
 	code      int
 }
@@ -405,6 +407,7 @@ func (b *bench) runCmd(ctx context.Context, c cmdSpec) (cmdResult, error) {
 	}
 	stderr := &tailWriter{max: 8192}
 	cmd.Stderr = stderr
+	busy0 := hostBusy()
 	t0 := time.Now()
 	err := cmd.Start()
 	var peak func() int64
@@ -412,12 +415,13 @@ func (b *bench) runCmd(ctx context.Context, c cmdSpec) (cmdResult, error) {
 		peak = watchPeakRSS(cmd.Process.Pid)
 		err = cmd.Wait()
 	}
-	r := cmdResult{wall: time.Since(t0), stdout: out.Bytes()}
+	r := cmdResult{wall: time.Since(t0), hostBusy: hostBusy() - busy0, stdout: out.Bytes()}
 	if peak != nil {
 		r.maxRSSKiB = peak()
 	}
 	if cmd.ProcessState != nil {
 		r.code = cmd.ProcessState.ExitCode()
+		r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
@@ -426,6 +430,33 @@ func (b *bench) runCmd(ctx context.Context, c cmdSpec) (cmdResult, error) {
 		return r, fmt.Errorf("%s %s: %w\n%s", filepath.Base(c.name), shortArgs(c.args), err, indent(stderr.String()))
 	}
 	return r, nil
+}
+
+// hostBusy is the CPU time the whole host has spent busy since boot: the
+// first line of /proc/stat minus idle and iowait, in USER_HZ ticks (100/s on
+// Linux). Zero when it cannot be read.
+func hostBusy() time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0
+	}
+	var busy int64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0
+		}
+		if i == 3 || i == 4 || i >= 7 { // idle, iowait; guest time is already in user
+			continue
+		}
+		busy += n
+	}
+	return time.Duration(busy) * 10 * time.Millisecond
 }
 
 // watchPeakRSS follows the peak RSS (VmHWM) of process pid until the
