@@ -210,3 +210,60 @@ func TestVerifyStoredAndCheckedDump(t *testing.T) {
 		t.Fatalf("flipped byte: %v", err)
 	}
 }
+
+// OpenStoredDump skips the SQL's sha256 (the stored file's is checked up
+// front) but still refuses, while streaming, content zstd's frame checksum
+// rejects, a size that disagrees with the manifest, and a missing trailer.
+func TestStoredDumpChecksWhileStreaming(t *testing.T) {
+	dir := t.TempDir()
+	w, err := newDumpWriter(dir, "db-s.sql.zst", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sql := strings.Repeat("INSERT INTO t VALUES (3, 'stored');\n", 40000) + "--\n-- PostgreSQL database dump complete\n--\n"
+	w.Write([]byte(sql))
+	d, err := w.finish("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replay := func(d Dump) error {
+		c, err := OpenStoredDump(dir, d)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		io.Copy(io.Discard, c)
+		return c.Err()
+	}
+	good := d
+	good.RawSHA256 = strings.Repeat("0", 64) // not consulted
+	if err := replay(good); err != nil {
+		t.Fatalf("intact dump refused: %v", err)
+	}
+	short := d
+	short.RawBytes--
+	if err := replay(short); err == nil || !strings.Contains(err.Error(), "bytes of SQL") {
+		t.Fatalf("size mismatch: %v", err)
+	}
+
+	// the same bytes without the trailer, compressed consistently
+	w2, _ := newDumpWriter(dir, "db-t.sql.zst", nil)
+	cut := sql[:len(sql)-40]
+	w2.Write([]byte(cut))
+	d2, err := w2.finish("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := replay(d2); err == nil || !strings.Contains(err.Error(), "trailer") && !strings.Contains(err.Error(), "complete") {
+		t.Fatalf("missing trailer: %v", err)
+	}
+
+	// a flipped byte in the compressed data: zstd's checks stop the stream
+	path := filepath.Join(dir, d.Name)
+	data, _ := os.ReadFile(path)
+	data[len(data)/2] ^= 0x40
+	os.WriteFile(path, data, fileMode)
+	if err := replay(d); err == nil {
+		t.Fatal("a corrupted frame streamed through unnoticed")
+	}
+}

@@ -200,12 +200,13 @@ func (r *Restore) failed(ctx context.Context, step string, err error) error {
 	return errs.NeedsAttentionf("%s: %v (the database may be partly restored; rerun `helm csghub restore` once the cause is fixed)", step, err)
 }
 
-// replay streams one dump (through filter) into psql in db. The SQL is
-// checked against the manifest (size, sha256, trailer) as it goes; a mismatch
-// fails the restore even though psql has taken the stream.
+// replay streams one dump (through filter) into psql in db. Its stored file
+// was checked up front (size, sha256); zstd's frame checksums, the SQL's size
+// and its completion trailer are checked as it goes, and a mismatch fails the
+// restore even though psql has taken the stream.
 func (r *Restore) replay(ctx context.Context, pod *dbpod.Pod, dir string, d backup.Dump, db string,
 	filter func(io.Reader) io.Reader, counter *atomic.Int64) error {
-	rc, err := backup.OpenCheckedDump(dir, d)
+	rc, err := backup.OpenStoredDump(dir, d)
 	if err != nil {
 		return err
 	}
