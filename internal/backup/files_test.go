@@ -267,3 +267,21 @@ func TestStoredDumpChecksWhileStreaming(t *testing.T) {
 		t.Fatal("a corrupted frame streamed through unnoticed")
 	}
 }
+
+// tailWriter keeps exactly the last tailKeep bytes whatever the write sizes.
+func TestTailWriterKeepsTheLastBytes(t *testing.T) {
+	var all []byte
+	var tw tailWriter
+	for i, n := range []int{10, 3000, 1, 1023, 1024, 1025, 7, 500, 600, 2} {
+		p := bytes.Repeat([]byte{byte('a' + i)}, n)
+		tw.Write(p)
+		all = append(all, p...)
+		want := all
+		if len(want) > tailKeep {
+			want = want[len(want)-tailKeep:]
+		}
+		if !bytes.Equal(tw.b, want) {
+			t.Fatalf("after write %d (%d bytes): tail of %d bytes differs from the last %d written", i, n, len(tw.b), len(want))
+		}
+	}
+}

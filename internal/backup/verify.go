@@ -235,10 +235,16 @@ func (d *dumpReader) Close() error {
 
 type tailWriter struct{ b []byte }
 
+// Write keeps the last tailKeep bytes in place: appending each 32 KiB read
+// and trimming allocated as many bytes as the dump held.
 func (t *tailWriter) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > tailKeep {
-		t.b = t.b[len(t.b)-tailKeep:]
+	if len(p) >= tailKeep {
+		t.b = append(t.b[:0], p[len(p)-tailKeep:]...)
+		return len(p), nil
 	}
+	if keep := tailKeep - len(p); len(t.b) > keep {
+		t.b = t.b[:copy(t.b, t.b[len(t.b)-keep:])]
+	}
+	t.b = append(t.b, p...)
 	return len(p), nil
 }
