@@ -162,9 +162,9 @@ func (b *bench) restorePhase(ctx context.Context) error {
 
 	// 4. the floor: the plugin's replay, done by hand on the server's socket
 	direct, err := b.best("direct replay with psql", func(int) (cmdResult, error) {
-		t0 := time.Now()
+		busy0, t0 := hostBusy(), time.Now()
 		err := b.directRestore(ctx, dir, &m)
-		return cmdResult{wall: time.Since(t0)}, err
+		return cmdResult{wall: time.Since(t0), hostBusy: hostBusy() - busy0}, err
 	})
 	if err != nil {
 		return err
