@@ -181,24 +181,17 @@ type gate struct {
 
 var errExecReturned = errors.New("exec already returned")
 
-func (g *gate) Read(p []byte) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return 0, errExecReturned
-	}
-	g.started.Store(true)
-	return g.r.Read(p)
-}
+func (g *gate) Read(p []byte) (int, error)  { return g.pass(p, g.r.Read) }
+func (g *gate) Write(p []byte) (int, error) { return g.pass(p, g.w.Write) }
 
-func (g *gate) Write(p []byte) (int, error) {
+func (g *gate) pass(p []byte, op func([]byte) (int, error)) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
 		return 0, errExecReturned
 	}
 	g.started.Store(true)
-	return g.w.Write(p)
+	return op(p)
 }
 
 func (g *gate) shut() {
