@@ -158,17 +158,26 @@ var (
 )
 
 // DeleteClusterScoped removes what the test charts create outside namespaces
-// (CRDs, lws webhooks, the knative-serving namespace) and waits for the
-// namespace to be gone, so the next test starts without them.
-func (s *Stack) DeleteClusterScoped(ctx context.Context) {
-	if crds, err := s.Dynamic.Resource(crdGVR).List(ctx, metav1.ListOptions{}); err == nil {
-		for _, crd := range crds.Items {
-			for _, g := range crdGroups {
-				if strings.HasSuffix(crd.GetName(), g) {
-					_ = s.Dynamic.Resource(crdGVR).Delete(ctx, crd.GetName(), metav1.DeleteOptions{})
-				}
-			}
+// (CRDs, lws webhooks, the knative-serving namespace) and waits for the CRDs
+// and namespaces to be gone, so the next test starts without them. A CRD is
+// deleted in the background (its custom resources first): the next test's
+// `helm install` would otherwise find a terminating CRD still annotated with
+// the previous test's release and refuse to adopt it. The error says what
+// was still there when ctx ended.
+func (s *Stack) DeleteClusterScoped(ctx context.Context) error {
+	names, _ := s.testCRDs(ctx)
+	for _, name := range names {
+		_ = s.Dynamic.Resource(crdGVR).Delete(ctx, name, metav1.DeleteOptions{})
+	}
+	for {
+		left, err := s.testCRDs(ctx)
+		if err == nil && len(left) == 0 {
+			break
 		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("CRDs still there after cleanup: %v (%v)", left, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	for _, gvr := range []schema.GroupVersionResource{mwcGVR, vwcGVR} {
 		list, err := s.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{})
@@ -183,6 +192,24 @@ func (s *Stack) DeleteClusterScoped(ctx context.Context) {
 	}
 	s.DeleteNamespace(ctx, "knative-serving")
 	s.DeleteNamespace(ctx, "lws-system")
+	return ctx.Err()
+}
+
+// testCRDs lists the CRDs of the groups the test charts install.
+func (s *Stack) testCRDs(ctx context.Context) ([]string, error) {
+	crds, err := s.Dynamic.Resource(crdGVR).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, crd := range crds.Items {
+		for _, g := range crdGroups {
+			if strings.HasSuffix(crd.GetName(), g) {
+				names = append(names, crd.GetName())
+			}
+		}
+	}
+	return names, nil
 }
 
 // DeleteNamespace deletes ns and waits until it is gone (or ctx ends).

@@ -357,7 +357,9 @@ func (e *Env) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	_ = RunCmd(e.T, e.HelmEnv(), e.C.Root, e.Helm, "uninstall", e.Release, "-n", e.Namespace, "--wait", "--timeout", "60s")
-	e.C.DeleteClusterScoped(ctx)
+	if err := e.C.DeleteClusterScoped(ctx); err != nil {
+		e.T.Errorf("cleanup: %v", err)
+	}
 	e.C.DeleteNamespace(ctx, e.Namespace)
 }
 

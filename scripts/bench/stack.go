@@ -305,11 +305,14 @@ func (b *bench) freshRelease(ctx context.Context, pgName string, sample bool) er
 		logf("removing the previous release")
 		_, _ = b.helm(ctx, "uninstall", release, "-n", namespace, "--wait", "--timeout", "120s")
 		dctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-		b.s.DeleteClusterScoped(dctx)
+		err := b.s.DeleteClusterScoped(dctx)
 		b.s.DeleteNamespace(dctx, namespace)
 		cancel()
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if old := b.currentPG(); old != nil {
