@@ -70,6 +70,9 @@ func Acquire(ctx context.Context, cs kubernetes.Interface, namespace, release, o
 			return nil, errs.Preconditionf("another operation took the lock on release %q just now", release)
 		}
 	}
+	if apierrors.IsNotFound(err) {
+		return nil, errs.NotFoundf("namespace %q not found (release %q)", namespace, release)
+	}
 	if err != nil {
 		return nil, errs.Failedf("taking lock %s/%s: %w", namespace, l.name, err)
 	}

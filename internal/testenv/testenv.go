@@ -154,6 +154,13 @@ func NewEnv(t testing.TB, opts ...Option) *Env {
 	if s == nil {
 		t.Fatal("testenv: the stack is not running: the package's TestMain must call testenv.Main")
 	}
+	// Start from a clean cluster whatever the previous test's cleanup did
+	// (timed out, or skipped with CSGHUB_TEST_KEEP=1): the charts' cluster-scoped
+	// objects allow one release at a time. With the cleanup's 3 minutes this
+	// outlasts kube-apiserver's 5-minute CRD resync (see devenv's waitCRDsGone).
+	if err := deleteWithin(4*time.Minute, s.DeleteClusterScoped); err != nil {
+		t.Fatalf("testenv: the cluster is not clean: %v", err)
+	}
 	n := testSeq.Add(1)
 	e := &Env{T: t, C: s, Release: "csghub", Helm: s.Helm3, Namespace: fmt.Sprintf("t%02d-%s", n, slug(t.Name()))}
 	for _, o := range opts {
@@ -354,13 +361,20 @@ func (e *Env) cleanup() {
 		e.T.Logf("CSGHUB_TEST_KEEP=1: leaving namespace %s", e.Namespace)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	_ = RunCmd(e.T, e.HelmEnv(), e.C.Root, e.Helm, "uninstall", e.Release, "-n", e.Namespace, "--wait", "--timeout", "60s")
-	if err := e.C.DeleteClusterScoped(ctx); err != nil {
+	if err := deleteWithin(3*time.Minute, e.C.DeleteClusterScoped); err != nil {
+		e.T.Logf("cleanup: %v; the next test waits for them", err)
+	}
+	if err := deleteWithin(2*time.Minute, func(ctx context.Context) error { return e.C.DeleteNamespace(ctx, e.Namespace) }); err != nil {
 		e.T.Errorf("cleanup: %v", err)
 	}
-	e.C.DeleteNamespace(ctx, e.Namespace)
+}
+
+// deleteWithin runs one of the stack's deleting waits with its own time bound.
+func deleteWithin(d time.Duration, del func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return del(ctx)
 }
 
 // RunCmd runs a command (10-minute bound) and returns its result; only a

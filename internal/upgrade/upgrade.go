@@ -94,6 +94,24 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 		return err
 	}
 
+	// --- the lock: one operation per release. Taken before the plan reads the
+	// release, so a second run meets the lock, not the first run's pending
+	// revision or its new chart version. A dry run changes nothing: no lock.
+	if !u.DryRun {
+		if err := u.Env.Resolve(); err != nil {
+			return sum, err
+		}
+		lk, err := lock.Acquire(ctx, u.Kube.Clientset, u.Env.Namespace, u.Env.Release, "upgrade")
+		if err != nil {
+			return sum, err
+		}
+		defer lk.Release()
+		if lk.Stale != "" {
+			sum.StaleLock = lk.Stale
+			j.add(Event{Step: "lock", Status: "warning", Detail: "took over a stale lock from " + lk.Stale})
+		}
+	}
+
 	// --- plan and preflight: read-only
 	var p *plan.Prepared
 	if err := timed("plan", func() (string, error) {
@@ -131,17 +149,6 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	}
 	if u.DryRun {
 		return sum, u.dryRun(ctx, p, sum, timed)
-	}
-
-	// --- the lock: one operation per release
-	lk, err := lock.Acquire(ctx, u.Kube.Clientset, u.Env.Namespace, u.Env.Release, "upgrade")
-	if err != nil {
-		return sum, err
-	}
-	defer lk.Release()
-	if lk.Stale != "" {
-		sum.StaleLock = lk.Stale
-		j.add(Event{Step: "lock", Status: "warning", Detail: "took over a stale lock from " + lk.Stale})
 	}
 
 	// --- 2. backup (Ctrl-C here: the backup removes its partial folder)

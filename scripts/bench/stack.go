@@ -306,7 +306,9 @@ func (b *bench) freshRelease(ctx context.Context, pgName string, sample bool) er
 		_, _ = b.helm(ctx, "uninstall", release, "-n", namespace, "--wait", "--timeout", "120s")
 		dctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		err := b.s.DeleteClusterScoped(dctx)
-		b.s.DeleteNamespace(dctx, namespace)
+		if err == nil {
+			err = b.s.DeleteNamespace(dctx, namespace)
+		}
 		cancel()
 		if ctx.Err() != nil {
 			return ctx.Err()
