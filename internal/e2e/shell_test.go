@@ -89,6 +89,11 @@ func TestNamespaceFromHelmFlag(t *testing.T) {
 	if r.Code != 3 || !strings.Contains(r.Stderr, `"other"`) || !oneLineError(r.Stderr) {
 		t.Fatalf("status in other namespace: exit %d, stderr %q; want exit 3, one line naming \"other\"", r.Code, r.Stderr)
 	}
+	// upgrade takes its lock first: a namespace that does not exist is "not found" too
+	r = e.RunHelm(nil, "-n", "other", "csghub", "upgrade", "--version", "2.0.0", "--yes", "--dir", t.TempDir())
+	if r.Code != 3 || !strings.Contains(r.Stderr, `"other"`) || !oneLineError(r.Stderr) {
+		t.Fatalf("upgrade in other namespace: exit %d, stderr %q; want exit 3, one line naming \"other\"", r.Code, r.Stderr)
+	}
 	assertInstalled115(t, parseStatus(t, e.RunHelm(nil, "-n", e.Namespace, "csghub", "status", "-o", "json")), e.Namespace)
 }
 
