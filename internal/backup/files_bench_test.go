@@ -75,18 +75,7 @@ func BenchmarkDumpWriter(b *testing.B) {
 func BenchmarkCheckedDump(b *testing.B) {
 	sql := benchSQL(benchSQLSize)
 	dir := b.TempDir()
-	var n atomic.Int64
-	w, err := newDumpWriter(dir, "db-x.sql.zst", &n)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := w.Write(sql); err != nil {
-		b.Fatal(err)
-	}
-	d, err := w.finish("x")
-	if err != nil {
-		b.Fatal(err)
-	}
+	d := writeDump(b, dir, "x", sql)
 	for _, c := range []struct {
 		name string
 		open func(string, Dump) (*CheckedDump, error)

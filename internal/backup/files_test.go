@@ -12,6 +12,24 @@ import (
 	"testing"
 )
 
+// writeDump writes sql through a dumpWriter as db-<id>.sql.zst in dir and
+// returns its manifest record (for tests that need a finished dump).
+func writeDump(tb testing.TB, dir, id string, sql []byte) Dump {
+	tb.Helper()
+	w, err := newDumpWriter(dir, "db-"+id+".sql.zst", nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := w.Write(sql); err != nil {
+		tb.Fatal(err)
+	}
+	d, err := w.finish(id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
 // A dump written through dumpWriter verifies; one flipped byte is caught and named.
 func TestDumpWriterAndVerify(t *testing.T) {
 	dir := t.TempDir()
@@ -161,16 +179,8 @@ func TestDumpWriterWriteError(t *testing.T) {
 // during a restore, by CheckedDump, which also tells a reader that stopped early.
 func TestVerifyStoredAndCheckedDump(t *testing.T) {
 	dir := t.TempDir()
-	w, err := newDumpWriter(dir, "db-w.sql.zst", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	sql := strings.Repeat("INSERT INTO t VALUES (2);\n", 20000) + "--\n-- PostgreSQL database dump complete\n--\n"
-	w.Write([]byte(sql))
-	d, err := w.finish("w")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := writeDump(t, dir, "w", []byte(sql))
 	d.RawSHA256 = strings.Repeat("0", 64) // the record disagrees with the SQL, not with the file
 	e := &Entry{ID: "1-w", Path: dir, Complete: true, Manifest: &Manifest{Dumps: []Dump{d},
 		Values: mustWrite(t, dir, valuesName, "a: 1\n"), AllValues: mustWrite(t, dir, allValuesName, "a: 1\n")}}
@@ -216,16 +226,8 @@ func TestVerifyStoredAndCheckedDump(t *testing.T) {
 // rejects, a size that disagrees with the manifest, and a missing trailer.
 func TestStoredDumpChecksWhileStreaming(t *testing.T) {
 	dir := t.TempDir()
-	w, err := newDumpWriter(dir, "db-s.sql.zst", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	sql := strings.Repeat("INSERT INTO t VALUES (3, 'stored');\n", 40000) + "--\n-- PostgreSQL database dump complete\n--\n"
-	w.Write([]byte(sql))
-	d, err := w.finish("s")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := writeDump(t, dir, "s", []byte(sql))
 	replay := func(d Dump) error {
 		c, err := OpenStoredDump(dir, d)
 		if err != nil {
@@ -247,13 +249,7 @@ func TestStoredDumpChecksWhileStreaming(t *testing.T) {
 	}
 
 	// the same bytes without the trailer, compressed consistently
-	w2, _ := newDumpWriter(dir, "db-t.sql.zst", nil)
-	cut := sql[:len(sql)-40]
-	w2.Write([]byte(cut))
-	d2, err := w2.finish("t")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d2 := writeDump(t, dir, "t", []byte(sql[:len(sql)-40]))
 	if err := replay(d2); err == nil || !strings.Contains(err.Error(), "trailer") && !strings.Contains(err.Error(), "complete") {
 		t.Fatalf("missing trailer: %v", err)
 	}

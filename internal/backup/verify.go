@@ -137,11 +137,7 @@ var errNotReadToEnd = errors.New("the SQL was not read to its end")
 // OpenCheckedDump opens dir/d.Name for reading its SQL with the checks of
 // CheckedDump.
 func OpenCheckedDump(dir string, d Dump) (*CheckedDump, error) {
-	rc, err := OpenDump(filepath.Join(dir, d.Name))
-	if err != nil {
-		return nil, err
-	}
-	return &CheckedDump{rc: rc, d: d, sum: sha256.New()}, nil
+	return openChecked(dir, d, sha256.New())
 }
 
 // OpenStoredDump is OpenCheckedDump for a dump whose stored file VerifyStored
@@ -150,11 +146,16 @@ func OpenCheckedDump(dir string, d Dump) (*CheckedDump, error) {
 // (about a twentieth of a restore's CPU) is not recomputed. Size and
 // completion trailer still are.
 func OpenStoredDump(dir string, d Dump) (*CheckedDump, error) {
-	c, err := OpenCheckedDump(dir, d)
-	if err == nil {
-		c.sum = nil
+	return openChecked(dir, d, nil)
+}
+
+// openChecked opens d's file; sum (nil: none) gets every SQL byte.
+func openChecked(dir string, d Dump, sum hash.Hash) (*CheckedDump, error) {
+	rc, err := OpenDump(filepath.Join(dir, d.Name))
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	return &CheckedDump{rc: rc, d: d, sum: sum}, nil
 }
 
 func (c *CheckedDump) Read(p []byte) (int, error) {
