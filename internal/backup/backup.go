@@ -63,7 +63,7 @@ func (b *Backup) Run(ctx context.Context) (*Result, error) {
 		keep = DefaultKeep
 	}
 	if keep < MinKeep {
-		return nil, errs.Usagef("--keep %d: at least %d backups are kept (the guide asks for two revisions to roll back to)", keep, MinKeep)
+		return nil, KeepError(keep)
 	}
 	if err := b.Env.Resolve(); err != nil {
 		return nil, err
@@ -111,8 +111,9 @@ func (b *Backup) Run(ctx context.Context) (*Result, error) {
 
 	cat := Catalog{Root: b.dir()}
 	relDir := cat.ReleaseDir(rel.Namespace, rel.Name)
+	// an unusable folder is a precondition (exit 4), as in upgrade's preflight
 	if err := mkdirAll(relDir); err != nil {
-		return nil, errs.Failedf("backup folder %s: %w", relDir, err)
+		return nil, errs.Preconditionf("backup folder %s is not writable: %w", relDir, err)
 	}
 	id, final, err := reserveID(relDir, rel.Version, m.StartedAt)
 	if err != nil {
@@ -121,7 +122,7 @@ func (b *Backup) Run(ctx context.Context) (*Result, error) {
 	m.ID = id
 	partial := final + partialSuffix
 	if err := os.Mkdir(partial, dirMode); err != nil {
-		return nil, errs.Failedf("creating %s: %w", partial, describeFSError(err))
+		return nil, errs.Preconditionf("backup folder %s is not writable: %w", relDir, describeFSError(err))
 	}
 	ok := false
 	defer func() {
@@ -164,8 +165,11 @@ func (b *Backup) Run(ctx context.Context) (*Result, error) {
 	_ = fsyncDir(relDir)
 
 	res := &Result{Manifest: m, Path: final}
-	deployed := rel.Version
-	res.Pruned, err = cat.Prune(rel.Namespace, rel.Name, keep, deployed)
+	hist, err := HelmRevisions(cfg, rel.Name)
+	if err != nil {
+		return res, err
+	}
+	res.Pruned, err = cat.Prune(rel.Namespace, rel.Name, Retention{Keep: keep, History: hist})
 	if err != nil {
 		return res, err
 	}
@@ -330,6 +334,19 @@ func orGlobals(db string) string {
 		return "roles (pg_dumpall --globals-only)"
 	}
 	return "database " + db
+}
+
+// HelmRevisions lists the revisions Helm's history holds for release name.
+func HelmRevisions(cfg *action.Configuration, name string) ([]int, error) {
+	hist, err := cfg.Releases.History(name)
+	if err != nil {
+		return nil, errs.Failedf("reading history of %q: %w", name, err)
+	}
+	revs := make([]int, 0, len(hist))
+	for _, h := range hist {
+		revs = append(revs, h.Version)
+	}
+	return revs, nil
 }
 
 // values are a release's values as a map and as YAML.

@@ -43,6 +43,11 @@ type Entry struct {
 	Complete bool      `json:"complete"`
 	Problem  string    `json:"problem,omitempty"`
 	Manifest *Manifest `json:"manifest,omitempty"`
+	// Insecure lists what of the backup others may read or change (its
+	// folder or files not 0700/0600): it holds role password hashes.
+	Insecure []string `json:"insecurePermissions,omitempty"`
+	// Kept says why retention keeps it (set by Retention.Apply).
+	Kept string `json:"kept,omitempty"`
 }
 
 const idTimeLayout = "20060102T150405Z"
@@ -96,7 +101,14 @@ func (c Catalog) List(namespace, release string) ([]Entry, error) {
 		case err != nil:
 			e.Problem = "unreadable manifest: " + err.Error()
 		default:
+			// the folder name is only a name: a backup renamed or copied under
+			// another revision would restore another revision's data
+			if p := m.mismatch(namespace, release, rev, it.Name()); p != "" {
+				e.Problem = p
+				break
+			}
 			e.Complete, e.Manifest = true, m
+			e.Insecure = insecureModes(e.Path)
 		}
 		out = append(out, e)
 	}
@@ -107,6 +119,52 @@ func (c Catalog) List(namespace, release string) ([]Entry, error) {
 		return out[i].ID < out[j].ID
 	})
 	return out, nil
+}
+
+// mismatch says how the manifest contradicts the folder it is in ("" when it
+// does not).
+func (m *Manifest) mismatch(namespace, release string, rev int, folder string) string {
+	var diffs []string
+	if m.ID != folder {
+		diffs = append(diffs, fmt.Sprintf("ID %q", m.ID))
+	}
+	if m.Revision != rev {
+		diffs = append(diffs, fmt.Sprintf("revision %d", m.Revision))
+	}
+	if m.Release != release {
+		diffs = append(diffs, fmt.Sprintf("release %q", m.Release))
+	}
+	if m.Namespace != namespace {
+		diffs = append(diffs, fmt.Sprintf("namespace %q", m.Namespace))
+	}
+	if len(diffs) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("not trusted: its manifest says %s, its folder %s/%s/%s (renamed or copied by hand?)",
+		strings.Join(diffs, ", "), namespace, release, folder)
+}
+
+// insecureModes lists the backup folder and files that others (group or
+// world) may access.
+func insecureModes(dir string) []string {
+	var out []string
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		out = append(out, fmt.Sprintf("folder %04o", fi.Mode().Perm()))
+	}
+	items, _ := os.ReadDir(dir)
+	for _, it := range items {
+		fi, err := it.Info()
+		if err == nil && fi.Mode().Perm()&0o077 != 0 {
+			out = append(out, fmt.Sprintf("%s %04o", it.Name(), fi.Mode().Perm()))
+		}
+	}
+	return out
+}
+
+// InsecureError refuses to restore a backup others can read or change.
+func InsecureError(e *Entry) error {
+	return errs.Preconditionf("backup %s is readable or writable by others (%s): it holds role password hashes and what is restored; fix with `chmod -R go-rwx %s`, or pass --allow-insecure-permissions",
+		e.ID, strings.Join(e.Insecure, ", "), e.Path)
 }
 
 // Find returns the complete backup with id ("latest" for the newest).
@@ -148,48 +206,97 @@ func (c Catalog) ForRevision(namespace, release string, revision int) (*Entry, e
 	return nil, nil
 }
 
-// Prune removes the oldest complete backups beyond keep (at least MinKeep). It
-// never removes the newest backup, nor the newest backup of the deployed
-// revision (the one a rollback to it would restore). Incomplete folders are
-// left for the operator to inspect (backup list shows them).
-func (c Catalog) Prune(namespace, release string, keep, deployedRevision int) ([]string, error) {
-	if keep < MinKeep {
-		return nil, errs.Usagef("--keep %d: at least %d backups are kept (the guide asks for two revisions to roll back to)", keep, MinKeep)
+// Retention decides which complete backups stay. Rule: the newest complete
+// backup of every revision that Helm's history still holds and that is one of
+// its last max(MinKeep, Keep) revisions is a rollback target and is never
+// pruned, nor is the newest backup; beyond those, the oldest go first while
+// more than Keep complete backups remain.
+type Retention struct {
+	Keep int
+	// History is the revisions Helm's history holds (nil: unknown; then only
+	// the newest backup is protected besides Keep).
+	History []int
+}
+
+// Apply marks every complete entry of list (oldest first, as List returns
+// it) with why it is kept, and returns those to prune, oldest first.
+func (r Retention) Apply(list []Entry) []Entry {
+	n := r.Keep
+	if n < MinKeep {
+		n = MinKeep
+	}
+	hist := append([]int(nil), r.History...)
+	sort.Sort(sort.Reverse(sort.IntSlice(hist)))
+	if len(hist) > n {
+		hist = hist[:n]
+	}
+	targets := map[int]bool{}
+	for _, rev := range hist {
+		targets[rev] = true
+	}
+	var complete []*Entry
+	for i := range list {
+		list[i].Kept = ""
+		if list[i].Complete {
+			complete = append(complete, &list[i])
+		}
+	}
+	seen := map[int]bool{}
+	for i := len(complete) - 1; i >= 0; i-- { // newest first
+		e := complete[i]
+		switch {
+		case targets[e.Revision] && !seen[e.Revision]:
+			e.Kept = fmt.Sprintf("rollback target: newest backup of revision %d (one of Helm's last %d revisions)", e.Revision, n)
+		case i == len(complete)-1:
+			e.Kept = "newest backup"
+		}
+		seen[e.Revision] = true
+	}
+	total := len(complete)
+	var prune []Entry
+	for _, e := range complete { // oldest first
+		if total <= r.Keep {
+			break
+		}
+		if e.Kept != "" {
+			continue
+		}
+		prune = append(prune, *e)
+		total--
+	}
+	pruned := map[string]bool{}
+	for _, e := range prune {
+		pruned[e.ID] = true
+	}
+	for _, e := range complete {
+		if e.Kept == "" && !pruned[e.ID] {
+			e.Kept = fmt.Sprintf("within --keep %d", r.Keep)
+		}
+	}
+	return prune
+}
+
+// Prune removes what Retention r prunes. Incomplete folders are left for the
+// operator to inspect (backup list shows them).
+func (c Catalog) Prune(namespace, release string, r Retention) ([]string, error) {
+	if r.Keep < MinKeep {
+		return nil, KeepError(r.Keep)
 	}
 	list, err := c.List(namespace, release)
 	if err != nil {
 		return nil, err
 	}
-	var complete []Entry
-	for _, e := range list {
-		if e.Complete {
-			complete = append(complete, e)
-		}
-	}
-	protected := map[string]bool{}
-	if n := len(complete); n > 0 {
-		protected[complete[n-1].ID] = true
-	}
-	for i := len(complete) - 1; i >= 0; i-- {
-		if complete[i].Revision == deployedRevision {
-			protected[complete[i].ID] = true
-			break
-		}
-	}
-	excess := len(complete) - keep
 	var removed []string
-	for _, e := range complete { // oldest first
-		if excess <= 0 {
-			break
-		}
-		if protected[e.ID] {
-			continue
-		}
+	for _, e := range r.Apply(list) {
 		if err := os.RemoveAll(e.Path); err != nil {
 			return removed, errs.Failedf("pruning backup %s: %w", e.ID, err)
 		}
 		removed = append(removed, e.ID)
-		excess--
 	}
 	return removed, nil
+}
+
+// KeepError refuses a --keep below MinKeep (0 and negatives included).
+func KeepError(keep int) error {
+	return errs.Usagef("--keep %d: at least %d backups are kept (the guide asks for two revisions to roll back to)", keep, MinKeep)
 }

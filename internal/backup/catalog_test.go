@@ -4,8 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/opencsgs/helm-csghub/internal/errs"
 )
 
 // makeBackup creates a complete (or partial) backup folder with a manifest.
@@ -20,7 +23,7 @@ func makeBackup(t *testing.T, c Catalog, rev int, at time.Time, complete bool) s
 		t.Fatal(err)
 	}
 	if complete {
-		data, _ := jsonIndent(&Manifest{FormatVersion: FormatVersion, ID: id, Revision: rev})
+		data, _ := jsonIndent(&Manifest{FormatVersion: FormatVersion, ID: id, Revision: rev, Release: "csghub", Namespace: "ns"})
 		if err := os.WriteFile(filepath.Join(dir, manifestName), data, fileMode); err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +44,7 @@ func ids(t *testing.T, c Catalog) []string {
 	return out
 }
 
-func TestPruneKeepsNewestAndDeployedRevision(t *testing.T) {
+func TestPruneKeepsNewestAndRollbackTargets(t *testing.T) {
 	c := Catalog{Root: t.TempDir()}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r1a := makeBackup(t, c, 1, t0, true)
@@ -50,7 +53,7 @@ func TestPruneKeepsNewestAndDeployedRevision(t *testing.T) {
 	r2b := makeBackup(t, c, 2, t0.Add(3*time.Hour), true)
 	partial := makeBackup(t, c, 2, t0.Add(4*time.Hour), false)
 
-	removed, err := c.Prune("ns", "csghub", 2, 1)
+	removed, err := c.Prune("ns", "csghub", Retention{Keep: 2, History: []int{1, 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,10 +65,41 @@ func TestPruneKeepsNewestAndDeployedRevision(t *testing.T) {
 	}
 }
 
+// The issue's case: upgraded 1 -> 2 (one backup of revision 1), then three
+// backups at revision 2 with --keep 3: revision 1's only backup stays.
+func TestPruneNeverRemovesTheOnlyBackupOfThePreviousRevision(t *testing.T) {
+	c := Catalog{Root: t.TempDir()}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r1 := makeBackup(t, c, 1, t0, true)
+	var r2 []string
+	for i := 1; i <= 4; i++ {
+		r2 = append(r2, makeBackup(t, c, 2, t0.Add(time.Duration(i)*time.Hour), true))
+		if _, err := c.Prune("ns", "csghub", Retention{Keep: 3, History: []int{1, 2}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := ids(t, c), []string{r1, r2[2], r2[3]}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("left %v, want %v", got, want)
+	}
+	list, _ := c.List("ns", "csghub")
+	Retention{Keep: 3, History: []int{1, 2}}.Apply(list)
+	if !strings.Contains(list[0].Kept, "rollback target") || !strings.Contains(list[2].Kept, "rollback target") ||
+		!strings.Contains(list[1].Kept, "within --keep 3") {
+		t.Fatalf("reasons: %q %q %q", list[0].Kept, list[1].Kept, list[2].Kept)
+	}
+	// revisions Helm no longer holds (or older than the last max(2, keep)) are not protected
+	removed, err := c.Prune("ns", "csghub", Retention{Keep: 2, History: []int{2, 3, 4}})
+	if err != nil || !reflect.DeepEqual(removed, []string{r1}) {
+		t.Fatalf("removed %v %v, want %v", removed, err, r1)
+	}
+}
+
 func TestPruneRefusesKeepBelowTwo(t *testing.T) {
 	c := Catalog{Root: t.TempDir()}
-	if _, err := c.Prune("ns", "csghub", 1, 1); err == nil {
-		t.Fatal("keep 1 accepted")
+	for _, k := range []int{1, 0, -1} {
+		if _, err := c.Prune("ns", "csghub", Retention{Keep: k}); err == nil {
+			t.Fatalf("keep %d accepted", k)
+		}
 	}
 }
 
@@ -90,5 +124,50 @@ func TestListMarksIncompleteBackups(t *testing.T) {
 	}
 	if e, err := c.Find("ns", "csghub", "latest"); err != nil || e.ID != ok {
 		t.Fatalf("latest = %v, %v; want %s", e, err, ok)
+	}
+}
+
+// A backup of revision 1 renamed to look like revision 2 (or moved to another
+// release's folder) is not usable, and is not revision 2's backup.
+func TestListDistrustsRenamedBackups(t *testing.T) {
+	c := Catalog{Root: t.TempDir()}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	id := makeBackup(t, c, 1, t0, true)
+	renamed := newID(2, t0)
+	rd := c.ReleaseDir("ns", "csghub")
+	if err := os.Rename(filepath.Join(rd, id), filepath.Join(rd, renamed)); err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.List("ns", "csghub")
+	if err != nil || len(list) != 1 || list[0].Complete || !strings.Contains(list[0].Problem, "revision 1") {
+		t.Fatalf("renamed backup listed as %+v (%v)", list, err)
+	}
+	if e, _ := c.ForRevision("ns", "csghub", 2); e != nil {
+		t.Fatalf("revision 2 has a backup: %s", e.ID)
+	}
+	if _, err := c.Find("ns", "csghub", renamed); errs.ExitCode(err) != 4 {
+		t.Fatalf("find renamed: %v", err)
+	}
+	// the same folder under another release
+	other := c.ReleaseDir("ns", "other")
+	os.MkdirAll(other, dirMode)
+	os.Rename(filepath.Join(rd, renamed), filepath.Join(other, id))
+	if l, _ := c.List("ns", "other"); len(l) != 1 || l[0].Complete || !strings.Contains(l[0].Problem, `release "csghub"`) {
+		t.Fatalf("backup moved to another release: %+v", l)
+	}
+}
+
+func TestListReportsInsecurePermissions(t *testing.T) {
+	c := Catalog{Root: t.TempDir()}
+	id := makeBackup(t, c, 1, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), true)
+	dir := filepath.Join(c.ReleaseDir("ns", "csghub"), id)
+	if l, _ := c.List("ns", "csghub"); len(l[0].Insecure) != 0 {
+		t.Fatalf("0700/0600 reported: %v", l[0].Insecure)
+	}
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Join(dir, manifestName), 0o644)
+	l, _ := c.List("ns", "csghub")
+	if got := strings.Join(l[0].Insecure, ", "); got != "folder 0755, manifest.json 0644" {
+		t.Fatalf("insecure = %q", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -28,7 +29,8 @@ func newBackupCmd(app *App) *command {
 user-supplied and computed values, a zstd-compressed pg_dumpall --globals-only and one
 pg_dump --create per database, all streamed out of the database pod (nothing is written
 in the pod), checksummed, and a manifest.json written last. Older backups beyond --keep
-are pruned; the newest and those of the deployed revision are always kept.`,
+are pruned, never a rollback target: the newest backup of each of Helm's last
+max(2, --keep) revisions is always kept, and so is the newest backup.`,
 		Flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
 			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "complete backups to keep for the release (at least 2)")
@@ -44,6 +46,9 @@ are pruned; the newest and those of the deployed revision are always kept.`,
 }
 
 func (c *backupCmd) run(ctx context.Context, _ []string) error {
+	if c.keep < backup.MinKeep { // 0 too: it is not "the default"
+		return backup.KeepError(c.keep)
+	}
 	kc, err := c.app.kubeClient()
 	if err != nil {
 		return err
@@ -84,6 +89,7 @@ func printBackup(w io.Writer, res *backup.Result) {
 type backupListCmd struct {
 	app    *App
 	dir    string
+	keep   int
 	output output
 }
 
@@ -91,9 +97,10 @@ func newBackupListCmd(app *App) *command {
 	c := &backupListCmd{app: app}
 	return &command{
 		Name:    "list",
-		Summary: "List the release's backups, oldest first",
+		Summary: "List the release's backups, oldest first, and which retention keeps",
 		Flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "the --keep of the next backup, to show what it would keep")
 			c.output.bind(fs)
 		},
 		Run: c.run,
@@ -101,6 +108,9 @@ func newBackupListCmd(app *App) *command {
 }
 
 func (c *backupListCmd) run(_ context.Context, _ []string) error {
+	if c.keep < backup.MinKeep {
+		return backup.KeepError(c.keep)
+	}
 	env := c.app.Env
 	ns, err := c.app.catalogNamespace()
 	if err != nil {
@@ -111,6 +121,15 @@ func (c *backupListCmd) run(_ context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
+	// which backups retention keeps needs Helm's history: without the
+	// cluster, only the newest is known to be kept
+	var hist []int
+	if env.Namespace != "" {
+		if cfg, err := env.ActionConfig(ns); err == nil {
+			hist, _ = backup.HelmRevisions(cfg, env.Release)
+		}
+	}
+	backup.Retention{Keep: c.keep, History: hist}.Apply(list)
 	if c.output == outputJSON {
 		if list == nil {
 			list = []backup.Entry{}
@@ -122,10 +141,10 @@ func (c *backupListCmd) run(_ context.Context, _ []string) error {
 		return nil
 	}
 	t := newTable(c.app.Stdout)
-	t.row("ID", "REVISION", "CHART", "TAKEN (UTC)", "DATABASES", "SIZE", "STATUS")
+	t.row("ID", "REVISION", "CHART", "TAKEN (UTC)", "DATABASES", "SIZE", "STATUS", "RETENTION")
 	for _, e := range list {
 		if !e.Complete {
-			t.row(e.ID, e.Revision, "-", e.Time.Format("2006-01-02 15:04:05"), "-", "-", "NOT USABLE: "+e.Problem)
+			t.row(e.ID, e.Revision, "-", e.Time.Format("2006-01-02 15:04:05"), "-", "-", "NOT USABLE: "+e.Problem, "-")
 			continue
 		}
 		m := e.Manifest
@@ -133,8 +152,16 @@ func (c *backupListCmd) run(_ context.Context, _ []string) error {
 		if !m.HasDatabase() {
 			dbs = "none"
 		}
+		kept := "KEPT: " + e.Kept
+		if e.Kept == "" {
+			kept = fmt.Sprintf("pruned by the next backup (--keep %d)", c.keep)
+		}
+		st := "complete"
+		if len(e.Insecure) > 0 {
+			st = "complete, WARNING: readable by others (" + strings.Join(e.Insecure, ", ") + ")"
+		}
 		t.row(e.ID, e.Revision, m.Chart+"-"+m.ChartVersion, e.Time.Format("2006-01-02 15:04:05"), dbs,
-			progress.HumanBytes(m.TotalBytes()), "complete")
+			progress.HumanBytes(m.TotalBytes()), st, kept)
 	}
 	return t.flush()
 }
@@ -171,6 +198,10 @@ func (c *backupVerifyCmd) run(_ context.Context, args []string) error {
 		return err
 	}
 	rep := backup.Verify(e)
+	if len(e.Insecure) > 0 {
+		rep.Warnings = append(rep.Warnings, "readable or writable by others: "+strings.Join(e.Insecure, ", ")+
+			"; restore refuses it without --allow-insecure-permissions; fix: chmod -R go-rwx "+e.Path)
+	}
 	if c.output == outputJSON {
 		if err := writeJSON(c.app.Stdout, rep); err != nil {
 			return err
@@ -183,6 +214,9 @@ func (c *backupVerifyCmd) run(_ context.Context, args []string) error {
 				res = "FAILED: " + ch.Error
 			}
 			t.row(ch.File, res)
+		}
+		for _, w := range rep.Warnings {
+			t.row("permissions", "WARNING: "+w)
 		}
 		_ = t.flush()
 	}

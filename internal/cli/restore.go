@@ -17,6 +17,7 @@ type restoreCmd struct {
 	dir      string
 	backupID string
 	parallel int
+	insecure bool
 	yes      bool
 	output   output
 }
@@ -35,6 +36,7 @@ and listed. Rerunning it after a failure finishes the job.`,
 			fs.StringVar(&c.backupID, "backup", "", "backup ID to restore, or \"latest\" (required; see: helm csghub backup list)")
 			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
 			fs.IntVar(&c.parallel, "parallel", 2, "databases restored at once")
+			fs.BoolVar(&c.insecure, "allow-insecure-permissions", false, "restore a backup whose folder or files others can read or change")
 			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")
 			c.output.bind(fs)
 		},
@@ -53,7 +55,7 @@ func (c *restoreCmd) run(ctx context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.app.confirm(c.yes, fmt.Sprintf("This replaces every database of release %q with backup %s.", c.app.Env.Release, c.backupID)); err != nil {
+	if err := c.app.confirm(ctx, c.yes, fmt.Sprintf("This replaces every database of release %q with backup %s.", c.app.Env.Release, c.backupID)); err != nil {
 		return err
 	}
 	unlock, err := c.app.lockRelease(ctx, kc, "restore")
@@ -62,7 +64,7 @@ func (c *restoreCmd) run(ctx context.Context, _ []string) error {
 	}
 	defer unlock()
 	r := &restore.Restore{Env: c.app.Env, Kube: kc, Dir: c.dir, BackupID: c.backupID, Parallel: c.parallel,
-		Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
+		AllowInsecurePermissions: c.insecure, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
 	res, err := r.Run(ctx)
 	if err != nil {
 		return err

@@ -294,10 +294,13 @@ func TestBackupKilledOrInterruptedMidDump(t *testing.T) {
 	}
 }
 
-// Retention keeps --keep backups, never the newest nor the deployed revision's.
+// Retention keeps --keep backups, never the newest nor a rollback target:
+// the only backup of the previous revision survives any number of backups
+// of the current one, and `rollback` to it still restores the database.
 func TestBackupRetention(t *testing.T) {
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
+	e.LoadSampleData()
 	dir := t.TempDir()
 	var ids []string
 	for i := 0; i < 4; i++ {
@@ -305,15 +308,58 @@ func TestBackupRetention(t *testing.T) {
 		ids = append(ids, b.Manifest.ID)
 		time.Sleep(1100 * time.Millisecond) // distinct timestamps
 	}
-	l := e.Plugin("backup", "list", "--dir", dir, "-o", "json")
-	var list []backup.Entry
-	json.Unmarshal([]byte(l.Stdout), &list)
+	list := backupList(t, e, dir)
 	if len(list) != 3 || list[0].ID != ids[1] || list[2].ID != ids[3] {
 		t.Fatalf("after 4 backups with --keep 3: %v, want %v", entryIDs(list), ids[1:])
 	}
-	if r := e.Plugin("backup", "--dir", dir, "--keep", "1"); r.Code != 2 {
-		t.Fatalf("--keep 1: exit %d, want 2 (%s)", r.Code, r.Stderr)
+	for _, k := range []string{"1", "0", "-1"} {
+		if r := e.Plugin("backup", "--dir", dir, "--keep", k); r.Code != 2 || !oneLineError(r.Stderr) {
+			t.Fatalf("--keep %s: exit %d, want 2 (%s)", k, r.Code, r.Stderr)
+		}
 	}
+	if got := backupList(t, e, dir); len(got) != 3 {
+		t.Fatalf("refused --keep changed the catalog: %v", entryIDs(got))
+	}
+
+	// revision 2; then three backups of it with the default --keep 3
+	want := testenv.TakeSnapshot(t, e.PG)
+	e.MustHelm("upgrade", e.Release, "csghub/csghub", "--version", "1.15.0", "-n", e.Namespace, "--reuse-values", "--set", "server.replicas=1")
+	rev1 := ids[3]
+	for i := 0; i < 3; i++ {
+		runBackup(t, e, dir)
+		time.Sleep(1100 * time.Millisecond)
+	}
+	list = backupList(t, e, dir)
+	var kept *backup.Entry
+	for i := range list {
+		if list[i].ID == rev1 {
+			kept = &list[i]
+		}
+	}
+	if kept == nil {
+		t.Fatalf("the only complete backup of revision 1 (%s) was pruned: %v", rev1, entryIDs(list))
+	}
+	if !strings.Contains(kept.Kept, "rollback target") {
+		t.Fatalf("backup list does not say why %s is kept: %q", rev1, kept.Kept)
+	}
+	if tbl := e.Plugin("backup", "list", "--dir", dir); !strings.Contains(tbl.Stdout, "KEPT: rollback target: newest backup of revision 1") {
+		t.Fatalf("backup list table does not mark the rollback target:\n%s", tbl.Stdout)
+	}
+	e.Exec("csghub_server", "CREATE TABLE after_backup (x int)")
+	if r := e.Plugin("rollback", "1", "--yes", "--dir", dir, "--timeout", "2m"); r.Code != 0 {
+		t.Fatalf("rollback 1 after the retention runs: exit %d: %s", r.Code, r.Stderr)
+	}
+	testenv.RequireEqual(t, want, testenv.TakeSnapshot(t, e.PG), "database after rollback 1")
+}
+
+func backupList(t *testing.T, e *testenv.Env, dir string) []backup.Entry {
+	t.Helper()
+	l := e.Plugin("backup", "list", "--dir", dir, "-o", "json")
+	var list []backup.Entry
+	if err := json.Unmarshal([]byte(l.Stdout), &list); err != nil {
+		t.Fatalf("backup list: exit %d %v: %s %s", l.Code, err, l.Stdout, l.Stderr)
+	}
+	return list
 }
 
 // Faults: each a one-line error, non-zero exit, nothing left in the catalog.
@@ -482,4 +528,96 @@ func smallDisk(t *testing.T, size string) string {
 	}
 	t.Cleanup(func() { exec.Command("umount", dir).Run() })
 	return dir
+}
+
+// The catalog trusts a backup's manifest, not its folder name: revision 1's
+// backup renamed to revision 2's name is not usable (verify, list, rollback
+// 2 refuse it; nothing changes). A backup others can read is reported by
+// verify and list and refused by restore unless --allow-insecure-permissions.
+func TestCatalogTrust(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	e.LoadSampleData()
+	dir := t.TempDir()
+	b1 := runBackup(t, e, dir)
+	for i := 0; i < 2; i++ { // revisions 2 and 3
+		e.MustHelm("upgrade", e.Release, "csghub/csghub", "--version", "1.15.0", "-n", e.Namespace, "--reuse-values", "--set", fmt.Sprintf("server.replicas=%d", 1+i%2))
+	}
+	fake := "2-" + strings.SplitN(b1.Manifest.ID, "-", 2)[1]
+	copyDir(t, b1.Path, filepath.Join(filepath.Dir(b1.Path), fake))
+	before := testenv.TakeSnapshot(t, e.PG)
+
+	v := e.Plugin("backup", "verify", fake, "--dir", dir)
+	if v.Code != 4 || !oneLineError(v.Stderr) || !strings.Contains(v.Stderr, "not trusted: its manifest says") || !strings.Contains(v.Stderr, "revision 1") {
+		t.Fatalf("verify of a renamed backup: exit %d: %s", v.Code, v.Stderr)
+	}
+	var renamed *backup.Entry
+	list := backupList(t, e, dir)
+	for i := range list {
+		if list[i].ID == fake {
+			renamed = &list[i]
+		}
+	}
+	if renamed == nil || renamed.Complete || !strings.Contains(renamed.Problem, "not trusted") {
+		t.Fatalf("backup list shows the renamed backup as %+v", renamed)
+	}
+	if tbl := e.Plugin("backup", "list", "--dir", dir); !strings.Contains(tbl.Stdout, "NOT USABLE: not trusted") {
+		t.Fatalf("backup list table:\n%s", tbl.Stdout)
+	}
+	rb := e.Plugin("rollback", "2", "--yes", "--dir", dir)
+	if rb.Code != 4 || !oneLineError(rb.Stderr) || !strings.Contains(rb.Stderr, "no backup of revision 2") {
+		t.Fatalf("rollback 2 with only a renamed backup: exit %d: %s", rb.Code, rb.Stderr)
+	}
+	if r := e.Plugin("restore", "--backup", fake, "--dir", dir, "--yes"); r.Code != 4 || !oneLineError(r.Stderr) {
+		t.Fatalf("restore of a renamed backup: exit %d: %s", r.Code, r.Stderr)
+	}
+	st := parseStatus(t, e.Plugin("status", "-o", "json"))
+	if st.Revision != 3 || st.Status != "deployed" {
+		t.Fatalf("release changed by refused commands: %+v", st)
+	}
+	testenv.RequireEqual(t, before, testenv.TakeSnapshot(t, e.PG), "database after the refused commands")
+
+	// permissions others can read
+	os.RemoveAll(filepath.Join(filepath.Dir(b1.Path), fake))
+	os.Chmod(b1.Path, 0o755)
+	os.Chmod(filepath.Join(b1.Path, "globals.sql.zst"), 0o644)
+	v = e.Plugin("backup", "verify", b1.Manifest.ID, "--dir", dir)
+	if v.Code != 0 || !strings.Contains(v.Stdout, "WARNING: readable or writable by others: folder 0755, globals.sql.zst 0644") {
+		t.Fatalf("verify of a 0755 backup: exit %d: %s %s", v.Code, v.Stdout, v.Stderr)
+	}
+	if tbl := e.Plugin("backup", "list", "--dir", dir); !strings.Contains(tbl.Stdout, "WARNING: readable by others (folder 0755, globals.sql.zst 0644)") {
+		t.Fatalf("backup list table:\n%s", tbl.Stdout)
+	}
+	r := e.Plugin("restore", "--backup", b1.Manifest.ID, "--dir", dir, "--yes")
+	if r.Code != 4 || !oneLineError(r.Stderr) || !strings.Contains(r.Stderr, "--allow-insecure-permissions") {
+		t.Fatalf("restore of a 0755 backup: exit %d: %s", r.Code, r.Stderr)
+	}
+	assertNoNetworkPolicy(t, e)
+	testenv.RequireEqual(t, before, testenv.TakeSnapshot(t, e.PG), "database after the refused restore")
+	e.Exec("csghub_server", "CREATE TABLE after_backup (x int)")
+	if r := e.Plugin("restore", "--backup", b1.Manifest.ID, "--dir", dir, "--yes", "--allow-insecure-permissions"); r.Code != 0 {
+		t.Fatalf("restore --allow-insecure-permissions: exit %d: %s", r.Code, r.Stderr)
+	}
+	testenv.RequireEqual(t, before, testenv.TakeSnapshot(t, e.PG), "database after restore --allow-insecure-permissions")
+}
+
+// copyDir copies a backup folder (flat) keeping its files' modes.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := os.Mkdir(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	items, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		data, err := os.ReadFile(filepath.Join(src, it.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, it.Name()), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -319,3 +319,83 @@ func TestRollbackBadInput(t *testing.T) {
 		t.Fatalf("a refused rollback changed the release: %+v", st)
 	}
 }
+
+// copyBackupWith copies a backup under a new ID (same revision, so the catalog
+// trusts it), passing each dump's SQL through edit; the manifest records the
+// new file's size and sha256 but, like the hand-made copy, keeps the
+// SQL's raw size and sha256.
+func copyBackupWith(t *testing.T, b backupResult, suffix string, edit func(db string, sql []byte) []byte) string {
+	t.Helper()
+	m := b.Manifest
+	m.ID = m.ID + suffix
+	dst := filepath.Join(filepath.Dir(b.Path), m.ID)
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range m.Dumps {
+		rc, err := backup.OpenDump(filepath.Join(b.Path, d.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sql bytes.Buffer
+		sql.ReadFrom(rc)
+		rc.Close()
+		var z bytes.Buffer
+		zw, _ := zstd.NewWriter(&z)
+		zw.Write(edit(d.Database, sql.Bytes()))
+		zw.Close()
+		os.WriteFile(filepath.Join(dst, d.Name), z.Bytes(), 0o600)
+		m.Dumps[i].Bytes, m.Dumps[i].SHA256 = int64(z.Len()), sha256Bytes(z.Bytes())
+	}
+	for _, f := range []string{"values.yaml", "values-all.yaml"} {
+		data, _ := os.ReadFile(filepath.Join(b.Path, f))
+		os.WriteFile(filepath.Join(dst, f), data, 0o600)
+	}
+	data, _ := json.MarshalIndent(m, "", "  ")
+	os.WriteFile(filepath.Join(dst, "manifest.json"), data, 0o600)
+	return m.ID
+}
+
+// A dump cut in half whose stored checksum was updated (raw size left) is
+// proven incomplete before any DROP: exit 4, no NetworkPolicy, every
+// database (csghub_xnet included) as it was.
+func TestRestoreProvesEveryDumpBeforeDrop(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	e.LoadSampleData()
+	e.Bulk("csghub_xnet", 5000)
+	dir := t.TempDir()
+	b := runBackup(t, e, dir)
+	id := copyBackupWith(t, b, "-2", func(db string, sql []byte) []byte {
+		if db == "csghub_xnet" {
+			return sql[:len(sql)/2]
+		}
+		return sql
+	})
+	changeData(t, e)
+	before := testenv.TakeSnapshot(t, e.PG)
+	w, err := e.C.Clientset.NetworkingV1().NetworkPolicies(e.Namespace).Watch(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	r := e.Plugin("restore", "--backup", id, "--dir", dir, "--yes")
+	if r.Code != 4 || !oneLineError(lastLine(r.Stderr)) || !strings.Contains(r.Stderr, "db-csghub_xnet.sql.zst") ||
+		!strings.Contains(r.Stderr, "bytes of SQL, manifest says") {
+		t.Fatalf("restore of a backup with a cut dump: exit %d, want 4 naming the dump: %s", r.Code, r.Stderr)
+	}
+	select {
+	case ev := <-w.ResultChan():
+		if ev.Type == watch.Added {
+			t.Fatal("a NetworkPolicy was created for a backup with a cut dump")
+		}
+	case <-time.After(500 * time.Millisecond):
+	}
+	testenv.RequireEqual(t, before, testenv.TakeSnapshot(t, e.PG), "database after the refused restore")
+}
+
+// lastLine is the plugin's last stderr line (step lines come before the error).
+func lastLine(stderr string) string {
+	lines := strings.Split(pluginStderr(stderr), "\n")
+	return lines[len(lines)-1]
+}

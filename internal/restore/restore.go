@@ -37,6 +37,10 @@ type Restore struct {
 	// BackupID selects the backup ("latest" for the newest). Ignored when Entry is set.
 	BackupID string
 	Entry    *backup.Entry
+	// AllowInsecurePermissions restores a backup others can read or change.
+	AllowInsecurePermissions bool
+	// Verified: Entry was fully verified (backup.Verify) by the caller.
+	Verified bool
 	// Parallel is how many databases are replayed at once (default 2).
 	Parallel int
 	Progress io.Writer
@@ -79,16 +83,23 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 			return nil, err
 		}
 	}
+	if len(entry.Insecure) > 0 && !r.AllowInsecurePermissions {
+		return nil, backup.InsecureError(entry)
+	}
 	m := entry.Manifest
 	if !m.HasDatabase() {
 		return nil, errs.Preconditionf("backup %s holds no database dump (%s)", entry.ID, m.DatabaseSkipped)
 	}
-	// 1. check first: a corrupt or partial backup is refused before anything
-	// changes. Sizes and sha256 of the stored files pin every byte; the SQL
-	// they decompress to is checked while it streams (see replay).
-	logf("checking backup %s", entry.ID)
-	if err := backup.VerifyError(backup.VerifyStored(entry)); err != nil {
-		return nil, err
+	// 1. check first: a corrupt, cut or partial backup is refused before
+	// anything changes. Every dump is proven whole (stored size and sha256,
+	// then decompressed: SQL size, SQL sha256, completion trailer) before
+	// the first DROP, so no database is dropped for a dump that cannot
+	// replace it. Verified: the caller (rollback) has just done it.
+	if !r.Verified {
+		logf("verifying backup %s", entry.ID)
+		if err := backup.VerifyError(backup.Verify(entry)); err != nil {
+			return nil, err
+		}
 	}
 	pod := dbpod.New(r.Kube, ns, rel)
 	if err := pod.CheckReady(ctx); err != nil {
@@ -116,7 +127,7 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	// 3. terminate the other sessions
 	out, err := pod.Query(ctx, "postgres", terminateSQL)
 	if err != nil {
-		return nil, r.failed(ctx, "terminating connections", err)
+		return nil, r.failed(ctx, entry, "terminating connections", err)
 	}
 	fmt.Sscan(out, &res.Terminated)
 	logf("terminated %d connection(s)", res.Terminated)
@@ -138,7 +149,7 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 		}
 		logf("restoring roles")
 		if err := r.replay(ctx, pod, entry.Path, d, "postgres", globalsFilter, &counter); err != nil {
-			return nil, r.failed(ctx, "restoring roles", err)
+			return nil, r.failed(ctx, entry, "restoring roles", err)
 		}
 	}
 	// 4b. each database dropped (WITH FORCE: no session can hold it open) and
@@ -154,7 +165,7 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 		// template1: the session must not sit in the database it drops
 		return r.replay(ctx, pod, entry.Path, d, "template1", prefix(pre), &counter)
 	}); err != nil {
-		return nil, r.failed(ctx, "restoring databases", err)
+		return nil, r.failed(ctx, entry, "restoring databases", err)
 	}
 	res.Databases = append(res.Databases, m.Databases...)
 	res.Bytes = counter.Load()
@@ -162,7 +173,7 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	// 5. what is on the server now but not in the backup is reported, not dropped
 	info, err := pod.Inspect(ctx)
 	if err != nil {
-		return nil, r.failed(ctx, "checking the restored server", err)
+		return nil, r.failed(ctx, entry, "checking the restored server", err)
 	}
 	inBackup := map[string]bool{}
 	for _, db := range m.Databases {
@@ -192,12 +203,12 @@ func (r *Restore) dir() string {
 }
 
 // failed classifies an error during the restore: the database may be half
-// restored, so the message says how to finish.
-func (r *Restore) failed(ctx context.Context, step string, err error) error {
+// restored, so the message says how to finish, with the backup to use.
+func (r *Restore) failed(ctx context.Context, entry *backup.Entry, step string, err error) error {
 	if ctx.Err() != nil {
-		return errs.Wrap(errs.Interrupted, fmt.Errorf("restore interrupted while %s: the database may be partly restored; rerun `helm csghub restore` to finish", step))
+		return errs.Wrap(errs.Interrupted, fmt.Errorf("restore interrupted while %s: the database may be partly restored; rerun `helm csghub restore --backup %s` to finish", step, entry.ID))
 	}
-	return errs.NeedsAttentionf("%s: %v (the database may be partly restored; rerun `helm csghub restore` once the cause is fixed)", step, err)
+	return errs.NeedsAttentionf("%s: %v (the database may be partly restored; rerun `helm csghub restore --backup %s` once the cause is fixed)", step, err, entry.ID)
 }
 
 // replay streams one dump (through filter) into psql in db. Its stored file

@@ -39,6 +39,9 @@ type Rollback struct {
 	Timeout       time.Duration
 	Progress      io.Writer
 	Log           func(format string, args ...any)
+
+	// AllowInsecurePermissions restores a backup others can read or change.
+	AllowInsecurePermissions bool
 }
 
 // Result is a finished rollback.
@@ -133,6 +136,9 @@ func (r *Rollback) Resolve(ctx context.Context) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(t.Backup.Insecure) > 0 && !r.AllowInsecurePermissions {
+		return nil, backup.InsecureError(t.Backup)
+	}
 	if !t.Backup.Manifest.HasDatabase() {
 		return nil, errs.Preconditionf("backup %s holds no database dump: choose another with --backup, or pass --skip-db-restore", t.Backup.ID)
 	}
@@ -194,7 +200,7 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 		if ctx.Err() != nil {
 			return res, errs.Wrap(errs.Interrupted, fmt.Errorf("interrupted after the Helm rollback: the database was NOT restored; run `helm csghub restore --backup %s`", t.Backup.ID))
 		}
-		rs := &restore.Restore{Env: r.Env, Kube: r.Kube, Dir: r.Dir, Entry: t.Backup, Progress: r.Progress, Log: r.Log}
+		rs := &restore.Restore{Env: r.Env, Kube: r.Kube, Dir: r.Dir, Entry: t.Backup, Verified: true, AllowInsecurePermissions: r.AllowInsecurePermissions, Progress: r.Progress, Log: r.Log}
 		if res.Restore, err = rs.Run(ctx); err != nil {
 			return res, err
 		}
