@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -234,5 +235,50 @@ func TestUpgradeInterruptedAfterHelmUpgradeRollsBack(t *testing.T) {
 	st := parseStatus(t, e.Plugin("status", "-o", "json"))
 	if st.ChartVersion != "2.0.0" || st.Status != "deployed" {
 		t.Fatalf("after interrupted upgrade: %+v", st)
+	}
+}
+
+// Nothing the plugin prints holds a Secret's data: the rendered manifest of
+// `upgrade --dry-run` (every output format) has each Secret's keys with
+// masked values; the real PostgreSQL and MongoDB passwords appear nowhere,
+// plain or base64.
+func TestDryRunMasksSecretData(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	secrets := map[string]string{"postgresql": postgresPassword(t, e)}
+	mongo, err := e.C.Clientset.CoreV1().Secrets(e.Namespace).Get(context.Background(), e.Release+"-mongo", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets["mongo"] = string(mongo.Data["MONGO_INITDB_ROOT_PASSWORD"])
+	dir := t.TempDir()
+	var outputs []string
+	for _, args := range [][]string{
+		{"upgrade", "--version", "2.0.0", "--dry-run", "--dir", dir, "-o", "json"},
+		{"upgrade", "--version", "2.0.0", "--dry-run", "--dir", dir, "-o", "table"},
+		{"plan", "--version", "2.0.0", "-o", "json"},
+		{"migrate", "--version", "2.0.0", "--dry-run"},
+	} {
+		r := e.Plugin(args...)
+		if r.Code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, r.Code, r.Stderr)
+		}
+		outputs = append(outputs, r.Stdout+r.Stderr)
+	}
+	sum, _ := lastSummary(t, outputs[0])
+	if !strings.Contains(sum.Manifest, "kind: Secret") || !strings.Contains(sum.Manifest, "POSTGRES_PASSWORD: '(masked: ") {
+		t.Fatalf("the dry run's manifest has no masked Secret:\n%s", sum.Manifest)
+	}
+	for name, pw := range secrets {
+		if len(pw) < 8 {
+			t.Fatalf("%s password %q too short to grep for", name, pw)
+		}
+		for i, out := range outputs {
+			for _, form := range []string{pw, base64.StdEncoding.EncodeToString([]byte(pw))} {
+				if strings.Contains(out, form) {
+					t.Errorf("output %d holds the %s password (%q)", i, name, form)
+				}
+			}
+		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/plan"
 	"github.com/opencsgs/helm-csghub/internal/readiness"
+	"github.com/opencsgs/helm-csghub/internal/redact"
 	"github.com/opencsgs/helm-csghub/internal/render"
 	"github.com/opencsgs/helm-csghub/internal/restore"
 	"github.com/opencsgs/helm-csghub/internal/verify"
@@ -97,13 +98,14 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	// --- the lock: one operation per release. Taken before the plan reads the
 	// release, so a second run meets the lock, not the first run's pending
 	// revision or its new chart version. A dry run changes nothing: no lock.
+	// Refused here, nothing started: no summary (nil) to print.
 	if !u.DryRun {
 		if err := u.Env.Resolve(); err != nil {
-			return sum, err
+			return nil, err
 		}
 		lk, err := lock.Acquire(ctx, u.Kube.Clientset, u.Env.Namespace, u.Env.Release, "upgrade")
 		if err != nil {
-			return sum, err
+			return nil, err
 		}
 		defer lk.Release()
 		if lk.Stale != "" {
@@ -363,7 +365,7 @@ func (u *Upgrade) dryRun(ctx context.Context, p *plan.Prepared, sum *Summary, ti
 		up.DryRunOption = "server"
 		rel, err := up.RunWithContext(ctx, u.Env.Release, p.Target.Chart, p.Values)
 		if err == nil {
-			sum.Manifest = rel.Manifest
+			sum.Manifest = redact.Manifest(rel.Manifest) // Secrets' data masked
 			return fmt.Sprintf("would be revision %d with chart %s", rel.Version, p.Target.VersionS), nil
 		}
 		// Before the migrations ran for real the server cannot validate what
@@ -373,7 +375,7 @@ func (u *Upgrade) dryRun(ctx context.Context, p *plan.Prepared, sum *Summary, ti
 		if rerr != nil {
 			return "", rerr
 		}
-		sum.Manifest = manifest
+		sum.Manifest = redact.Manifest(manifest)
 		sum.Notes = append(sum.Notes, "rendered client-side: the server-side dry run needs the migrations applied first ("+oneLine(err.Error())+")")
 		return fmt.Sprintf("would be revision %d with chart %s (client-side render)", p.Release.Version+1, p.Target.VersionS), nil
 	})
