@@ -10,11 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"k8s.io/klog/v2"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
@@ -189,6 +191,9 @@ func (c *command) execute(ctx context.Context, app *App, g *globalFlags, path []
 		return errs.Usagef("%s: unexpected argument %q", strings.Join(path, " "), rest[0])
 	}
 	g.apply(app.Env)
+	if err := checkEnv(app.Env, path); err != nil {
+		return err
+	}
 	if app.Env.Debug {
 		slog.SetDefault(slog.New(slog.NewTextHandler(app.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	} else {
@@ -243,6 +248,32 @@ func oneLine(s string) string {
 	return s
 }
 
+// checkEnv refuses what Helm's environment gets wrong before anything reads
+// it: a release name Helm would refuse (it is also a path in the backup
+// catalog), a KUBECONFIG whose files do not exist (client-go would silently
+// fall back to localhost:8080).
+func checkEnv(env *helmenv.Env, path []string) error {
+	if len(path) >= 2 && path[1] == "version" {
+		return nil
+	}
+	if err := chartutil.ValidateReleaseName(env.Release); err != nil {
+		return errs.Usagef("--release %q: not a valid release name (lowercase letters, digits and '-', at most 53 characters)", env.Release)
+	}
+	if kc := env.Settings.KubeConfig; kc != "" {
+		var missing []string
+		files := filepath.SplitList(kc)
+		for _, f := range files {
+			if _, err := os.Stat(f); err != nil {
+				missing = append(missing, f)
+			}
+		}
+		if len(missing) == len(files) {
+			return errs.Usagef("kubeconfig %s: no such file (from --kubeconfig or KUBECONFIG)", strings.Join(missing, ", "))
+		}
+	}
+	return nil
+}
+
 // usageError is a Usage error with a fixed message.
 func usageError(msg string) error { return errs.Usagef("%s", msg) }
 
@@ -254,12 +285,6 @@ func exactArgs(cmd string, n int, names ...string) func([]string) error {
 		}
 		return nil
 	}
-}
-
-// isTerminal reports whether f is a character device (a terminal).
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // NewApp is the App for the real process.

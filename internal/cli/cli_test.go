@@ -3,9 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 )
 
@@ -61,5 +64,29 @@ func TestVersionJSON(t *testing.T) {
 	// (test binaries carry no module list, so the Helm SDK version is checked end to end)
 	if code != 0 || !strings.Contains(out, `"goVersion": "go1.`) {
 		t.Fatalf("version: exit %d: %s", code, out)
+	}
+}
+
+func TestConfirmRefusesNonTerminalsWithoutReading(t *testing.T) {
+	for _, dev := range []string{os.DevNull, "/dev/zero"} {
+		f, err := os.Open(dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &App{Stdin: f, Stderr: io.Discard}
+		err = a.confirm(context.Background(), false, "x")
+		f.Close()
+		if errs.ExitCode(err) != 2 || !strings.Contains(err.Error(), "non-interactive") {
+			t.Fatalf("%s: %v", dev, err)
+		}
+	}
+}
+
+func TestReadAnswerIsBounded(t *testing.T) {
+	if got := readAnswer(strings.NewReader("yes\nrest")); got != "yes" {
+		t.Fatalf("got %q", got)
+	}
+	if got := readAnswer(strings.NewReader(strings.Repeat("y", 10000))); got != "" {
+		t.Fatalf("a line without end gave %q", got[:10])
 	}
 }

@@ -74,7 +74,7 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 	}
 	if !c.dryRun {
 		what := fmt.Sprintf("Upgrade release %q to %s", c.app.Env.Release, orDefault(c.target.version, "the newest version"))
-		if err := c.app.confirm(c.yes, what+"."); err != nil {
+		if err := c.app.confirm(ctx, c.yes, what+"."); err != nil {
 			return err
 		}
 	}

@@ -29,6 +29,9 @@ func newVerifyCmd(app *App) *command {
 }
 
 func (c *verifyCmd) run(ctx context.Context, _ []string) error {
+	if c.timeout <= 0 {
+		return usageError("verify: --timeout must be positive")
+	}
 	kc, err := c.app.kubeClient()
 	if err != nil {
 		return err

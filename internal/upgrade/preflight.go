@@ -114,7 +114,7 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 func (u *Upgrade) checkBackupSpace(ctx context.Context, p *plan.Prepared) error {
 	dir := u.backupDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return errs.Preconditionf("backup folder %s: %v", dir, err)
+		return errs.Preconditionf("backup folder %s is not writable: %v", dir, err)
 	}
 	probe, err := os.CreateTemp(dir, ".write-probe-*")
 	if err != nil {
