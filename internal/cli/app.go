@@ -72,5 +72,6 @@ func (a *App) lockRelease(ctx context.Context, kc *kube.Client, operation string
 	if l.Stale != "" {
 		fmt.Fprintf(a.Stderr, "WARNING: took over a stale lock from %s\n", l.Stale)
 	}
+	l.KeepInherited() // a killed run's mark stays for its recovery (helm csghub rollback)
 	return l.Release, nil
 }

@@ -32,7 +32,9 @@ func newRollbackCmd(app *App) *command {
 		Usage:   "[REVISION] [flags]",
 		Long: `REVISION defaults to the previous revision, as with helm rollback. The backup taken
 when the release was at REVISION is verified first; then the release is rolled back with
-Helm (waiting for its resources) and the databases are restored exactly (see: restore).`,
+Helm (waiting for its resources) and the databases are restored exactly (see: restore).
+A release left pending-upgrade by a killed helm csghub run (its lease says so) is
+recovered: rolled back to the revision the run came from, the run's backup restored.`,
 		Flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&c.backupID, "backup", "", "restore this backup instead of the one taken at REVISION")
 			fs.BoolVar(&c.skipDBRestore, "skip-db-restore", false, "roll back the release only, leave the database as it is")
@@ -69,6 +71,9 @@ func (c *rollbackCmd) run(ctx context.Context, args []string) error {
 	}
 	kc, err := c.app.kubeClient()
 	if err != nil {
+		return err
+	}
+	if done, err := c.recoverKilledRun(ctx, kc, rev); done {
 		return err
 	}
 	rb := &rollback.Rollback{Env: c.app.Env, Kube: kc, Dir: c.dir, Revision: rev, BackupID: c.backupID,

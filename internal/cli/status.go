@@ -45,6 +45,16 @@ func (c *statusCmd) run(ctx context.Context, _ []string) error {
 	t.row("STATUS:", rep.Status)
 	t.row("UPDATED:", rep.Updated.UTC().Format("2006-01-02 15:04:05 MST"))
 	t.row("HISTORY:", fmt.Sprintf("%d revision(s)", rep.History))
+	if l := rep.Lease; l != nil {
+		state := "held by a running operation"
+		if !l.Alive {
+			state = "LEFT BY A STOPPED RUN"
+		}
+		t.row("LOCK:", fmt.Sprintf("%s: %s, renewed %s", state, l.Holder, l.Renewed.UTC().Format("2006-01-02 15:04:05 MST")))
+	}
+	if rep.Todo != "" {
+		t.row("TO DO:", rep.Todo)
+	}
 	for _, p := range rep.Pods {
 		line := fmt.Sprintf("%d/%d Ready", p.Ready, p.Total)
 		if len(p.NotReady) > 0 {

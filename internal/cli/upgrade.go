@@ -26,6 +26,7 @@ type upgradeCmd struct {
 	yes            bool
 	dir            string
 	keep           int
+	recover        bool
 	output         output
 }
 
@@ -50,6 +51,7 @@ nothing changed but the backup; after it, the automatic rollback is finished.`,
 			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
 			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "complete backups to keep for the release (at least 2)")
 			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")
+			fs.BoolVar(&c.recover, "recover", false, "first recover a release left pending by a killed helm csghub run (as helm csghub rollback does)")
 			c.output.bind(fs)
 		},
 		Run: c.run,
@@ -80,7 +82,7 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 	}
 	u := &upgrade.Upgrade{Env: c.app.Env, Kube: kc, Plan: c.target.options(c.app, c.app.warner()),
 		Timeout: c.timeout, DryRun: c.dryRun, NoRollback: c.noRollback, SkipDBBackup: c.skipDBBackup,
-		ForceConflicts: c.forceConflicts, BackupDir: c.dir, Keep: c.keep,
+		ForceConflicts: c.forceConflicts, BackupDir: c.dir, Keep: c.keep, Recover: c.recover,
 		MigrationOptions: map[string]bool{migrate.SkipDataflowLogs: c.skipLogs},
 		Progress:         c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
 	enc := json.NewEncoder(c.app.Stdout)
@@ -160,6 +162,9 @@ func printUpgradeSummary(app *App, s *upgrade.Summary, runErr error) {
 	}
 	for _, x := range s.Notes {
 		t.row("note:", x)
+	}
+	for _, x := range s.Recovered {
+		t.row("recovered:", x)
 	}
 	if s.Failure != "" {
 		t.row("failed:", s.Failure)

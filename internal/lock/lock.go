@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -36,7 +37,102 @@ type Lock struct {
 	wg        sync.WaitGroup
 	// Stale describes a dead holder whose lease was taken over ("" when none).
 	Stale string
+	// Inherited is the mark a dead holder left (nil: none): it was killed
+	// inside a Helm step and its release may be pending (see Mark).
+	Inherited *Mark
+
+	staleSpec     *coordinationv1.LeaseSpec
+	keepInherited bool
 }
+
+// Mark records on the lease, while a Helm step runs, what a killed run leaves
+// behind: the revision Helm is writing (pending until the step ends), the
+// revision it came from, and the run's backup. It is how a later run knows
+// that a pending revision is a dead plugin run's own.
+type Mark struct {
+	Operation string `json:"operation"`
+	Step      string `json:"step"`
+	Revision  int    `json:"pendingRevision"`
+	From      int    `json:"fromRevision"`
+	Backup    string `json:"backup,omitempty"`
+}
+
+const markPrefix = "helm-csghub.opencsg.com/"
+
+func (m *Mark) annotations() map[string]string {
+	return map[string]string{markPrefix + "operation": m.Operation, markPrefix + "step": m.Step,
+		markPrefix + "pending-revision": fmt.Sprint(m.Revision), markPrefix + "from-revision": fmt.Sprint(m.From),
+		markPrefix + "backup": m.Backup}
+}
+
+func markOf(a map[string]string) *Mark {
+	if a[markPrefix+"step"] == "" {
+		return nil
+	}
+	m := &Mark{Operation: a[markPrefix+"operation"], Step: a[markPrefix+"step"], Backup: a[markPrefix+"backup"]}
+	fmt.Sscan(a[markPrefix+"pending-revision"], &m.Revision)
+	fmt.Sscan(a[markPrefix+"from-revision"], &m.From)
+	return m
+}
+
+// Info is a lease as status shows it, read without taking it.
+type Info struct {
+	Holder  string    `json:"holder"`
+	Renewed time.Time `json:"renewed"`
+	// Alive: renewed within its duration and not a dead process on this machine.
+	Alive bool  `json:"alive"`
+	Mark  *Mark `json:"mark,omitempty"`
+}
+
+// Inspect reads the release's lease (nil when there is none).
+func Inspect(ctx context.Context, cs kubernetes.Interface, namespace, release string) (*Info, error) {
+	cur, err := cs.CoordinationV1().Leases(namespace).Get(ctx, Name(release), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, errs.Failedf("reading lock %s/%s: %w", namespace, Name(release), err)
+	}
+	holder, renewed := describe(cur)
+	return &Info{Holder: holder, Renewed: renewed, Alive: !expired(cur) && !deadLocalHolder(holder), Mark: markOf(cur.Annotations)}, nil
+}
+
+// SetMark records m on the lease (nil clears it).
+func (l *Lock) SetMark(ctx context.Context, m *Mark) error {
+	leases := l.cs.CoordinationV1().Leases(l.namespace)
+	cur, err := leases.Get(ctx, l.name, metav1.GetOptions{})
+	if err != nil {
+		return errs.Failedf("reading lock %s/%s: %w", l.namespace, l.name, err)
+	}
+	if cur.Spec.HolderIdentity == nil || *cur.Spec.HolderIdentity != l.holder {
+		return errs.Preconditionf("lock %s/%s was taken by %s", l.namespace, l.name, *cur.Spec.HolderIdentity)
+	}
+	for k := range cur.Annotations {
+		if strings.HasPrefix(k, markPrefix) {
+			delete(cur.Annotations, k)
+		}
+	}
+	if m != nil {
+		if cur.Annotations == nil {
+			cur.Annotations = map[string]string{}
+		}
+		for k, v := range m.annotations() {
+			cur.Annotations[k] = v
+		}
+	}
+	if _, err := leases.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		return errs.Failedf("updating lock %s/%s: %w", l.namespace, l.name, err)
+	}
+	if m == nil {
+		l.Inherited, l.keepInherited = nil, false
+	}
+	return nil
+}
+
+// KeepInherited makes Release put an inherited mark back as it was found
+// (holder, times and mark), instead of deleting the lease: the pending
+// revision it explains was not recovered by this run.
+func (l *Lock) KeepInherited() { l.keepInherited = l.Inherited != nil }
 
 // Acquire takes the lease for operation on release. A live lease of another
 // holder is refused with who holds it and how to clear it.
@@ -63,8 +159,11 @@ func Acquire(ctx context.Context, cs kubernetes.Interface, namespace, release, o
 			return nil, errs.Preconditionf("another operation holds the lock on release %q: %s (renewed %s ago); wait for it, or if it is dead: kubectl -n %s delete lease %s",
 				release, holder, time.Since(renewed).Round(time.Second), namespace, l.name)
 		}
-		// the holder stopped renewing (killed): take over, keeping its name for the report
+		// the holder stopped renewing (killed): take over, keeping its name
+		// for the report and its mark (annotations) as evidence
 		l.Stale = fmt.Sprintf("%s (last renewed %s)", holder, renewed.UTC().Format(time.RFC3339))
+		l.Inherited = markOf(cur.Annotations)
+		l.staleSpec = cur.Spec.DeepCopy()
 		cur.Spec = lease.Spec
 		if _, err = leases.Update(ctx, cur, metav1.UpdateOptions{}); apierrors.IsConflict(err) {
 			return nil, errs.Preconditionf("another operation took the lock on release %q just now", release)
@@ -144,6 +243,11 @@ func (l *Lock) Release() {
 	defer cancel()
 	cur, err := l.cs.CoordinationV1().Leases(l.namespace).Get(ctx, l.name, metav1.GetOptions{})
 	if err != nil || cur.Spec.HolderIdentity == nil || *cur.Spec.HolderIdentity != l.holder {
+		return
+	}
+	if l.keepInherited && l.staleSpec != nil {
+		cur.Spec = *l.staleSpec
+		_, _ = l.cs.CoordinationV1().Leases(l.namespace).Update(ctx, cur, metav1.UpdateOptions{})
 		return
 	}
 	rv := cur.ResourceVersion

@@ -5,14 +5,17 @@ package status
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
 )
 
@@ -30,6 +33,11 @@ type Report struct {
 	Pods         []kube.PodSummary `json:"pods"`
 	// BlockingPolicy is a NetworkPolicy left by an interrupted restore.
 	BlockingPolicy *netpol.Leftover `json:"blockingNetworkPolicy,omitempty"`
+	// Lease is the plugin's operation lock when one exists: held by a
+	// running operation, or left by a killed one.
+	Lease *lock.Info `json:"lease,omitempty"`
+	// Todo says what to do about a pending release or a leftover lease.
+	Todo string `json:"todo,omitempty"`
 }
 
 // AllReady reports whether every counted pod is Ready.
@@ -94,6 +102,10 @@ func (s *Status) Run(ctx context.Context) (*Report, error) {
 	if rep.BlockingPolicy, err = netpol.FindLeftover(ctx, cs, ns); err != nil {
 		return nil, errs.Failedf("looking for a leftover NetworkPolicy: %w", err)
 	}
+	if rep.Lease, err = lock.Inspect(ctx, cs, ns, s.Env.Release); err != nil {
+		return nil, err
+	}
+	rep.Todo = todo(rep, latest.Info.Status.IsPending(), lastGood(hist))
 	if ns != kube.KnativeNamespace {
 		ok, err := kube.NamespaceExists(ctx, cs, kube.KnativeNamespace)
 		if err != nil {
@@ -108,4 +120,36 @@ func (s *Status) Run(ctx context.Context) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// todo is the advice for a pending release or a leftover lease ("" when
+// there is nothing to do).
+func todo(r *Report, pending bool, good int) string {
+	l := r.Lease
+	killed := l != nil && !l.Alive
+	switch {
+	case pending && killed && l.Mark != nil && l.Mark.Revision == r.Revision:
+		return fmt.Sprintf("revision %d was left %s by a killed `helm csghub %s` (%s): run `helm csghub rollback` (or `helm csghub upgrade --recover`) to roll back to revision %d and restore its backup %s",
+			r.Revision, r.Status, l.Mark.Operation, l.Holder, l.Mark.From, l.Mark.Backup)
+	case pending && l != nil && l.Alive:
+		return fmt.Sprintf("revision %d is %s while %s runs: wait for it", r.Revision, r.Status, l.Holder)
+	case pending:
+		return fmt.Sprintf("revision %d is %s and no helm csghub run holds or left the lock: another client is writing it or was killed; check `helm history %s -n %s` and, once nothing runs, `helm rollback %s %d -n %s`",
+			r.Revision, r.Status, r.Release, r.Namespace, r.Release, good, r.Namespace)
+	case killed:
+		return fmt.Sprintf("leftover lock of a stopped run (%s, last renewed %s): the next helm csghub run takes it over; or `kubectl -n %s delete lease %s`",
+			l.Holder, l.Renewed.UTC().Format(time.RFC3339), r.Namespace, lock.Name(r.Release))
+	}
+	return ""
+}
+
+// lastGood is the newest deployed or superseded revision.
+func lastGood(hist []*release.Release) int {
+	best := 0
+	for _, h := range hist {
+		if st := h.Info.Status; (st == release.StatusDeployed || st == release.StatusSuperseded) && h.Version > best {
+			best = h.Version
+		}
+	}
+	return best
 }

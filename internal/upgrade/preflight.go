@@ -41,7 +41,7 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 	rel := p.Release
 	switch st := rel.Info.Status; {
 	case st.IsPending():
-		return nil, errs.Preconditionf("release %q is %s at revision %d: another operation is running or was killed; check `helm history %s -n %s` and, once nothing runs, `helm rollback %s %d`",
+		return nil, errs.Preconditionf("release %q is %s at revision %d: another operation is running or was killed; if `helm csghub status` shows a killed helm csghub run's lease, rerun with --recover (or `helm csghub rollback`); else check `helm history %s -n %s` and, once nothing runs, `helm rollback %s %d`",
 			rel.Name, st, rel.Version, rel.Name, rel.Namespace, rel.Name, rel.Version-1)
 	case st.String() != "deployed":
 		return nil, errs.Preconditionf("release %q is %s at revision %d, not deployed: fix or roll it back first (`helm csghub rollback`)", rel.Name, st, rel.Version)

@@ -25,6 +25,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/plan"
 	"github.com/opencsgs/helm-csghub/internal/readiness"
+	"github.com/opencsgs/helm-csghub/internal/recovery"
 	"github.com/opencsgs/helm-csghub/internal/redact"
 	"github.com/opencsgs/helm-csghub/internal/render"
 	"github.com/opencsgs/helm-csghub/internal/restore"
@@ -52,6 +53,11 @@ type Upgrade struct {
 	Progress io.Writer
 	// Log receives human-readable step lines (nil: silent).
 	Log func(format string, args ...any)
+	// Recover first rolls back a release left pending by a killed plugin
+	// run (see internal/recovery).
+	Recover bool
+
+	recovered []string
 }
 
 // Summary is the one-screen result of a run.
@@ -77,6 +83,7 @@ type Summary struct {
 	Manifest     string                   `json:"manifest,omitempty"` // dry run: the rendered upgrade
 	StaleLock    string                   `json:"staleLockTakenOver,omitempty"`
 	Notes        []string                 `json:"notes,omitempty"`
+	Recovered    []string                 `json:"recovered,omitempty"`
 }
 
 func (u *Upgrade) logf(format string, args ...any) {
@@ -99,11 +106,12 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	// release, so a second run meets the lock, not the first run's pending
 	// revision or its new chart version. A dry run changes nothing: no lock.
 	// Refused here, nothing started: no summary (nil) to print.
+	var lk *lock.Lock
 	if !u.DryRun {
 		if err := u.Env.Resolve(); err != nil {
 			return nil, err
 		}
-		lk, err := lock.Acquire(ctx, u.Kube.Clientset, u.Env.Namespace, u.Env.Release, "upgrade")
+		lk, err = lock.Acquire(ctx, u.Kube.Clientset, u.Env.Namespace, u.Env.Release, "upgrade")
 		if err != nil {
 			return nil, err
 		}
@@ -111,6 +119,9 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 		if lk.Stale != "" {
 			sum.StaleLock = lk.Stale
 			j.add(Event{Step: "lock", Status: "warning", Detail: "took over a stale lock from " + lk.Stale})
+		}
+		if err := u.recoverKilledRun(ctx, lk, j); err != nil {
+			return nil, err
 		}
 	}
 
@@ -127,9 +138,13 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 		return nil, err
 	}
 	sum.Release, sum.Namespace = u.Env.Release, u.Env.Namespace
+	sum.Recovered = u.recovered
 	sum.From, sum.To = p.Current.String(), p.Target.VersionS
 	sum.FromRevision, sum.Revision = p.Release.Version, p.Release.Version
 	sum.Status = p.Release.Info.Status.String()
+	if lk != nil && p.Release.Info.Status.IsPending() {
+		lk.KeepInherited() // preflight refuses: keep a killed run's evidence for its recovery
+	}
 	p.Migrate.ForceConflicts = u.ForceConflicts
 	p.Migrate.Progress = u.Progress
 	p.Migrate.Wait = u.Timeout
@@ -206,6 +221,14 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 		up.Timeout = u.Timeout
 		up.MaxHistory = u.Env.Settings.MaxHistory
 		up.Description = fmt.Sprintf("helm csghub upgrade %s -> %s", p.Current, p.Target.VersionS)
+		// killed from here on, the release is pending: the lease says whose
+		if lk != nil {
+			if err := lk.SetMark(keep, &lock.Mark{Operation: "upgrade", Step: "helm-upgrade",
+				Revision: p.Release.Version + 1, From: p.Release.Version, Backup: entry.ID}); err != nil {
+				return "", err
+			}
+			defer lk.SetMark(keep, nil)
+		}
 		rel, err := up.RunWithContext(keep, u.Env.Release, p.Target.Chart, values)
 		if err != nil {
 			return "", err
@@ -267,6 +290,32 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 			p.Target.VersionS, sum.Revision, sum.Failure)
 	}
 	return sum, nil
+}
+
+// recoverKilledRun, with --recover, rolls back a release a killed plugin run left
+// pending (proven by the lease it took over) before the upgrade starts.
+func (u *Upgrade) recoverKilledRun(ctx context.Context, lk *lock.Lock, j *journal) error {
+	if !u.Recover {
+		return nil
+	}
+	rec := &recovery.Recovery{Env: u.Env, Kube: u.Kube, Dir: u.BackupDir, Timeout: u.Timeout, Progress: u.Progress, Log: u.Log}
+	mark := lk.Inherited
+	if mark == nil {
+		mark = &lock.Mark{} // no killed run's lease: a pending release is refused
+	}
+	p, err := rec.Check(ctx, mark)
+	if err != nil || p == nil {
+		return err
+	}
+	_, err = j.step("recover", func() (string, error) {
+		res, err := rec.Run(ctx, p, lk)
+		if err != nil {
+			return "", err
+		}
+		u.recovered = res.Done
+		return strings.Join(res.Done, "; "), nil
+	})
+	return err
 }
 
 // waitReady waits for the release namespace and knative-serving (when present).

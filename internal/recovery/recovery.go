@@ -1,0 +1,254 @@
+// Package recovery undoes what a killed plugin run left: a release pending
+// because the run died inside its Helm step. The run's own lease is the proof
+// that the pending revision is the plugin's: a holder that is gone, with the
+// mark the run set before its Helm step (lock.Mark: the pending revision, the
+// revision it came from, its backup). A pending revision without that proof
+// is refused, as before: another client may still be writing it.
+package recovery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage/driver"
+
+	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/lock"
+	"github.com/opencsgs/helm-csghub/internal/readiness"
+	"github.com/opencsgs/helm-csghub/internal/restore"
+)
+
+// Recovery rolls a release left pending by a killed plugin run back to the
+// revision the run came from, and restores the run's backup when the run's
+// journal shows its Helm step had started.
+type Recovery struct {
+	Env      *helmenv.Env
+	Kube     *kube.Client
+	Dir      string // backup catalog root
+	Timeout  time.Duration
+	Progress io.Writer
+	Log      func(format string, args ...any)
+}
+
+// Plan is a pending release proven to be a dead plugin run's.
+type Plan struct {
+	Pending     *release.Release
+	To          *release.Release
+	Mark        lock.Mark
+	Backup      *backup.Entry // nil: the run had none with a database
+	HelmStarted bool
+}
+
+// Result says what was done.
+type Result struct {
+	PendingRevision int             `json:"pendingRevision"`
+	PendingStatus   string          `json:"pendingStatus"`
+	RolledBackTo    int             `json:"rolledBackTo"`
+	NewRevision     int             `json:"newRevision"`
+	Status          string          `json:"status"`
+	Backup          string          `json:"backupId,omitempty"`
+	Restore         *restore.Result `json:"restore,omitempty"`
+	Done            []string        `json:"done"`
+}
+
+func (r *Recovery) logf(format string, args ...any) {
+	if r.Log != nil {
+		r.Log(format, args...)
+	}
+}
+
+// Check returns nil when the release is not pending, a Plan when it is and a
+// dead plugin run wrote the pending revision, and a Precondition error when
+// it is pending for another reason. mark is the mark of a lease the caller
+// has already taken over (an empty Mark: there was none; nil: the lease is
+// read, and must not be alive).
+func (r *Recovery) Check(ctx context.Context, mark *lock.Mark) (*Plan, error) {
+	if err := r.Env.Resolve(); err != nil {
+		return nil, err
+	}
+	cfg, err := r.Env.ActionConfig(r.Env.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	hist, err := cfg.Releases.History(r.Env.Release)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, errs.NotFoundf("release %q not found in namespace %q", r.Env.Release, r.Env.Namespace)
+	}
+	if err != nil {
+		return nil, errs.Failedf("reading history of %q: %w", r.Env.Release, err)
+	}
+	sort.Slice(hist, func(i, j int) bool { return hist[i].Version < hist[j].Version })
+	cur := hist[len(hist)-1]
+	if !cur.Info.Status.IsPending() {
+		return nil, nil
+	}
+	name, ns := r.Env.Release, r.Env.Namespace
+	notOurs := func(why string) error {
+		return errs.Preconditionf("release %q is %s at revision %d and %s: another operation may be running; check `helm history %s -n %s` and, once nothing runs, `helm rollback %s %d -n %s`",
+			name, cur.Info.Status, cur.Version, why, name, ns, name, lastDeployed(hist), ns)
+	}
+	if mark == nil {
+		info, err := lock.Inspect(ctx, r.Kube.Clientset, ns, name)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case info == nil || info.Mark == nil:
+			return nil, notOurs("no killed helm csghub run left it (no lease of one)")
+		case info.Alive:
+			return nil, errs.Preconditionf("release %q is %s at revision %d: %s still holds the lock and is running; wait for it", name, cur.Info.Status, cur.Version, info.Holder)
+		}
+		mark = info.Mark
+	}
+	if mark.Step == "" {
+		return nil, notOurs("no killed helm csghub run left it (no lease of one)")
+	}
+	if mark.Revision != cur.Version {
+		return nil, notOurs(fmt.Sprintf("the killed helm csghub run's lease names revision %d, not this one", mark.Revision))
+	}
+	p := &Plan{Pending: cur, Mark: *mark}
+	for _, h := range hist {
+		if h.Version == mark.From {
+			p.To = h
+		}
+	}
+	if p.To == nil {
+		return nil, errs.Preconditionf("revision %d, which the killed run upgraded from, is no longer in Helm's history: roll back by hand (`helm rollback %s REVISION -n %s`)", mark.From, name, ns)
+	}
+	if mark.Backup != "" {
+		e, err := backup.Catalog{Root: r.dir()}.Find(ns, name, mark.Backup)
+		if err != nil {
+			return nil, fmt.Errorf("the killed run's backup: %w", err)
+		}
+		if e.Manifest.HasDatabase() {
+			p.Backup = e
+		}
+		p.HelmStarted = helmStepStarted(e.Path)
+	}
+	return p, nil
+}
+
+// Describe is the one-line summary for the confirmation prompt.
+func (p *Plan) Describe(name string) string {
+	s := fmt.Sprintf("Release %q is %s at revision %d, left by a killed `helm csghub %s` (its lease). Recover: roll back to revision %d (chart %s)",
+		name, p.Pending.Info.Status, p.Pending.Version, p.Mark.Operation, p.To.Version, helmenv.ChartVersion(p.To))
+	if p.Backup != nil && p.HelmStarted {
+		s += " and restore the databases from the run's backup " + p.Backup.ID
+	}
+	return s + "."
+}
+
+// Run recovers: Helm rollback (waiting for the resources), the restore, then
+// readiness. l is the lock the caller holds; its mark is cleared once done.
+func (r *Recovery) Run(ctx context.Context, p *Plan, l *lock.Lock) (*Result, error) {
+	res := &Result{PendingRevision: p.Pending.Version, PendingStatus: p.Pending.Info.Status.String(), RolledBackTo: p.To.Version}
+	if p.Backup != nil && p.HelmStarted {
+		// proven before anything changes, as a rollback does
+		r.logf("verifying backup %s", p.Backup.ID)
+		if err := backup.VerifyError(backup.Verify(p.Backup)); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := r.Env.ActionConfig(r.Env.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	rb := action.NewRollback(cfg)
+	rb.Version = p.To.Version
+	rb.Wait = true
+	rb.Timeout = r.Timeout
+	rb.MaxHistory = r.Env.Settings.MaxHistory
+	r.logf("rolling back %s from pending revision %d to revision %d (chart %s)", r.Env.Release, p.Pending.Version, p.To.Version, helmenv.ChartVersion(p.To))
+	if err := rb.Run(r.Env.Release); err != nil {
+		l.KeepInherited() // still pending: the evidence stays for the next try
+		return res, errs.NeedsAttentionf("recovering: helm rollback to revision %d: %v", p.To.Version, err)
+	}
+	last, err := r.Env.LastRelease(cfg)
+	if err != nil {
+		return res, err
+	}
+	res.NewRevision, res.Status = last.Version, last.Info.Status.String()
+	res.Done = append(res.Done, fmt.Sprintf("pending revision %d rolled back to revision %d (chart %s): now revision %d, %s",
+		p.Pending.Version, p.To.Version, helmenv.ChartVersion(p.To), last.Version, last.Info.Status))
+	switch {
+	case p.Backup != nil && p.HelmStarted:
+		res.Backup = p.Backup.ID
+		rs := &restore.Restore{Env: r.Env, Kube: r.Kube, Dir: r.Dir, Entry: p.Backup, Verified: true, Progress: r.Progress, Log: r.Log}
+		if res.Restore, err = rs.Run(context.WithoutCancel(ctx)); err != nil {
+			return res, err
+		}
+		res.Done = append(res.Done, fmt.Sprintf("databases restored from the run's backup %s", p.Backup.ID))
+	case p.Backup != nil:
+		res.Done = append(res.Done, "database not restored: the run's journal shows its Helm step had not started")
+	default:
+		res.Done = append(res.Done, "database not restored: the run took no database backup")
+	}
+	if err := l.SetMark(context.WithoutCancel(ctx), nil); err != nil {
+		return res, err
+	}
+	nss := []string{r.Env.Namespace}
+	if ok, _ := kube.NamespaceExists(ctx, r.Kube.Clientset, kube.KnativeNamespace); ok && r.Env.Namespace != kube.KnativeNamespace {
+		nss = append(nss, kube.KnativeNamespace)
+	}
+	w := &readiness.Waiter{Clientset: r.Kube.Clientset, Namespaces: nss, Timeout: r.Timeout, Progress: r.Progress}
+	rep, err := w.Wait(ctx)
+	if err != nil {
+		return res, errs.NeedsAttentionf("recovered (%s) but not ready: %v", strings.Join(res.Done, "; "), err)
+	}
+	res.Done = append(res.Done, fmt.Sprintf("%d/%d pods Ready", rep.Ready, rep.Total))
+	return res, nil
+}
+
+func (r *Recovery) dir() string {
+	if r.Dir != "" {
+		return r.Dir
+	}
+	return backup.DefaultDir()
+}
+
+// lastDeployed is the newest revision Helm marks deployed or superseded (the
+// one `helm rollback` should go to), or the one before the newest.
+func lastDeployed(hist []*release.Release) int {
+	for i := len(hist) - 1; i >= 0; i-- {
+		if st := hist[i].Info.Status; st == release.StatusDeployed || st == release.StatusSuperseded {
+			return hist[i].Version
+		}
+	}
+	return hist[len(hist)-1].Version - 1
+}
+
+// helmStepStarted reads the upgrade journal in the run's backup folder: did
+// its Helm step start? Without a readable journal it assumes so (restoring
+// the backup taken seconds before is the safe side).
+func helmStepStarted(dir string) bool {
+	data, err := os.ReadFile(filepath.Join(dir, "upgrade-journal.json"))
+	if err != nil {
+		return true
+	}
+	var events []struct {
+		Step   string `json:"step"`
+		Status string `json:"status"`
+	}
+	if json.Unmarshal(data, &events) != nil {
+		return true
+	}
+	for _, e := range events {
+		if e.Step == "helm-upgrade" && e.Status == "started" {
+			return true
+		}
+	}
+	return false
+}
