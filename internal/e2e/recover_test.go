@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/opencsgs/helm-csghub/internal/testenv"
+)
+
+// pendingRevision is the revision Helm's storage holds as pending-* (0: none).
+func pendingRevision(e *testenv.Env) string {
+	l, err := e.C.Clientset.CoreV1().Secrets(e.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: "owner=helm,status in (pending-upgrade,pending-rollback,pending-install)"})
+	if err != nil || len(l.Items) == 0 {
+		return ""
+	}
+	return l.Items[0].Labels["version"]
+}
+
+// A plugin run SIGKILLed inside its Helm upgrade step leaves the release
+// pending-upgrade. status says so and shows the dead run's lease; upgrade
+// without --recover refuses (and keeps the evidence); `helm csghub rollback`
+// rolls back to the revision the run came from and restores the run's
+// backup. A pending release that no plugin run left is still refused.
+func TestRecoverKilledUpgrade(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("2.0.0")
+	e.LoadSampleData()
+	want := testenv.TakeSnapshot(t, e.PG)
+	dir := t.TempDir()
+	p := e.StartPlugin("upgrade", "--version", "2.0.1", "--yes", "--dir", dir, "--timeout", "10m")
+	testenv.Eventually(t, 3*time.Minute, "revision 2 pending-upgrade", func() bool { return pendingRevision(e) == "2" })
+	_ = p.Cmd.Process.Signal(syscall.SIGKILL)
+	p.Wait(t, 30*time.Second)
+	if pendingRevision(e) != "2" {
+		t.Fatal("the Helm step ended before the kill: release not pending")
+	}
+	e.Exec("csghub_server", "CREATE TABLE written_by_the_new_version (x int)") // what 2.0.1 might have written
+
+	st := e.Plugin("status")
+	if st.Code != 0 || !strings.Contains(st.Stdout, "pending-upgrade") || !strings.Contains(st.Stdout, "LEFT BY A STOPPED RUN") ||
+		!strings.Contains(st.Stdout, "helm csghub rollback") {
+		t.Fatalf("status of the pending release: exit %d:\n%s%s", st.Code, st.Stdout, st.Stderr)
+	}
+	up := e.Plugin("upgrade", "--version", "2.0.1", "--yes", "--dir", dir)
+	if up.Code != 4 || errorLines(up.Stderr) != 1 || !strings.Contains(up.Stderr, "--recover") {
+		t.Fatalf("upgrade of the pending release without --recover: exit %d: %s", up.Code, up.Stderr)
+	}
+	rb := e.Plugin("rollback", "--yes", "--dir", dir, "--timeout", "2m")
+	if rb.Code != 0 || !strings.Contains(rb.Stdout, "RECOVERED:") || !strings.Contains(rb.Stdout, "rolled back to revision 1") ||
+		!strings.Contains(rb.Stdout, "databases restored from the run's backup") {
+		t.Fatalf("rollback of the killed run: exit %d:\n%s%s", rb.Code, rb.Stdout, rb.Stderr)
+	}
+	s := parseStatus(t, e.Plugin("status", "-o", "json"))
+	if s.Status != "deployed" || s.ChartVersion != "2.0.0" || s.Revision != 3 {
+		t.Fatalf("after the recovery: %+v", s)
+	}
+	testenv.RequireEqual(t, want, testenv.TakeSnapshot(t, e.PG), "database after the recovery")
+	assertNoNetworkPolicy(t, e)
+	if _, err := e.C.Clientset.CoordinationV1().Leases(e.Namespace).Get(context.Background(), "helm-csghub-csghub", metav1.GetOptions{}); err == nil {
+		t.Fatal("the lease is left after the recovery")
+	}
+
+	// plain helm killed in its upgrade: pending, but not the plugin's
+	cmd := pluginlessHelm(e, "upgrade", e.Release, "csghub/csghub", "--version", "2.0.1", "-n", e.Namespace, "--reuse-values", "--wait", "--timeout", "10m")
+	testenv.Eventually(t, 3*time.Minute, "revision 4 pending-upgrade", func() bool { return pendingRevision(e) == "4" })
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	before := testenv.TakeSnapshot(t, e.PG)
+	rb = e.Plugin("rollback", "--yes", "--dir", dir)
+	if rb.Code != 4 || !oneLineError(rb.Stderr) || !strings.Contains(rb.Stderr, "no killed helm csghub run left it") {
+		t.Fatalf("rollback of a release plain helm left pending: exit %d: %s", rb.Code, rb.Stderr)
+	}
+	up = e.Plugin("upgrade", "--version", "2.0.1", "--yes", "--dir", dir, "--recover")
+	if up.Code != 4 || errorLines(up.Stderr) != 1 || !strings.Contains(up.Stderr, "no killed helm csghub run left it") {
+		t.Fatalf("upgrade --recover of a release plain helm left pending: exit %d: %s", up.Code, up.Stderr)
+	}
+	if pendingRevision(e) != "4" {
+		t.Fatal("the refused commands changed the pending release")
+	}
+	testenv.RequireEqual(t, before, testenv.TakeSnapshot(t, e.PG), "database after the refused recoveries")
+	if st := e.Plugin("status"); !strings.Contains(st.Stdout, "no helm csghub run holds or left the lock") {
+		t.Fatalf("status of a release plain helm left pending:\n%s", st.Stdout)
+	}
+	e.MustHelm("rollback", e.Release, "3", "-n", e.Namespace)
+}
+
+// pluginlessHelm starts the helm CLI itself in the background.
+func pluginlessHelm(e *testenv.Env, args ...string) *exec.Cmd {
+	e.T.Helper()
+	cmd := exec.Command(e.Helm, args...)
+	cmd.Dir = e.C.Root
+	cmd.Env = append(os.Environ(), e.HelmEnv()...)
+	if err := cmd.Start(); err != nil {
+		e.T.Fatal(err)
+	}
+	e.T.Cleanup(func() { _ = cmd.Process.Kill() })
+	return cmd
+}
