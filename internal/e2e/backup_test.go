@@ -394,7 +394,13 @@ func TestBackupFaults(t *testing.T) {
 	t.Run("destination unwritable", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "a-file")
 		os.WriteFile(file, nil, 0o600)
-		oneLine(t, e.Plugin("backup", "--dir", filepath.Join(file, "sub")), "not a directory")
+		// one exit code for an unusable backup folder: 4, as upgrade's preflight
+		r := e.Plugin("backup", "--dir", filepath.Join(file, "sub"))
+		oneLine(t, r, "not a directory")
+		u := e.Plugin("upgrade", "--yes", "--version", "2.0.0", "--dir", filepath.Join(file, "sub"))
+		if r.Code != 4 || u.Code != 4 || errorLines(u.Stderr) != 1 || !strings.Contains(u.Stderr, "is not writable") {
+			t.Fatalf("unwritable --dir: backup exit %d, upgrade exit %d (%s); want 4 for both", r.Code, u.Code, u.Stderr)
+		}
 	})
 	t.Run("destination full", func(t *testing.T) {
 		dir := smallDisk(t, "512k")

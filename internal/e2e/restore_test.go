@@ -269,8 +269,8 @@ func TestRestoreSignals(t *testing.T) {
 			p.Cmd.Process.Signal(sig)
 			code := p.Wait(t, 60*time.Second)
 			if sig == syscall.SIGTERM {
-				if code == 0 {
-					t.Errorf("exit 0 after SIGTERM")
+				if code != 130 || !strings.Contains(p.Stderr.String(), "rerun `helm csghub restore --backup "+b.Manifest.ID+"`") {
+					t.Errorf("after SIGTERM: exit %d, want 130 with the rerun command naming --backup %s: %s", code, b.Manifest.ID, p.Stderr)
 				}
 				if _, err := e.C.Clientset.NetworkingV1().NetworkPolicies(e.Namespace).Get(context.Background(), "block-postgresql-access", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 					t.Fatalf("NetworkPolicy block-postgresql-access still there after SIGTERM (err %v); restore exit %d:\n%s", err, code, p.Stderr)

@@ -153,6 +153,13 @@ func TestUpgradeLock(t *testing.T) {
 	if second.Code != 4 || !strings.Contains(second.Stderr, "holds the lock") || !strings.Contains(second.Stderr, "delete lease helm-csghub-csghub") {
 		t.Fatalf("second upgrade: exit %d: %s", second.Code, second.Stderr)
 	}
+	// refused before anything started: no summary, in either format
+	for _, o := range []string{"table", "json"} {
+		r := e.Plugin("upgrade", "--version", "2.0.1", "--yes", "--dir", dir, "-o", o)
+		if r.Code != 4 || strings.TrimSpace(r.Stdout) != "" || errorLines(r.Stderr) != 1 {
+			t.Fatalf("refused upgrade -o %s printed a summary: exit %d\nstdout %q\nstderr %q", o, r.Code, r.Stdout, r.Stderr)
+		}
+	}
 	first.Wait(t, 3*time.Minute)
 	if _, err := e.C.Clientset.CoordinationV1().Leases(e.Namespace).Get(context.Background(), "helm-csghub-csghub", metav1.GetOptions{}); err == nil {
 		t.Fatal("lock not released after the first upgrade ended")
