@@ -1,10 +1,16 @@
 package lock
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 func TestDeadLocalHolder(t *testing.T) {
@@ -24,5 +30,53 @@ func TestDeadLocalHolder(t *testing.T) {
 	}
 	if deadLocalHolder("garbage") {
 		t.Fatal("unparsable holder judged dead")
+	}
+}
+
+// A killed run's mark survives a takeover by a run that does not recover
+// (KeepInherited puts the lease back as found), and is cleared by one that
+// does (SetMark nil).
+func TestMarkIsInheritedAndKept(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	holder := fmt.Sprintf("upgrade %s pid %d", host, dead.Process.Pid)
+	mark := &Mark{Operation: "upgrade", Step: "helm-upgrade", Revision: 3, From: 2, Backup: "2-20260101T000000Z"}
+	secs := int32(30)
+	now := metav1.NewMicroTime(time.Now())
+	_, err := cs.CoordinationV1().Leases("ns").Create(ctx, &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: Name("csghub"), Namespace: "ns", Annotations: mark.annotations()},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, RenewTime: &now},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := Inspect(ctx, cs, "ns", "csghub")
+	if err != nil || info.Alive || info.Mark == nil || *info.Mark != *mark {
+		t.Fatalf("inspect: %+v %v", info, err)
+	}
+	l, err := Acquire(ctx, cs, "ns", "csghub", "upgrade")
+	if err != nil || l.Inherited == nil || *l.Inherited != *mark || l.Stale == "" {
+		t.Fatalf("acquire: %+v %v", l, err)
+	}
+	l.KeepInherited()
+	l.Release()
+	if info, _ := Inspect(ctx, cs, "ns", "csghub"); info == nil || info.Holder != holder || info.Mark == nil {
+		t.Fatalf("the killed run's lease was not put back: %+v", info)
+	}
+	l, err = Acquire(ctx, cs, "ns", "csghub", "rollback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetMark(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	if info, _ := Inspect(ctx, cs, "ns", "csghub"); info != nil {
+		t.Fatalf("lease left after the recovery: %+v", info)
 	}
 }
