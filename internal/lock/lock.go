@@ -134,6 +134,9 @@ func (l *Lock) SetMark(ctx context.Context, m *Mark) error {
 // revision it explains was not recovered by this run.
 func (l *Lock) KeepInherited() { l.keepInherited = l.Inherited != nil }
 
+// ForgetInherited undoes KeepInherited: Release deletes the lease.
+func (l *Lock) ForgetInherited() { l.keepInherited = false }
+
 // Acquire takes the lease for operation on release. A live lease of another
 // holder is refused with who holds it and how to clear it.
 func Acquire(ctx context.Context, cs kubernetes.Interface, namespace, release, operation string) (*Lock, error) {

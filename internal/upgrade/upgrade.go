@@ -120,6 +120,7 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 			sum.StaleLock = lk.Stale
 			j.add(Event{Step: "lock", Status: "warning", Detail: "took over a stale lock from " + lk.Stale})
 		}
+		lk.KeepInherited() // a killed run's evidence stays until we know it is obsolete
 		if err := u.recoverKilledRun(ctx, lk, j); err != nil {
 			return nil, err
 		}
@@ -142,8 +143,8 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	sum.From, sum.To = p.Current.String(), p.Target.VersionS
 	sum.FromRevision, sum.Revision = p.Release.Version, p.Release.Version
 	sum.Status = p.Release.Info.Status.String()
-	if lk != nil && p.Release.Info.Status.IsPending() {
-		lk.KeepInherited() // preflight refuses: keep a killed run's evidence for its recovery
+	if lk != nil && !p.Release.Info.Status.IsPending() {
+		lk.ForgetInherited() // not pending: a killed run's mark explains nothing any more
 	}
 	p.Migrate.ForceConflicts = u.ForceConflicts
 	p.Migrate.Progress = u.Progress
