@@ -53,11 +53,13 @@ func badInputCases(dir, backupID string) []badCase {
 		return append(args, extra...)
 	}
 	var out []badCase
-	add := func(code int, env []string, args ...string) { out = append(out, badCase{args: args, env: env, code: code}) }
+	add := func(code int, env []string, args ...string) {
+		out = append(out, badCase{args: args, env: env, code: code})
+	}
 	for _, c := range cmds {
 		add(2, nil, with(c, "--nosuch")...)
-		add(2, nil, with(c, "--release")...)                  // flag without its value
-		add(2, nil, with(c, "--release", "../../x")...)       // a path, not a name
+		add(2, nil, with(c, "--release")...)            // flag without its value
+		add(2, nil, with(c, "--release", "../../x")...) // a path, not a name
 		add(2, nil, with(c, "--release", strings.Repeat("a", 54))...)
 		add(2, nil, with(c, "--release", "UPPER")...)
 		add(2, nil, with(c, "--release", "a_b")...)
