@@ -43,8 +43,12 @@ func runWithStdin(t *testing.T, e *testenv.Env, path string, limit time.Duration
 	cmd.Stdin = in
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	cmd.Cancel = func() error { return cmd.Process.Kill() }
-	err = cmd.Run()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
+	defer stop()
+	err = cmd.Wait()
 	if ctx.Err() != nil {
 		t.Fatalf("with stdin %s the plugin did not end within %s", path, limit)
 	}
