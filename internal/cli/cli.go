@@ -259,7 +259,11 @@ func checkEnv(env *helmenv.Env, path []string) error {
 	if err := chartutil.ValidateReleaseName(env.Release); err != nil {
 		return errs.Usagef("--release %q: not a valid release name (lowercase letters, digits and '-', at most 53 characters)", env.Release)
 	}
-	if kc := env.Settings.KubeConfig; kc != "" {
+	kc := env.Settings.KubeConfig // --kubeconfig; else client-go reads KUBECONFIG
+	if kc == "" {
+		kc = os.Getenv("KUBECONFIG")
+	}
+	if kc != "" {
 		var missing []string
 		files := filepath.SplitList(kc)
 		for _, f := range files {

@@ -90,3 +90,15 @@ func TestReadAnswerIsBounded(t *testing.T) {
 		t.Fatalf("a line without end gave %q", got[:10])
 	}
 }
+
+func TestMissingKubeconfigIsNamed(t *testing.T) {
+	t.Setenv("KUBECONFIG", "/nonexistent/a"+string(os.PathListSeparator)+"/nonexistent/b")
+	code, _, stderr := run(t, "status")
+	if code != 2 || !strings.Contains(stderr, "/nonexistent/a, /nonexistent/b: no such file") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	code, _, stderr = run(t, "status", "--release", "../../x")
+	if code != 2 || !strings.Contains(stderr, "not a valid release name") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
