@@ -7,6 +7,9 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/creack/pty"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
@@ -100,5 +103,27 @@ func TestMissingKubeconfigIsNamed(t *testing.T) {
 	code, _, stderr = run(t, "status", "--release", "../../x")
 	if code != 2 || !strings.Contains(stderr, "not a valid release name") {
 		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
+
+// On a real terminal (a pty) the prompt asks, accepts "y", and a signal
+// (the cancelled context) ends the wait with exit 130.
+func TestConfirmOnAPty(t *testing.T) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	defer tty.Close()
+	go io.Copy(io.Discard, ptmx)
+	a := &App{Stdin: tty, Stderr: io.Discard}
+	ptmx.Write([]byte("y\n"))
+	if err := a.confirm(context.Background(), false, "x"); err != nil {
+		t.Fatalf("answer y: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	if err := a.confirm(ctx, false, "x"); errs.ExitCode(err) != 130 {
+		t.Fatalf("signal at the prompt: %v (exit %d)", err, errs.ExitCode(err))
 	}
 }
