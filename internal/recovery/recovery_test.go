@@ -1,0 +1,27 @@
+package recovery
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestHelmStepStartedReadsTheJournal(t *testing.T) {
+	dir := t.TempDir()
+	if !helmStepStarted(dir) {
+		t.Fatal("no journal: must assume the Helm step started (restore is the safe side)")
+	}
+	write := func(s string) {
+		if err := os.WriteFile(filepath.Join(dir, "upgrade-journal.json"), []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`[{"step":"backup","status":"done"},{"step":"migrations","status":"started"}]`)
+	if helmStepStarted(dir) {
+		t.Fatal("journal without helm-upgrade taken as started")
+	}
+	write(`[{"step":"migrations","status":"done"},{"step":"helm-upgrade","status":"started"}]`)
+	if !helmStepStarted(dir) {
+		t.Fatal("started helm-upgrade not seen")
+	}
+}
