@@ -62,6 +62,12 @@ func (v *Verify) Run(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// a release that does not exist is not a failed check: exit 3 (not found),
+	// and no database or web UI of it to look at
+	last, err := v.Env.LastRelease(cfg)
+	if err != nil {
+		return nil, err
+	}
 	rep := &Report{OK: true}
 	add := func(name string, f func() (string, error)) {
 		t0 := time.Now()
@@ -75,10 +81,7 @@ func (v *Verify) Run(ctx context.Context) (*Report, error) {
 	}
 	var allValues map[string]any
 	add("release", func() (string, error) {
-		rel, err := v.Env.LastRelease(cfg)
-		if err != nil {
-			return "", err
-		}
+		rel := last
 		if rel.Info.Status.String() != "deployed" {
 			return "", fmt.Errorf("revision %d is %s, not deployed", rel.Version, rel.Info.Status)
 		}
