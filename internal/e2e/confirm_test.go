@@ -85,6 +85,7 @@ func TestConfirmationPrompt(t *testing.T) {
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()
+	e.Bulk("csghub_server", 2000) // changeData edits it
 	dir := t.TempDir()
 	b := runBackup(t, e, dir)
 	changeData(t, e)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,13 +15,28 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/testenv"
 )
 
-// pendingRevision is the revision Helm's storage holds as pending-* (0: none).
+// pendingRevision lists the revisions Helm's storage holds as pending-* ("": none).
 func pendingRevision(e *testenv.Env) string {
 	l, err := e.C.Clientset.CoreV1().Secrets(e.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: "owner=helm,status in (pending-upgrade,pending-rollback,pending-install)"})
 	if err != nil || len(l.Items) == 0 {
 		return ""
 	}
-	return l.Items[0].Labels["version"]
+	var revs []string
+	for _, s := range l.Items {
+		revs = append(revs, s.Labels["version"])
+	}
+	sort.Strings(revs)
+	return strings.Join(revs, ",")
+}
+
+// revisionStatus is the status Helm's storage holds for revision rev.
+func revisionStatus(t *testing.T, e *testenv.Env, rev string) string {
+	t.Helper()
+	l, err := e.C.Clientset.CoreV1().Secrets(e.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: "owner=helm,version=" + rev})
+	if err != nil || len(l.Items) != 1 {
+		t.Fatalf("revision %s: %v (%d records)", rev, err, len(l.Items))
+	}
+	return l.Items[0].Labels["status"]
 }
 
 // A plugin run SIGKILLed inside its Helm upgrade step leaves the release
@@ -62,6 +78,9 @@ func TestRecoverKilledUpgrade(t *testing.T) {
 		t.Fatalf("after the recovery: %+v", s)
 	}
 	testenv.RequireEqual(t, want, testenv.TakeSnapshot(t, e.PG), "database after the recovery")
+	if st := revisionStatus(t, e, "2"); st != "failed" {
+		t.Fatalf("the killed run's revision 2 is %s after the recovery, want failed", st)
+	}
 	assertNoNetworkPolicy(t, e)
 	if _, err := e.C.Clientset.CoordinationV1().Leases(e.Namespace).Get(context.Background(), "helm-csghub-csghub", metav1.GetOptions{}); err == nil {
 		t.Fatal("the lease is left after the recovery")

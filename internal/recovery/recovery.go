@@ -176,6 +176,16 @@ func (r *Recovery) Run(ctx context.Context, p *Plan, l *lock.Lock) (*Result, err
 		l.KeepInherited() // still pending: the evidence stays for the next try
 		return res, errs.NeedsAttentionf("recovering: helm rollback to revision %d: %v", p.To.Version, err)
 	}
+	// Helm's rollback supersedes only deployed revisions: the killed run's
+	// record would stay pending-upgrade in the history for good. Mark it
+	// failed, as Helm does with an upgrade that failed.
+	if pend, err := cfg.Releases.Get(r.Env.Release, p.Pending.Version); err == nil && pend.Info.Status.IsPending() {
+		pend.Info.Status = release.StatusFailed
+		pend.Info.Description = fmt.Sprintf("left pending by a killed helm csghub %s; recovered by rollback to revision %d", p.Mark.Operation, p.To.Version)
+		if err := cfg.Releases.Update(pend); err != nil {
+			return res, errs.NeedsAttentionf("recovering: rolled back to revision %d, but marking revision %d failed: %v", p.To.Version, p.Pending.Version, err)
+		}
+	}
 	last, err := r.Env.LastRelease(cfg)
 	if err != nil {
 		return res, err
