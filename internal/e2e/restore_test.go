@@ -364,6 +364,7 @@ func TestRestoreProvesEveryDumpBeforeDrop(t *testing.T) {
 	e.Install("1.15.0")
 	e.LoadSampleData()
 	e.Bulk("csghub_xnet", 5000)
+	e.Bulk("csghub_server", 2000) // changeData edits it
 	dir := t.TempDir()
 	b := runBackup(t, e, dir)
 	id := copyBackupWith(t, b, "-2", func(db string, sql []byte) []byte {
