@@ -105,9 +105,13 @@ func Collect(ch *chart.Chart, values map[string]any) (*Set, error) {
 	if err := chartutil.ProcessDependenciesWithMerge(enabled, values); err != nil {
 		return nil, fmt.Errorf("processing the dependencies of %s-%s: %w", ch.Name(), ch.Metadata.Version, err)
 	}
-	copies, err := read(enabled)
+	copies, err := read(enabled, nil)
 	if err != nil {
 		return nil, err
+	}
+	enabledFiles := map[*chart.File]bool{}
+	for _, f := range enabled.CRDObjects() {
+		enabledFiles[f.File] = true
 	}
 	set := &Set{}
 	byName := map[string]*CRD{}
@@ -135,7 +139,7 @@ func Collect(ch *chart.Chart, values map[string]any) (*Set, error) {
 	sort.Slice(set.CRDs, func(i, j int) bool { return set.CRDs[i].Name < set.CRDs[j].Name })
 
 	// CRDs of disabled subcharts, to say what is deliberately left out.
-	all, err := read(render.CloneChart(ch))
+	all, err := read(render.CloneChart(ch), enabledFiles)
 	if err != nil {
 		return nil, err
 	}
@@ -160,10 +164,14 @@ func Collect(ch *chart.Chart, values map[string]any) (*Set, error) {
 	return set, nil
 }
 
-// read decodes every CRD in crds/ of the tree, in Helm's order.
-func read(ch *chart.Chart) ([]Copy, error) {
+// read decodes every CRD in crds/ of the tree, in Helm's order, but the files
+// in skip.
+func read(ch *chart.Chart, skip map[*chart.File]bool) ([]Copy, error) {
 	var out []Copy
 	for _, f := range ch.CRDObjects() {
+		if skip[f.File] {
+			continue
+		}
 		objs, err := render.DecodeFile(f.File.Data)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.Filename, err)
