@@ -245,14 +245,11 @@ func normal(v any) any {
 // Describe is a short identity of a CRD copy: its versions and release marker.
 func Describe(crd *unstructured.Unstructured) string {
 	s := "versions " + strings.Join(VersionNames(crd), ",")
-	for _, key := range []string{BundleVersion, ControllerGen} {
-		if v := crd.GetAnnotations()[key]; v != "" {
-			s += ", " + key[strings.LastIndex(key, "/")+1:] + " " + v
-			if strings.HasPrefix(key, "controller-gen") {
-				s = strings.Replace(s, ", version "+v, ", controller-gen "+v, 1)
-			}
-			break
-		}
+	if v := crd.GetAnnotations()[BundleVersion]; v != "" {
+		return s + ", bundle-version " + v
+	}
+	if v := crd.GetAnnotations()[ControllerGen]; v != "" {
+		return s + ", controller-gen " + v
 	}
 	return s
 }

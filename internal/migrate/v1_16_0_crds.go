@@ -78,6 +78,7 @@ type crdPlan struct {
 	live   *unstructured.Unstructured // nil: missing
 	action string                     // create, update, unchanged, keep (newer on the cluster)
 	detail string
+	force  bool // take fields over from their managers (--force-conflicts, or only Helm wrote them)
 }
 
 // examine compares the target's CRDs with the cluster's, read with ONE list
@@ -99,7 +100,7 @@ func (m envoyGatewayCRDs) examine(ctx context.Context, c *Context) (*crds.Set, [
 	var refused []string
 	for _, crd := range set.CRDs {
 		l := live[crd.Name]
-		p := crdPlan{crd: crd, live: l}
+		p := crdPlan{crd: crd, live: l, force: c.ForceConflicts || writtenByHelm(l)}
 		switch {
 		case l == nil:
 			p.action, p.detail = "create", crds.Describe(crd.Obj)
@@ -118,7 +119,7 @@ func (m envoyGatewayCRDs) examine(ctx context.Context, c *Context) (*crds.Set, [
 			if !established(l) {
 				break
 			}
-			dry, err := applyCRD(ctx, c, crd.Obj, true)
+			dry, err := applyCRD(ctx, c, crd.Obj, p.force, true)
 			switch {
 			case apierrors.IsConflict(err):
 				p.detail += "; field conflict: " + apiMessage(err)
@@ -207,7 +208,7 @@ func (m envoyGatewayCRDs) Apply(ctx context.Context, c *Context) ([]Change, erro
 			changes = append(changes, Change{Action: "keep", Kind: "CustomResourceDefinition", Name: name, Detail: p.detail})
 			continue
 		}
-		_, err := applyCRD(ctx, c, p.crd.Obj, c.DryRun)
+		_, err := applyCRD(ctx, c, p.crd.Obj, p.force, c.DryRun)
 		if apierrors.IsConflict(err) && c.DryRun {
 			changes = append(changes, Change{Action: "conflict", Kind: "CustomResourceDefinition", Name: name,
 				Detail: apiMessage(err) + "; the real run needs --force-conflicts"})
@@ -233,15 +234,33 @@ func (m envoyGatewayCRDs) Apply(ctx context.Context, c *Context) ([]Change, erro
 	return changes, waitEstablished(ctx, c, wait)
 }
 
+// writtenByHelm says whether only Helm wrote the CRD's spec and metadata
+// (field managers named helm*: `helm install` from crds/, this plugin): the
+// plugin updates those on Helm's behalf without --force-conflicts. A CRD
+// another tool manages needs --force-conflicts.
+func writtenByHelm(live *unstructured.Unstructured) bool {
+	if live == nil {
+		return false
+	}
+	for _, mf := range live.GetManagedFields() {
+		if mf.Subresource == "status" {
+			continue
+		}
+		if !strings.HasPrefix(mf.Manager, "helm") {
+			return false
+		}
+	}
+	return true
+}
+
 // applyCRD server-side applies crd with the plugin's field manager.
-func applyCRD(ctx context.Context, c *Context, crd *unstructured.Unstructured, dryRun bool) (*unstructured.Unstructured, error) {
+func applyCRD(ctx context.Context, c *Context, crd *unstructured.Unstructured, force, dryRun bool) (*unstructured.Unstructured, error) {
 	obj := crd.DeepCopy()
 	obj.SetResourceVersion("")
 	data, err := json.Marshal(obj.Object)
 	if err != nil {
 		return nil, err
 	}
-	force := c.ForceConflicts
 	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: &force}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
