@@ -105,7 +105,7 @@ func Collect(ch *chart.Chart, values map[string]any) (*Set, error) {
 	if err := chartutil.ProcessDependenciesWithMerge(enabled, values); err != nil {
 		return nil, fmt.Errorf("processing the dependencies of %s-%s: %w", ch.Name(), ch.Metadata.Version, err)
 	}
-	copies, err := read(enabled, nil)
+	copies, err := read(enabled)
 	if err != nil {
 		return nil, err
 	}
@@ -139,22 +139,21 @@ func Collect(ch *chart.Chart, values map[string]any) (*Set, error) {
 	sort.Slice(set.CRDs, func(i, j int) bool { return set.CRDs[i].Name < set.CRDs[j].Name })
 
 	// CRDs of disabled subcharts, to say what is deliberately left out.
-	all, err := read(render.CloneChart(ch), enabledFiles)
-	if err != nil {
-		return nil, err
-	}
 	skipped := map[string][]string{}
 	var order []string
-	for _, cp := range all {
-		if byName[cp.Obj.GetName()] != nil {
+	for _, f := range render.CloneChart(ch).CRDObjects() {
+		if enabledFiles[f.File] {
 			continue
 		}
-		src := cp.Source()
-		if _, ok := skipped[src]; !ok {
-			order = append(order, src)
-		}
-		if !contains(skipped[src], cp.Obj.GetName()) {
-			skipped[src] = append(skipped[src], cp.Obj.GetName())
+		src := Copy{Chart: strings.TrimSuffix(f.Filename, "/"+f.Name)}.Source()
+		for _, name := range crdNames(f.File.Data) {
+			if byName[name] != nil || contains(skipped[src], name) {
+				continue
+			}
+			if _, ok := skipped[src]; !ok {
+				order = append(order, src)
+			}
+			skipped[src] = append(skipped[src], name)
 			set.SkippedCount++
 		}
 	}
@@ -164,14 +163,10 @@ func Collect(ch *chart.Chart, values map[string]any) (*Set, error) {
 	return set, nil
 }
 
-// read decodes every CRD in crds/ of the tree, in Helm's order, but the files
-// in skip.
-func read(ch *chart.Chart, skip map[*chart.File]bool) ([]Copy, error) {
+// read decodes every CRD in crds/ of the tree, in Helm's order.
+func read(ch *chart.Chart) ([]Copy, error) {
 	var out []Copy
 	for _, f := range ch.CRDObjects() {
-		if skip[f.File] {
-			continue
-		}
 		objs, err := render.DecodeFile(f.File.Data)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.Filename, err)
@@ -219,6 +214,48 @@ func choice(c *CRD) string {
 		s += fmt.Sprintf("; identical to %s", strings.Join(identical, ", "))
 	}
 	return s
+}
+
+// crdNames returns the names of the CRDs in a crds/ file that is not
+// installed, for the report only: a line scan (top-level `kind:` and
+// `metadata:` with a two-space indented `name:`), since decoding megabytes of
+// schema to learn names costs more than the rest of the plan; a file laid out
+// otherwise is decoded.
+func crdNames(data []byte) []string {
+	var names []string
+	isCRD, inMeta := false, false
+	name := ""
+	flush := func() {
+		if isCRD && name != "" {
+			names = append(names, name)
+		}
+		isCRD, inMeta, name = false, false, ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimRight(line, "\r ")
+		switch {
+		case line == "---":
+			flush()
+		case line == "kind: CustomResourceDefinition":
+			isCRD = true
+		case line == "metadata:":
+			inMeta = true
+		case inMeta && strings.HasPrefix(line, "  name: "):
+			name = strings.Trim(strings.TrimPrefix(line, "  name: "), `"'`)
+		case len(line) > 0 && line[0] != ' ' && line[0] != '#':
+			inMeta = false
+		}
+	}
+	flush()
+	if len(names) == 0 && strings.Contains(string(data), "CustomResourceDefinition") {
+		objs, _ := render.DecodeFile(data)
+		for _, o := range objs {
+			if o.GetKind() == "CustomResourceDefinition" {
+				names = append(names, o.GetName())
+			}
+		}
+	}
+	return names
 }
 
 func contains(list []string, s string) bool {

@@ -237,3 +237,16 @@ func TestCurrent(t *testing.T) {
 		t.Fatal("a changed annotation is current")
 	}
 }
+
+// Names of CRDs that are not installed come from a line scan, or a decode
+// when the file is laid out otherwise.
+func TestCRDNames(t *testing.T) {
+	two := crdYAML("a.example.com", "", []string{"v1"}, "x") + "---\n# comment\n" + crdYAML("b.example.com", "", []string{"v1"}) + "---\nkind: ConfigMap\nmetadata:\n  name: not-a-crd\n"
+	if got := strings.Join(crdNames([]byte(two)), " "); got != "a.example.com b.example.com" {
+		t.Errorf("scan: %q", got)
+	}
+	indented := `{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "c.example.com"}}`
+	if got := strings.Join(crdNames([]byte(indented)), " "); got != "c.example.com" {
+		t.Errorf("decode fallback: %q", got)
+	}
+}
