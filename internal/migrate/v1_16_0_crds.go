@@ -82,9 +82,11 @@ type crdPlan struct {
 }
 
 // examine compares the target's CRDs with the cluster's, read with ONE list
-// call; only CRDs that look different are confirmed with a server-side dry run
-// (which sees the server's defaults and field ownership).
-func (m envoyGatewayCRDs) examine(ctx context.Context, c *Context) (*crds.Set, []crdPlan, error) {
+// call. With confirm (Check, for the plan), a CRD that looks different is
+// confirmed with a server-side dry run (which sees the server's defaults and
+// field ownership); Apply does not need that (its apply's result tells) nor
+// does Preflight (it looks for refusals only).
+func (m envoyGatewayCRDs) examine(ctx context.Context, c *Context, confirm bool) (*crds.Set, []crdPlan, error) {
 	set, err := c.targetCRDs()
 	if err != nil {
 		return nil, nil, err
@@ -116,7 +118,7 @@ func (m envoyGatewayCRDs) examine(ctx context.Context, c *Context) (*crds.Set, [
 				continue
 			}
 			p.action, p.detail = "update", crds.Describe(crd.Obj)
-			if !established(l) {
+			if !confirm || !established(l) {
 				break
 			}
 			dry, err := applyCRD(ctx, c, crd.Obj, p.force, true)
@@ -154,14 +156,14 @@ func listCRDs(ctx context.Context, c *Context) (map[string]*unstructured.Unstruc
 // Preflight refuses, before anything changes, a target whose CRDs cannot be
 // applied (a stored version dropped, an unreadable crds/ file).
 func (m envoyGatewayCRDs) Preflight(ctx context.Context, c *Context) error {
-	_, _, err := m.examine(ctx, c)
+	_, _, err := m.examine(ctx, c, false)
 	return err
 }
 
 // Check: applied when every CRD exists, is Established and an apply would
 // change nothing; CRDs newer on the cluster count as applied (left alone).
 func (m envoyGatewayCRDs) Check(ctx context.Context, c *Context) (bool, string, error) {
-	set, plans, err := m.examine(ctx, c)
+	set, plans, err := m.examine(ctx, c, true)
 	if err != nil {
 		return false, "", err
 	}
@@ -192,7 +194,7 @@ func (m envoyGatewayCRDs) Check(ctx context.Context, c *Context) (bool, string, 
 }
 
 func (m envoyGatewayCRDs) Apply(ctx context.Context, c *Context) ([]Change, error) {
-	_, plans, err := m.examine(ctx, c)
+	_, plans, err := m.examine(ctx, c, false)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +210,7 @@ func (m envoyGatewayCRDs) Apply(ctx context.Context, c *Context) ([]Change, erro
 			changes = append(changes, Change{Action: "keep", Kind: "CustomResourceDefinition", Name: name, Detail: p.detail})
 			continue
 		}
-		_, err := applyCRD(ctx, c, p.crd.Obj, p.force, c.DryRun)
+		res, err := applyCRD(ctx, c, p.crd.Obj, p.force, c.DryRun)
 		if apierrors.IsConflict(err) && c.DryRun {
 			changes = append(changes, Change{Action: "conflict", Kind: "CustomResourceDefinition", Name: name,
 				Detail: apiMessage(err) + "; the real run needs --force-conflicts"})
@@ -220,6 +222,11 @@ func (m envoyGatewayCRDs) Apply(ctx context.Context, c *Context) ([]Change, erro
 		}
 		if err != nil {
 			return changes, fmt.Errorf("applying CustomResourceDefinition %s: %w", name, err)
+		}
+		if p.live != nil && established(p.live) && sameCRD(p.live, res) {
+			// looked different (e.g. a default not known here) but the apply changed nothing
+			changes = append(changes, Change{Action: "unchanged", Kind: "CustomResourceDefinition", Name: name})
+			continue
 		}
 		detail := p.detail + ", from " + p.crd.Source()
 		if c.DryRun {
