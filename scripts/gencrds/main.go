@@ -192,6 +192,10 @@ func doc(c crd, annotation, value string, newer bool, header string) []byte {
 	var b bytes.Buffer
 	b.WriteString(header)
 	fmt.Fprintf(&b, "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  annotations:\n    %s: %s\n", annotation, value)
+	if c.group == "gateway.networking.k8s.io" {
+		// groups under k8s.io are protected: the API server refuses their CRDs without it
+		fmt.Fprintf(&b, "    api-approved.kubernetes.io: https://github.com/kubernetes-sigs/gateway-api/pull/3328\n")
+	}
 	if strings.HasPrefix(c.group, "gateway.networking") {
 		fmt.Fprintf(&b, "    gateway.networking.k8s.io/channel: standard\n")
 	}
