@@ -155,9 +155,10 @@ func TestUpgradeRefusesTargetThatDoesNotRender(t *testing.T) {
 		t.Errorf("plan: exit %d\n%s\n%s", pl.Code, pl.Stdout, pl.Stderr)
 	}
 	r := e.Plugin(append([]string{"upgrade", "--yes", "--dir", dir, "--timeout", "3m"}, bad...)...)
-	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+	// the plugin's last line (Helm adds its own "plugin exited" line after it)
+	lines := strings.Split(pluginStderr(r.Stderr), "\n")
 	last := lines[len(lines)-1]
-	if r.Code != 4 || !strings.HasPrefix(last, "Error: the target chart csghub/csghub 2.0.0 does not render") ||
+	if r.Code != 4 || errorLines(r.Stderr) != 1 || !strings.HasPrefix(last, "Error: the target chart csghub/csghub 2.0.0 does not render") ||
 		!strings.Contains(last, `no template "common.gateway.config"`) || !strings.Contains(last, "--set key=value or -f values.yaml") {
 		t.Fatalf("upgrade: exit %d\n%s", r.Code, r.Stderr)
 	}
