@@ -72,6 +72,10 @@ func (c *migrateCmd) run(ctx context.Context, _ []string) error {
 	} else if e != nil {
 		p.Migrate.BackupDir = e.Path
 	}
+	// the Helm upgrade that follows would fail on a target that does not render
+	if err := p.CheckRender(); err != nil {
+		return err
+	}
 	if err := migrate.Preflight(ctx, p.Migrate, p.Migrations); err != nil {
 		return errs.Preconditionf("%v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/plan"
 )
@@ -41,9 +42,16 @@ func (c *planCmd) run(ctx context.Context, _ []string) error {
 	p.Migrate.Options[migrate.SkipDataflowLogs] = c.skipLogs
 	pl := p.Build(ctx, "backup catalog "+backup.DefaultDir())
 	if c.output == outputJSON {
-		return writeJSON(c.app.Stdout, pl)
+		if err := writeJSON(c.app.Stdout, pl); err != nil {
+			return err
+		}
+	} else {
+		printPlan(c.app, pl)
 	}
-	printPlan(c.app, pl)
+	if pl.Refused != "" {
+		// the plan is printed; the exit code says an upgrade would be refused
+		return errs.Preconditionf("%s", pl.Refused)
+	}
 	return nil
 }
 

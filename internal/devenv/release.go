@@ -156,7 +156,8 @@ var (
 	crdGVR    = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	mwcGVR    = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "mutatingwebhookconfigurations"}
 	vwcGVR    = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingwebhookconfigurations"}
-	crdGroups = []string{".argoproj.io", ".knative.dev", ".leaderworkerset.x-k8s.io", ".gateway.networking.k8s.io", ".gateway.envoyproxy.io"}
+	crdGroups = []string{".argoproj.io", ".knative.dev", ".leaderworkerset.x-k8s.io", ".gateway.networking.k8s.io", ".gateway.networking.x-k8s.io",
+		".gateway.envoyproxy.io", ".monitoring.coreos.com", ".monitoring.grafana.com"}
 )
 
 // DeleteClusterScoped removes what the test charts create outside namespaces

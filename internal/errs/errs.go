@@ -20,7 +20,8 @@ const (
 	// NotFound is a release, revision, backup or pod that does not exist.
 	NotFound
 	// Precondition is a state that forbids the operation: release not deployed, namespace
-	// ambiguous, lock held, leftover NetworkPolicy, insufficient permissions.
+	// ambiguous, lock held, leftover NetworkPolicy, insufficient permissions, a target chart
+	// that does not render with the values, a CRD update that would drop a stored version.
 	Precondition
 	// RolledBack is an operation that failed and was undone automatically.
 	RolledBack

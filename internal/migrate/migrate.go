@@ -3,7 +3,9 @@
 // registers itself from its own file (v1_16_0_crds.go, ...): adding one for a
 // future version is one new file plus its test.
 //
-// A migration is planned when current < Version <= target. Check says whether
+// A migration is planned when current < Version <= target; one that implements
+// Recurring (the CRDs, which Helm never upgrades) is planned for every upgrade
+// with Version <= target. Check says whether
 // it is already applied; Apply changes the cluster (or, with DryRun, only shows
 // what it would change, through server-side dry run where the API allows).
 package migrate
@@ -23,6 +25,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/opencsgs/helm-csghub/internal/crds"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 )
 
@@ -74,8 +77,14 @@ type Context struct {
 	Target    *semver.Version
 	// TargetChart is the chart about to be installed (CRDs come from it).
 	TargetChart *chart.Chart
+	// Values are the values the upgrade installs with (the deployed revision's
+	// user-supplied values with -f/--set on top).
+	Values map[string]any
 	// Rendered returns the target chart's objects as the upgrade would render them.
 	Rendered func() ([]*unstructured.Unstructured, error)
+	// CRDs returns the CRDs Helm would install for the target chart and Values
+	// (computed once); nil: computed on each use.
+	CRDs func() (*crds.Set, error)
 
 	Clientset kubernetes.Interface
 	Dynamic   dynamic.Interface
@@ -107,8 +116,15 @@ type Context struct {
 }
 
 // Note records something the operator should know after the run.
+// A note already recorded (a check that ran twice) is not repeated.
 func (c *Context) Note(format string, args ...any) {
-	c.Notes = append(c.Notes, fmt.Sprintf(format, args...))
+	n := fmt.Sprintf(format, args...)
+	for _, x := range c.Notes {
+		if x == n {
+			return
+		}
+	}
+	c.Notes = append(c.Notes, n)
 }
 
 func (c *Context) logf(format string, args ...any) {
@@ -140,11 +156,19 @@ func Register(m Migration) {
 // All returns every registered migration in version order.
 func All() []Migration { return append([]Migration(nil), registry...) }
 
-// Between returns the migrations with current < Version <= target, in order.
+// Recurring is implemented by a migration planned for every upgrade to a
+// target at or after its Version, not only when the upgrade crosses it.
+type Recurring interface {
+	EveryUpgrade()
+}
+
+// Between returns the migrations with current < Version <= target, and the
+// Recurring ones with Version <= target, in version order.
 func Between(current, target *semver.Version) []Migration {
 	var out []Migration
 	for _, m := range registry {
-		if m.Version().GreaterThan(current) && !m.Version().GreaterThan(target) {
+		_, always := m.(Recurring)
+		if (always || m.Version().GreaterThan(current)) && !m.Version().GreaterThan(target) {
 			out = append(out, m)
 		}
 	}

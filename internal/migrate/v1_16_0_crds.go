@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"sort"
 	"strings"
 	"time"
 
@@ -17,13 +16,19 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/opencsgs/helm-csghub/internal/render"
+	"github.com/opencsgs/helm-csghub/internal/crds"
 )
 
-// v1.16.0: Envoy Gateway replaces ingress-nginx. Helm installs the crds/ folder
-// only on install, never on upgrade, so the guide runs crds_install.sh. Here the
-// CRDs come from the very chart about to be installed (its crds/ folder and
-// every subchart's), applied server-side with the plugin's field manager.
+// v1.16.0 brought the first crds/ folders (Envoy Gateway and the Gateway API,
+// vendored by gateway-helm). Helm installs crds/ only on `helm install`, never
+// on upgrade, so the guide runs crds_install.sh; and the CRDs keep moving
+// (gateway-helm 1.6.3 -> 1.6.7 -> 1.7.5) with Helm never updating them. So
+// this step runs on EVERY upgrade to 1.16.0 or later (Recurring): it applies
+// exactly the CRDs Helm would install for the target chart and values (see
+// crds.Collect: enabled subcharts only, one copy per name), server-side with
+// the plugin's field manager, and waits until each is Established. A CRD on the
+// cluster that is newer than the chart's is left alone and reported; an update
+// that would drop a version still in status.storedVersions is refused.
 type envoyGatewayCRDs struct{}
 
 func init() { Register(envoyGatewayCRDs{}) }
@@ -32,142 +37,237 @@ var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version:
 
 func (envoyGatewayCRDs) Version() *semver.Version { return MustVersion("1.16.0") }
 func (envoyGatewayCRDs) Name() string             { return "envoy-gateway-crds" }
+func (envoyGatewayCRDs) EveryUpgrade()            {}
 
 func (m envoyGatewayCRDs) Describe(c *Context) Description {
-	d := Description{Reason: "Envoy Gateway replaces ingress-nginx from 1.16.0 and Helm installs no CRDs on upgrade: " +
-		"apply the CRDs of the target chart's crds/ folders (server-side apply, field manager " + FieldManager + ") and wait until Established"}
-	crds, err := targetCRDs(c)
+	d := Description{Reason: "Helm installs CRDs only on install, never on upgrade (from 1.16.0 Envoy Gateway and the Gateway API come as CRDs): " +
+		"on every upgrade apply the CRDs Helm would install for the target chart and values (crds/ of the chart and of its enabled subcharts, " +
+		"one copy per name), server-side with field manager " + FieldManager + ", and wait until Established; a newer CRD on the cluster is left alone"}
+	set, err := c.targetCRDs()
 	if err != nil {
 		d.Touches = []string{"error: " + err.Error()}
 		return d
 	}
-	for _, crd := range crds {
-		d.Touches = append(d.Touches, "CustomResourceDefinition "+crd.GetName())
+	for _, crd := range set.CRDs {
+		t := "CustomResourceDefinition " + crd.Name + " (from " + crd.Source()
+		if crd.Choice != "" {
+			t += "; " + crd.Choice
+		}
+		d.Touches = append(d.Touches, t+")")
+	}
+	for _, s := range set.Skipped {
+		d.Touches = append(d.Touches, "not applied, subchart disabled: "+s)
 	}
 	return d
 }
 
-// targetCRDs decodes every CRD the target chart carries, sorted by name.
-func targetCRDs(c *Context) ([]*unstructured.Unstructured, error) {
+// targetCRDs is the CRD set of the target chart for the merged values.
+func (c *Context) targetCRDs() (*crds.Set, error) {
+	if c.CRDs != nil {
+		return c.CRDs()
+	}
 	if c.TargetChart == nil {
 		return nil, fmt.Errorf("no target chart")
 	}
-	var out []*unstructured.Unstructured
-	for _, f := range c.TargetChart.CRDObjects() {
-		objs, err := render.DecodeFile(f.File.Data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f.Filename, err)
-		}
-		for _, o := range objs {
-			if o.GetKind() == "CustomResourceDefinition" {
-				out = append(out, o)
+	return crds.Collect(c.TargetChart, c.Values)
+}
+
+// crdPlan is what the step does with one CRD.
+type crdPlan struct {
+	crd    *crds.CRD
+	live   *unstructured.Unstructured // nil: missing
+	action string                     // create, update, unchanged, keep (newer on the cluster)
+	detail string
+	force  bool // take fields over from their managers (--force-conflicts, or only Helm wrote them)
+}
+
+// examine compares the target's CRDs with the cluster's, read with ONE list
+// call. With confirm (Check, for the plan), a CRD that looks different is
+// confirmed with a server-side dry run (which sees the server's defaults and
+// field ownership); Apply does not need that (its apply's result tells) nor
+// does Preflight (it looks for refusals only).
+func (m envoyGatewayCRDs) examine(ctx context.Context, c *Context, confirm bool) (*crds.Set, []crdPlan, error) {
+	set, err := c.targetCRDs()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(set.CRDs) == 0 {
+		return set, nil, nil
+	}
+	live, err := listCRDs(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []crdPlan
+	var refused []string
+	for _, crd := range set.CRDs {
+		l := live[crd.Name]
+		p := crdPlan{crd: crd, live: l, force: c.ForceConflicts || writtenByHelm(l)}
+		switch {
+		case l == nil:
+			p.action, p.detail = "create", crds.Describe(crd.Obj)
+		case crds.Compare(l, crd.Obj).Order == crds.Newer:
+			p.action = "keep"
+			p.detail = fmt.Sprintf("newer on the cluster than the target chart's (%s): left alone, never downgraded", crds.Compare(l, crd.Obj).Reason)
+		case crds.Current(l, crd.Obj) && established(l):
+			p.action = "unchanged"
+		default:
+			if dropped := crds.StoredVersionsDropped(l, crd.Obj); len(dropped) > 0 {
+				refused = append(refused, fmt.Sprintf("CustomResourceDefinition %s: the target chart's copy (from %s, versions %s) drops version(s) %s that the cluster still lists in status.storedVersions, so objects may be stored in them",
+					crd.Name, crd.Source(), strings.Join(crds.VersionNames(crd.Obj), ","), strings.Join(dropped, ",")))
+				continue
+			}
+			p.action, p.detail = "update", crds.Describe(crd.Obj)
+			if !confirm || !established(l) {
+				break
+			}
+			dry, err := applyCRD(ctx, c, crd.Obj, p.force, true)
+			switch {
+			case apierrors.IsConflict(err):
+				p.detail += "; field conflict: " + apiMessage(err)
+			case err != nil:
+				return nil, nil, fmt.Errorf("CustomResourceDefinition %s: server-side dry run: %w", crd.Name, err)
+			case sameCRD(l, dry):
+				p.action, p.detail = "unchanged", ""
 			}
 		}
+		out = append(out, p)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	if len(refused) > 0 {
+		return nil, nil, fmt.Errorf("refusing to update %s; migrate the stored objects to a version the chart keeps and remove the old one from status.storedVersions first, or keep the cluster's CRD with a chart that still defines it",
+			strings.Join(refused, "; "))
+	}
+	return set, out, nil
+}
+
+// listCRDs reads every CRD of the cluster with one request.
+func listCRDs(ctx context.Context, c *Context) (map[string]*unstructured.Unstructured, error) {
+	list, err := c.Dynamic.Resource(crdGVR).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing CustomResourceDefinitions: %w", err)
+	}
+	out := make(map[string]*unstructured.Unstructured, len(list.Items))
+	for i := range list.Items {
+		out[list.Items[i].GetName()] = &list.Items[i]
+	}
 	return out, nil
 }
 
-// Check: applied when every CRD exists, is Established and a server-side dry
-// run of the apply would change nothing.
+// Preflight refuses, before anything changes, a target whose CRDs cannot be
+// applied (a stored version dropped, an unreadable crds/ file).
+func (m envoyGatewayCRDs) Preflight(ctx context.Context, c *Context) error {
+	_, _, err := m.examine(ctx, c, false)
+	return err
+}
+
+// Check: applied when every CRD exists, is Established and an apply would
+// change nothing; CRDs newer on the cluster count as applied (left alone).
 func (m envoyGatewayCRDs) Check(ctx context.Context, c *Context) (bool, string, error) {
-	crds, err := targetCRDs(c)
+	set, plans, err := m.examine(ctx, c, true)
 	if err != nil {
 		return false, "", err
 	}
-	if len(crds) == 0 {
-		return true, "the target chart carries no CRDs", nil
+	if len(set.CRDs) == 0 {
+		return true, "the target chart installs no CRDs with these values", nil
 	}
-	var missing, outdated []string
-	for _, crd := range crds {
-		live, err := c.Dynamic.Resource(crdGVR).Get(ctx, crd.GetName(), metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			missing = append(missing, crd.GetName())
-			continue
-		}
-		if err != nil {
-			return false, "", err
-		}
-		dry, err := applyCRD(ctx, c, crd, true)
-		if apierrors.IsConflict(err) {
-			outdated = append(outdated, crd.GetName()+" (field conflict)")
-			continue
-		}
-		if err != nil {
-			return false, "", err
-		}
-		if !sameCRD(live, dry) || !established(live) {
-			outdated = append(outdated, crd.GetName())
+	var create, update int
+	var keep []string
+	for _, p := range plans {
+		switch p.action {
+		case "create":
+			create++
+		case "update":
+			update++
+		case "keep":
+			keep = append(keep, p.crd.Name)
+			c.Note("CustomResourceDefinition %s: %s", p.crd.Name, p.detail)
 		}
 	}
-	if len(missing) == 0 && len(outdated) == 0 {
-		return true, fmt.Sprintf("all %d CRDs present and current", len(crds)), nil
+	newer := ""
+	if len(keep) > 0 {
+		newer = fmt.Sprintf("; %d newer on the cluster, left alone: %s", len(keep), strings.Join(keep, ", "))
 	}
-	return false, fmt.Sprintf("%d to create, %d to update", len(missing), len(outdated)), nil
+	if create == 0 && update == 0 {
+		return true, fmt.Sprintf("all %d CRDs present and current%s", len(set.CRDs), newer), nil
+	}
+	return false, fmt.Sprintf("%d to create, %d to update, %d current%s", create, update, len(plans)-create-update-len(keep), newer), nil
 }
 
 func (m envoyGatewayCRDs) Apply(ctx context.Context, c *Context) ([]Change, error) {
-	crds, err := targetCRDs(c)
+	_, plans, err := m.examine(ctx, c, false)
 	if err != nil {
 		return nil, err
 	}
 	var changes []Change
-	for _, crd := range crds {
-		live, err := c.Dynamic.Resource(crdGVR).Get(ctx, crd.GetName(), metav1.GetOptions{})
-		exists := err == nil
-		if err != nil && !apierrors.IsNotFound(err) {
-			return changes, err
+	var wait []string
+	for _, p := range plans {
+		name := p.crd.Name
+		switch p.action {
+		case "unchanged":
+			changes = append(changes, Change{Action: "unchanged", Kind: "CustomResourceDefinition", Name: name})
+			continue
+		case "keep":
+			changes = append(changes, Change{Action: "keep", Kind: "CustomResourceDefinition", Name: name, Detail: p.detail})
+			continue
 		}
-		if exists {
-			dry, err := applyCRD(ctx, c, crd, true)
-			if err == nil && sameCRD(live, dry) {
-				changes = append(changes, Change{Action: "unchanged", Kind: "CustomResourceDefinition", Name: crd.GetName()})
-				continue
-			}
-		}
-		_, err = applyCRD(ctx, c, crd, c.DryRun)
+		res, err := applyCRD(ctx, c, p.crd.Obj, p.force, c.DryRun)
 		if apierrors.IsConflict(err) && c.DryRun {
-			changes = append(changes, Change{Action: "conflict", Kind: "CustomResourceDefinition", Name: crd.GetName(),
+			changes = append(changes, Change{Action: "conflict", Kind: "CustomResourceDefinition", Name: name,
 				Detail: apiMessage(err) + "; the real run needs --force-conflicts"})
 			continue
 		}
 		if apierrors.IsConflict(err) {
 			return changes, fmt.Errorf("CustomResourceDefinition %s: fields are owned by another field manager (%s); rerun with --force-conflicts to take them over",
-				crd.GetName(), apiMessage(err))
+				name, apiMessage(err))
 		}
 		if err != nil {
-			return changes, fmt.Errorf("applying CustomResourceDefinition %s: %w", crd.GetName(), err)
+			return changes, fmt.Errorf("applying CustomResourceDefinition %s: %w", name, err)
 		}
-		action := "create"
-		if exists {
-			action = "update"
+		if p.live != nil && established(p.live) && sameCRD(p.live, res) {
+			// looked different (e.g. a default not known here) but the apply changed nothing
+			changes = append(changes, Change{Action: "unchanged", Kind: "CustomResourceDefinition", Name: name})
+			continue
 		}
-		detail := versionsOf(crd)
+		detail := p.detail + ", from " + p.crd.Source()
 		if c.DryRun {
 			detail += ", dry run"
 		}
-		changes = append(changes, Change{Action: action, Kind: "CustomResourceDefinition", Name: crd.GetName(), Detail: detail})
+		changes = append(changes, Change{Action: p.action, Kind: "CustomResourceDefinition", Name: name, Detail: detail})
+		wait = append(wait, name)
 	}
 	if c.DryRun {
 		return changes, nil
 	}
-	for _, crd := range crds {
-		if err := waitEstablished(ctx, c, crd.GetName()); err != nil {
-			return changes, err
+	return changes, waitEstablished(ctx, c, wait)
+}
+
+// writtenByHelm says whether only Helm wrote the CRD's spec and metadata
+// (field managers named helm*: `helm install` from crds/, this plugin): the
+// plugin updates those on Helm's behalf without --force-conflicts. A CRD
+// another tool manages needs --force-conflicts.
+func writtenByHelm(live *unstructured.Unstructured) bool {
+	if live == nil {
+		return false
+	}
+	for _, mf := range live.GetManagedFields() {
+		if mf.Subresource == "status" {
+			continue
+		}
+		if !strings.HasPrefix(mf.Manager, "helm") {
+			return false
 		}
 	}
-	return changes, nil
+	return true
 }
 
 // applyCRD server-side applies crd with the plugin's field manager.
-func applyCRD(ctx context.Context, c *Context, crd *unstructured.Unstructured, dryRun bool) (*unstructured.Unstructured, error) {
+func applyCRD(ctx context.Context, c *Context, crd *unstructured.Unstructured, force, dryRun bool) (*unstructured.Unstructured, error) {
 	obj := crd.DeepCopy()
 	obj.SetResourceVersion("")
 	data, err := json.Marshal(obj.Object)
 	if err != nil {
 		return nil, err
 	}
-	force := c.ForceConflicts
 	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: &force}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
@@ -193,29 +293,29 @@ func established(crd *unstructured.Unstructured) bool {
 	return false
 }
 
-func waitEstablished(ctx context.Context, c *Context, name string) error {
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		crd, err := c.Dynamic.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
+// waitEstablished polls one CRD list until every named CRD is Established.
+func waitEstablished(ctx context.Context, c *Context, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	var pending []string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		live, err := listCRDs(ctx, c)
 		if err != nil {
 			return false, nil
 		}
-		return established(crd), nil
+		pending = pending[:0]
+		for _, n := range names {
+			if l := live[n]; l == nil || !established(l) {
+				pending = append(pending, n)
+			}
+		}
+		return len(pending) == 0, nil
 	})
 	if err != nil {
-		return fmt.Errorf("CustomResourceDefinition %s not Established within 60s: %w", name, err)
+		return fmt.Errorf("CustomResourceDefinition(s) %s not Established within 60s: %w", strings.Join(pending, ", "), err)
 	}
 	return nil
-}
-
-func versionsOf(crd *unstructured.Unstructured) string {
-	vs, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
-	var names []string
-	for _, v := range vs {
-		if m, ok := v.(map[string]any); ok {
-			names = append(names, fmt.Sprint(m["name"]))
-		}
-	}
-	return "versions " + strings.Join(names, ",")
 }
 
 func apiMessage(err error) string {

@@ -7,6 +7,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/Masterminds/semver/v3"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 
+	"github.com/opencsgs/helm-csghub/internal/crds"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
@@ -100,12 +102,13 @@ func Prepare(ctx context.Context, o Options) (*Prepared, error) {
 		return nil, err
 	}
 	disc := memory.NewMemCacheClient(cs.Discovery())
-	var once sync.Once
+	var once, crdOnce sync.Once
 	var rendered []*unstructured.Unstructured
-	var renderErr error
+	var renderErr, crdErr error
+	var crdSet *crds.Set
 	p.Migrate = &migrate.Context{
 		Release: env.Release, Namespace: env.Namespace, Current: current, Target: target.Version,
-		TargetChart: target.Chart, Clientset: cs, Dynamic: dyn, Discovery: disc,
+		TargetChart: target.Chart, Values: p.Values, Clientset: cs, Dynamic: dyn, Discovery: disc,
 		Kube:   &kube.Client{Config: restCfg, Clientset: cs},
 		Mapper: restmapper.NewDeferredDiscoveryRESTMapper(disc),
 		Rendered: func() ([]*unstructured.Unstructured, error) {
@@ -114,6 +117,10 @@ func Prepare(ctx context.Context, o Options) (*Prepared, error) {
 					Release: env.Release, Namespace: env.Namespace, Discovery: disc})
 			})
 			return rendered, renderErr
+		},
+		CRDs: func() (*crds.Set, error) {
+			crdOnce.Do(func() { crdSet, crdErr = crds.Collect(target.Chart, p.Values) })
+			return crdSet, crdErr
 		},
 		Options: map[string]bool{},
 	}
@@ -158,6 +165,23 @@ type Plan struct {
 	To        string `json:"to"`
 	Chart     string `json:"chart"`
 	Steps     []Step `json:"steps"`
+	// Refused says why an upgrade to this target would be refused before
+	// anything changes (the target does not render with the values).
+	Refused string `json:"refused,omitempty"`
+}
+
+// CheckRender renders the target chart with the values the upgrade would
+// install, client-side with the cluster's version and API groups (the render
+// is kept: the takeover steps use it too). A target that does not render
+// would fail at the Helm upgrade, after the backup and the migrations; it is
+// refused here, before anything changes, as a precondition (exit 4).
+func (p *Prepared) CheckRender() error {
+	if _, err := p.Migrate.Rendered(); err != nil {
+		msg := strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+		return errs.Preconditionf("the target chart %s does not render with the deployed revision's values and your -f/--set: %s; "+
+			"give the values it needs with --set key=value or -f values.yaml (plan shows the result), or choose another --version", p.Target, msg)
+	}
+	return nil
 }
 
 // Build lists the steps. Each migration is checked (read-only) so the plan says
@@ -182,9 +206,15 @@ func (p *Prepared) Build(ctx context.Context, backupNote string) *Plan {
 		}
 		pl.Steps = append(pl.Steps, st)
 	}
-	pl.Steps = append(pl.Steps,
-		Step{Name: "helm-upgrade", Reason: fmt.Sprintf("helm upgrade %s %s --version %s with the backed-up values and the given -f/--set on top",
-			p.Env.Release, p.Target.Ref, p.Target.VersionS), Touches: []string{"release " + p.Env.Namespace + "/" + p.Env.Release}},
+	up := Step{Name: "helm-upgrade", Reason: fmt.Sprintf("helm upgrade %s %s --version %s with the backed-up values and the given -f/--set on top",
+		p.Env.Release, p.Target.Ref, p.Target.VersionS), Touches: []string{"release " + p.Env.Namespace + "/" + p.Env.Release}}
+	if err := p.CheckRender(); err != nil {
+		pl.Refused = err.Error()
+		up.Status = "refused: " + err.Error()
+	} else {
+		up.Status = "the target renders with these values"
+	}
+	pl.Steps = append(pl.Steps, up,
 		Step{Name: "readiness", Reason: "wait until every pod (not Job pods) in " + p.Env.Namespace + " and knative-serving is Ready and Deployments/StatefulSets are rolled out",
 			Touches: []string{"namespace " + p.Env.Namespace, "namespace knative-serving"}},
 		Step{Name: "verify", Reason: "release deployed at the new revision, PostgreSQL reachable with the expected databases, web UI answering",

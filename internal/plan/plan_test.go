@@ -1,13 +1,16 @@
 package plan
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/Masterminds/semver/v3"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/migrate"
 )
 
 func versions(ss ...string) []*semver.Version {
@@ -59,5 +62,24 @@ func TestMergeValues(t *testing.T) {
 	}
 	if base["new"] != nil || len(base["server"].(map[string]any)["env"].(map[string]any)) != 1 {
 		t.Fatal("MergeValues modified its input")
+	}
+}
+
+// A target that does not render is a precondition (exit 4) naming the render
+// error on one line and the --set/-f hint.
+func TestCheckRender(t *testing.T) {
+	p := &Prepared{Target: &Target{Ref: "csghub/csghub", VersionS: "2.0.0"}, Migrate: &migrate.Context{
+		Rendered: func() ([]*unstructured.Unstructured, error) {
+			return nil, errors.New("rendering csghub-2.0.0: template: csghub/charts/loki/templates/secret.yaml:12:13: executing ...\nerror calling include: no template \"common.gateway.config\"")
+		}}}
+	err := p.CheckRender()
+	if errs.KindOf(err) != errs.Precondition || errs.KindOf(err).ExitCode() != 4 || strings.Contains(err.Error(), "\n") ||
+		!strings.Contains(err.Error(), `the target chart csghub/csghub 2.0.0 does not render`) ||
+		!strings.Contains(err.Error(), `no template "common.gateway.config"`) || !strings.Contains(err.Error(), "--set key=value or -f values.yaml") {
+		t.Fatalf("CheckRender = %v", err)
+	}
+	p.Migrate.Rendered = func() ([]*unstructured.Unstructured, error) { return nil, nil }
+	if err := p.CheckRender(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -80,7 +80,9 @@ func Manifest(o Options) (string, error) {
 			}
 		}
 	}
-	rel, err := inst.Run(o.Chart, o.Values)
+	// Install.Run processes the dependencies in the chart it is given, removing
+	// disabled subcharts: render a copy so the caller's chart stays whole.
+	rel, err := inst.Run(CloneChart(o.Chart), o.Values)
 	if err != nil {
 		return "", fmt.Errorf("rendering %s-%s: %w", o.Chart.Name(), o.Chart.Metadata.Version, err)
 	}
@@ -123,4 +125,30 @@ func SplitManifest(manifest string) ([]*unstructured.Unstructured, error) {
 // DecodeFile decodes one file's documents.
 func DecodeFile(data []byte) ([]*unstructured.Unstructured, error) {
 	return SplitManifest(string(bytes.TrimSpace(data)))
+}
+
+// CloneChart copies a chart tree deep enough for chartutil.ProcessDependencies
+// (which Helm's install, upgrade and template run on the chart they get) to
+// rewrite it without touching ch: the dependency lists, metadata and values
+// are copied, files and templates shared.
+func CloneChart(ch *chart.Chart) *chart.Chart {
+	out := *ch
+	if ch.Metadata != nil {
+		md := *ch.Metadata
+		md.Dependencies = nil
+		for _, d := range ch.Metadata.Dependencies {
+			if d == nil {
+				continue
+			}
+			dd := *d
+			md.Dependencies = append(md.Dependencies, &dd)
+		}
+		out.Metadata = &md
+	}
+	var deps []*chart.Chart
+	for _, d := range ch.Dependencies() {
+		deps = append(deps, CloneChart(d))
+	}
+	out.SetDependencies(deps...)
+	return &out
 }

@@ -46,6 +46,11 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 	case st.String() != "deployed":
 		return nil, errs.Preconditionf("release %q is %s at revision %d, not deployed: fix or roll it back first (`helm csghub rollback`)", rel.Name, st, rel.Version)
 	}
+	// a target that does not render would fail at the Helm upgrade, after the
+	// backup and the migrations: refused now (exit 4), nothing changed
+	if err := p.CheckRender(); err != nil {
+		return nil, err
+	}
 	if max := u.Env.Settings.MaxHistory; max > 0 && max < 2 {
 		warnings = append(warnings, fmt.Sprintf("Helm keeps only %d revision(s) (HELM_MAX_HISTORY): the guide asks for at least 2 to roll back; set HELM_MAX_HISTORY=10", max))
 	}
@@ -67,7 +72,8 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 	for _, m := range p.Migrations {
 		switch m.Name() {
 		case "envoy-gateway-crds":
-			perms = append(perms, permission{"patch", "apiextensions.k8s.io", "customresourcedefinitions", "", ""})
+			perms = append(perms, permission{"patch", "apiextensions.k8s.io", "customresourcedefinitions", "", ""},
+				permission{"list", "apiextensions.k8s.io", "customresourcedefinitions", "", ""})
 		case "dataflow-logs":
 			perms = append(perms, permission{"get", "apps", "statefulsets", "", ns},
 				permission{"list", "", "persistentvolumeclaims", "", ns})

@@ -3,7 +3,10 @@
 # `helm package`, so they are copies, not symlinks):
 #   csghub-*/templates/, csghub-*/.helmignore                    identical in every version
 #   csghub-*/charts/gateway-helm/{templates,values.yaml,.helmignore}  identical where present (>=1.16)
-# Per-version files (Chart.yaml, values.yaml, charts/gateway-helm/{Chart.yaml,crds/}) are not touched.
+#   csghub-*/charts/loki/ (with its crds/), csghub-*/charts/runner/{values.yaml,.helmignore,
+#     charts/gateway-helm/{values.yaml,.helmignore}}                 identical where present (>=1.16)
+# Per-version files (Chart.yaml, values.yaml, charts/*/Chart.yaml, gateway-helm crds/) are not touched.
+# The crds/ folders are written by `go run ./scripts/gencrds` (its --check compares them).
 #
 # Usage: testdata/charts/sync.sh [--check] [--from <chart folder name>]   (default --from csghub-2.0.1)
 #   --check  only compare; exit 1 and list the differences if any copy drifted
@@ -31,8 +34,11 @@ sync_path() {
   for dst in "$root"/csghub-*/; do
     dst=${dst%/}
     [[ $dst == "$src" ]] && continue
-    # the gateway-helm subchart exists only from 1.16.0
-    [[ $rel == charts/gateway-helm/* && ! -d $dst/charts/gateway-helm ]] && continue
+    # the subcharts exist only from 1.16.0
+    if [[ $rel == charts/* ]]; then
+      local sub=${rel#charts/}
+      [[ -d $dst/charts/${sub%%/*} ]] || continue
+    fi
     if ((check)); then
       diff -r "$src/$rel" "$dst/$rel" >/dev/null 2>&1 || { echo "drift: ${dst##*/}/$rel"; drift=1; }
     else
@@ -48,5 +54,12 @@ if [[ -d $src/charts/gateway-helm ]]; then
   sync_path charts/gateway-helm/templates
   sync_path charts/gateway-helm/values.yaml
   sync_path charts/gateway-helm/.helmignore
+fi
+if [[ -d $src/charts/loki ]]; then
+  sync_path charts/loki
+  sync_path charts/runner/values.yaml
+  sync_path charts/runner/.helmignore
+  sync_path charts/runner/charts/gateway-helm/values.yaml
+  sync_path charts/runner/charts/gateway-helm/.helmignore
 fi
 exit "$drift"
