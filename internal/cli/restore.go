@@ -18,6 +18,7 @@ type restoreCmd struct {
 	backupID string
 	parallel int
 	yes      bool
+	pg       pgClientFlags
 	output   output
 }
 
@@ -36,6 +37,7 @@ and listed. Rerunning it after a failure finishes the job.`,
 			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
 			fs.IntVar(&c.parallel, "parallel", 2, "databases restored at once")
 			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")
+			c.pg.bind(fs)
 			c.output.bind(fs)
 		},
 		Run: c.run,
@@ -62,7 +64,7 @@ func (c *restoreCmd) run(ctx context.Context, _ []string) error {
 	}
 	defer unlock()
 	r := &restore.Restore{Env: c.app.Env, Kube: kc, Dir: c.dir, BackupID: c.backupID, Parallel: c.parallel,
-		Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
+		Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output), PGImage: c.pg.image, PodTimeout: c.pg.timeout}
 	res, err := r.Run(ctx)
 	if err != nil {
 		return err
@@ -80,6 +82,15 @@ func printRestore(w io.Writer, res *restore.Result) {
 	t.row("DATABASES:", strings.Join(res.Databases, ", "))
 	t.row("SQL REPLAYED:", progress.HumanBytes(res.Bytes))
 	t.row("CONNECTIONS TERMINATED:", res.Terminated)
+	if len(res.ScaledDown) > 0 {
+		t.row("STOPPED DURING RESTORE:", strings.Join(res.ScaledDown, ", ")+" (scaled back)")
+	}
+	for _, s := range res.NoRolePasswords {
+		t.row("ROLES:", s+": backup has no role passwords; existing passwords left as they are")
+	}
+	if len(res.RolesRefused) > 0 {
+		t.row("ROLES REFUSED:", fmt.Sprintf("%d statement(s) refused by the server, those roles left as they are (first: %s)", len(res.RolesRefused), res.RolesRefused[0]))
+	}
 	if len(res.Extra) > 0 {
 		t.row("KEPT (not in backup):", strings.Join(res.Extra, ", "))
 	}

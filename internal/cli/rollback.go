@@ -18,6 +18,7 @@ type rollbackCmd struct {
 	dir           string
 	backupID      string
 	skipDBRestore bool
+	pg            pgClientFlags
 	timeout       time.Duration
 	yes           bool
 	output        output
@@ -35,6 +36,7 @@ Helm (waiting for its resources) and the databases are restored exactly (see: re
 		Flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&c.backupID, "backup", "", "restore this backup instead of the one taken at REVISION")
 			fs.BoolVar(&c.skipDBRestore, "skip-db-restore", false, "roll back the release only, leave the database as it is")
+			c.pg.bind(fs)
 			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
 			fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "time to wait for the rolled-back resources")
 			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")
@@ -70,7 +72,8 @@ func (c *rollbackCmd) run(ctx context.Context, args []string) error {
 		return err
 	}
 	rb := &rollback.Rollback{Env: c.app.Env, Kube: kc, Dir: c.dir, Revision: rev, BackupID: c.backupID,
-		SkipDBRestore: c.skipDBRestore, Timeout: c.timeout, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
+		SkipDBRestore: c.skipDBRestore, Timeout: c.timeout, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),
+		PGImage: c.pg.image, PGPodTimeout: c.pg.timeout}
 	t, err := rb.Resolve(ctx)
 	if err != nil {
 		return err
