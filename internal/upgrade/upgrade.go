@@ -36,13 +36,13 @@ type Upgrade struct {
 	Kube *kube.Client
 	Plan plan.Options
 	// Timeout bounds the Helm upgrade plus readiness (and the rollback's wait).
-	Timeout        time.Duration
-	DryRun         bool
-	NoRollback     bool
-	SkipDBBackup   bool
+	Timeout      time.Duration
+	DryRun       bool
+	NoRollback   bool
+	SkipDBBackup bool
 	// PGImage, PGPodTimeout: the client pod of an external database.
-	PGImage      string
-	PGPodTimeout time.Duration
+	PGImage        string
+	PGPodTimeout   time.Duration
 	ForceConflicts bool
 	BackupDir      string
 	Keep           int
