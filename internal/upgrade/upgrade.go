@@ -36,13 +36,10 @@ type Upgrade struct {
 	Kube *kube.Client
 	Plan plan.Options
 	// Timeout bounds the Helm upgrade plus readiness (and the rollback's wait).
-	Timeout      time.Duration
-	DryRun       bool
-	NoRollback   bool
-	SkipDBBackup bool
-	// PGImage, PGPodTimeout: the client pod of an external database.
-	PGImage        string
-	PGPodTimeout   time.Duration
+	Timeout        time.Duration
+	DryRun         bool
+	NoRollback     bool
+	SkipDBBackup   bool
 	ForceConflicts bool
 	BackupDir      string
 	Keep           int
@@ -54,6 +51,10 @@ type Upgrade struct {
 	Progress io.Writer
 	// Log receives human-readable step lines (nil: silent).
 	Log func(format string, args ...any)
+
+	// PGImage, PGPodTimeout: the client pod of an external database.
+	PGImage      string
+	PGPodTimeout time.Duration
 }
 
 // Summary is the one-screen result of a run.
