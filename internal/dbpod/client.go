@@ -157,7 +157,7 @@ func clientPodSpec(meta metav1.ObjectMeta, image string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: meta,
 		Spec: corev1.PodSpec{
-			RestartPolicy:                 corev1.RestartPolicyNever,
+			RestartPolicy:                 corev1.RestartPolicyAlways, // KWOK (the test node) completes bare Never pods
 			ActiveDeadlineSeconds:         &deadline,
 			TerminationGracePeriodSeconds: &grace,
 			AutomountServiceAccountToken:  &no,
