@@ -476,6 +476,9 @@ func nonNil(m map[string]any) map[string]any {
 	return m
 }
 
+// ValuesOf wraps computed values for ExternalPostgres.
+func ValuesOf(m map[string]any) values { return values{m: m} }
+
 // ExternalPostgres reports whether the chart's values turn the bundled
 // PostgreSQL off (global.postgresql.enabled: false).
 func ExternalPostgres(v values) bool {
