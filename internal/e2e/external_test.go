@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
+	"github.com/opencsgs/helm-csghub/internal/devenv"
 	"github.com/opencsgs/helm-csghub/internal/quiesce"
 	"github.com/opencsgs/helm-csghub/internal/testenv"
 )
@@ -266,8 +268,12 @@ func TestExternalPostgresRestoreSignals(t *testing.T) {
 // answer: one-line error, exit 4, nothing left.
 func TestExternalPostgresManagedAndUnreachable(t *testing.T) {
 	e := testenv.NewEnv(t, testenv.WithExternalPostgres())
-	e.Exec("postgres", "CREATE ROLE app LOGIN PASSWORD 'app-pw-e2e' IN ROLE pg_read_all_data")
+	// app reads the release's tables but not pg_authid, as a managed
+	// service's user (pg_read_all_data would let it read pg_authid too)
+	e.Exec("postgres", "CREATE ROLE app LOGIN PASSWORD 'app-pw-e2e'")
 	e.Install("1.15.0", e.ExternalValuesAs("app", "app-pw-e2e")...)
+	e.LoadSampleData()
+	grantReadAll(t, e, "app")
 	dir := t.TempDir()
 	r := e.Plugin("backup", "--dir", dir)
 	if r.Code != 0 {
@@ -286,8 +292,36 @@ func TestExternalPostgresManagedAndUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = e.Plugin("backup", "--dir", dir)
-	if r.Code != 4 || strings.Count(strings.TrimSpace(r.Stderr), "\n") > 3 || !strings.Contains(r.Stderr, "does not answer from the cluster") {
+	if r.Code != 4 || errorLines(r.Stderr) != 1 || !strings.Contains(r.Stderr, "does not answer from the cluster") {
 		t.Fatalf("unreachable server: exit %d: %s", r.Code, r.Stderr)
 	}
 	assertNoClientLeft(t, e)
+}
+
+// grantReadAll lets role read every table and sequence of the release's
+// databases (and nothing else).
+func grantReadAll(t *testing.T, e *testenv.Env, role string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := e.PG.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := c.Query(ctx, "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	c.Close(ctx)
+	if err != nil || len(dbs) == 0 {
+		t.Fatalf("databases %v: %v", dbs, err)
+	}
+	grant := `DO $$ DECLARE s text; BEGIN
+  FOR s IN SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\_%' AND nspname <> 'information_schema' LOOP
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I; GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I; GRANT SELECT ON ALL SEQUENCES IN SCHEMA %I TO %I',
+      s, $1, s, $1, s, $1);
+  END LOOP; END $$`
+	for _, db := range dbs {
+		e.Exec(db, strings.ReplaceAll(grant, "$1", devenv.QuoteLiteral(role)))
+	}
 }
