@@ -73,9 +73,12 @@ type ClientOptions struct {
 func StartClient(ctx context.Context, o ClientOptions) (c *Client, err error) {
 	name := clientName(o.Release)
 	c = &Client{Pod: &Pod{Kube: o.Kube, Namespace: o.Namespace, Name: name}, Server: o.Server, Image: o.Image, cs: o.Kube.Clientset}
+	// own is what to delete on failure: `return nil, err` sets c to nil
+	// before this defer runs
+	own := c
 	defer func() {
 		if err != nil {
-			if cerr := c.Close(); cerr != nil {
+			if cerr := own.Close(); cerr != nil {
 				err = errs.NeedsAttentionf("%v; %v", err, cerr)
 			}
 			c = nil
