@@ -42,6 +42,12 @@ type Backup struct {
 	Progress io.Writer
 	// Now is the clock (tests); time.Now when nil.
 	Now func() time.Time
+	// PGImage is the client image for an external database (the chart's
+	// PostgreSQL image when empty); PodTimeout bounds its start.
+	PGImage    string
+	PodTimeout time.Duration
+	// Log receives one line per step (nil: silent).
+	Log func(format string, args ...any)
 }
 
 // Result is a finished backup.
@@ -53,7 +59,7 @@ type Result struct {
 
 // Run writes the backup. On any failure, and on Ctrl-C, the partial folder is
 // removed and no manifest exists: a backup is complete or absent.
-func (b *Backup) Run(ctx context.Context) (*Result, error) {
+func (b *Backup) Run(ctx context.Context) (res *Result, err error) {
 	now := b.Now
 	if now == nil {
 		now = time.Now
@@ -96,12 +102,26 @@ func (b *Backup) Run(ctx context.Context) (*Result, error) {
 	}
 
 	var pod *dbpod.Pod
+	var clients []*dbpod.Client
 	external := ExternalPostgres(allValues)
 	switch {
 	case b.SkipDatabase:
 		m.DatabaseSkipped = "skipped on request (--skip-db-backup)"
 	case external:
-		return nil, errs.Preconditionf("PostgreSQL is external (global.postgresql.enabled=false): back it up with your provider's tools, e.g. `pg_dumpall -h HOST -U USER | zstd > csghub.sql.zst` with PGPASSWORD from your secret store, then rerun with --skip-db-backup")
+		// the client pods start (and the servers answer) before anything is
+		// written; they are deleted on every path out of here
+		if clients, err = StartExternalClients(ctx, b.Kube, b.Env.Namespace, rel.Name, allValues.m, b.PGImage, b.PodTimeout, b.Log); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if cerr := dbpod.CloseAll(clients); cerr != nil {
+				if err == nil {
+					err = errs.NeedsAttentionf("backup %s is complete, but %v", m.ID, cerr)
+				} else {
+					err = errs.NeedsAttentionf("%v; %v", err, cerr)
+				}
+			}
+		}()
 	default:
 		pod = dbpod.New(b.Kube, b.Env.Namespace, b.Env.Release)
 		if err := pod.CheckReady(ctx); err != nil {
@@ -138,8 +158,12 @@ func (b *Backup) Run(ctx context.Context) (*Result, error) {
 		return nil, errs.Failedf("writing values: %w", describeFSError(err))
 	}
 
-	if pod != nil {
-		if err := b.dumpDatabase(ctx, pod, partial, m); err != nil {
+	if pod != nil || clients != nil {
+		sources, err := b.inspect(ctx, pod, clients, m)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.dumpDatabase(ctx, sources, partial, m); err != nil {
 			return nil, err
 		}
 	}
@@ -164,7 +188,7 @@ func (b *Backup) Run(ctx context.Context) (*Result, error) {
 	ok = true
 	_ = fsyncDir(relDir)
 
-	res := &Result{Manifest: m, Path: final}
+	res = &Result{Manifest: m, Path: final}
 	hist, err := HelmRevisions(cfg, rel.Name)
 	if err != nil {
 		return res, err
@@ -190,22 +214,81 @@ const dumpParallel = 2
 
 // dumpJob is one dump of the backup: the globals (db "") or one database.
 type dumpJob struct {
-	index int // position in the manifest: globals first, then the server's order
-	db    string
-	file  string
-	size  int64 // on-disk size of the database: the biggest start first
-	run   func(context.Context, io.Writer) error
+	index  int // position in the manifest: per server, globals first, then the server's order
+	db     string
+	file   string
+	server string
+	size   int64 // on-disk size of the database: the biggest start first
+	run    func(context.Context, io.Writer) error
 }
 
-// dumpDatabase streams globals and one dump per database into dir, a few at
-// a time. The first failure (or Ctrl-C) cancels the others; their files are
-// dropped with the partial folder.
-func (b *Backup) dumpDatabase(ctx context.Context, pod *dbpod.Pod, dir string, m *Manifest) error {
-	info, err := pod.Inspect(ctx)
-	if err != nil {
-		return errs.Failedf("PostgreSQL in %s/%s: %w", pod.Namespace, pod.Name, err)
+// source is one server to dump: the built-in pod, or a client pod for an
+// external server.
+type source struct {
+	pod         *dbpod.Pod
+	dbs         []dbpod.Database
+	globalsFile string
+	server      string // key of the external server; "" for the built-in one
+	noPasswords bool
+}
+
+// inspect reads what each server holds and records it in m.
+func (b *Backup) inspect(ctx context.Context, pod *dbpod.Pod, clients []*dbpod.Client, m *Manifest) ([]source, error) {
+	if pod != nil {
+		info, err := pod.Inspect(ctx)
+		if err != nil {
+			return nil, errs.Failedf("PostgreSQL in %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+		m.PostgresVersion = info.Version
+		return []source{{pod: pod, dbs: info.Databases, globalsFile: globalsName}}, nil
 	}
-	m.PostgresVersion = info.Version
+	var sources []source
+	for i, c := range clients {
+		info, missing, err := c.InspectDatabases(ctx, c.Server.Databases)
+		if err != nil {
+			return nil, errs.Failedf("PostgreSQL %s: %w", c.Server.Key(), err)
+		}
+		if len(info.Databases) == 0 {
+			return nil, errs.Preconditionf("PostgreSQL %s has none of the release's databases (%s)", c.Server.Key(), strings.Join(c.Server.Databases, ", "))
+		}
+		canRead, err := c.CanReadRolePasswords(ctx)
+		if err != nil {
+			return nil, errs.Failedf("PostgreSQL %s: %w", c.Server.Key(), err)
+		}
+		if m.PostgresVersion == "" {
+			m.PostgresVersion = info.Version
+		}
+		srv := Server{Host: c.Server.Host, Port: c.Server.Port, User: c.Server.User, SSLMode: c.Server.SSLMode,
+			Version: info.Version, Missing: missing, NoRolePasswords: !canRead, Image: c.Image}
+		src := source{pod: c.Pod, dbs: info.Databases, globalsFile: globalsName, server: c.Server.Key(), noPasswords: !canRead}
+		if i > 0 {
+			src.globalsFile = fmt.Sprintf("globals-%d.sql.zst", i+1)
+		}
+		for _, d := range info.Databases {
+			srv.Databases = append(srv.Databases, d.Name)
+		}
+		for _, n := range missing {
+			b.logf("PostgreSQL %s has no database %s (named in the release's values): not backed up", c.Server.Key(), n)
+		}
+		if !canRead {
+			b.logf("PostgreSQL %s: user %s may not read role password hashes (pg_authid): roles are backed up without passwords (--no-role-passwords)", c.Server.Key(), c.Server.User)
+		}
+		m.Servers = append(m.Servers, srv)
+		sources = append(sources, src)
+	}
+	return sources, nil
+}
+
+func (b *Backup) logf(format string, args ...any) {
+	if b.Log != nil {
+		b.Log(format, args...)
+	}
+}
+
+// dumpDatabase streams globals and one dump per database of every source
+// into dir, a few at a time. The first failure (or Ctrl-C) cancels the
+// others; their files are dropped with the partial folder.
+func (b *Backup) dumpDatabase(ctx context.Context, sources []source, dir string, m *Manifest) error {
 	defer kube.LimitHeap()()
 	var counter atomic.Int64
 	var labels *activeLabels
@@ -215,22 +298,43 @@ func (b *Backup) dumpDatabase(ctx context.Context, pod *dbpod.Pod, dir string, m
 		labels = &activeLabels{set: prog.SetLabel}
 	}
 
-	jobs := []dumpJob{{index: 0, file: globalsName, run: pod.DumpGlobals}}
-	for i, db := range info.Databases {
-		name := db.Name
-		jobs = append(jobs, dumpJob{index: i + 1, db: name, file: dumpFileName(name), size: db.Bytes,
-			run: func(ctx context.Context, w io.Writer) error { return pod.DumpDatabase(ctx, name, w) }})
+	var jobs []dumpJob
+	files := map[string]bool{}
+	for _, src := range sources {
+		pod := src.pod
+		globals := pod.DumpGlobals
+		if src.noPasswords {
+			globals = pod.DumpGlobalsNoRolePasswords
+		}
+		jobs = append(jobs, dumpJob{index: len(jobs), file: src.globalsFile, server: src.server, run: globals})
+		for _, db := range src.dbs {
+			name := db.Name
+			file := dumpFileName(name)
+			for n := 2; files[file]; n++ { // the same name on two servers
+				file = dumpFileName(fmt.Sprintf("%s-%d", name, n))
+			}
+			files[file] = true
+			jobs = append(jobs, dumpJob{index: len(jobs), db: name, file: file, server: src.server, size: db.Bytes,
+				run: func(ctx context.Context, w io.Writer) error { return pod.DumpDatabase(ctx, name, w) }})
+		}
 	}
 	// globals first (tiny, and a failure there is cheap to report), then
 	// biggest first so that the longest dump does not start last
 	order := append([]dumpJob{}, jobs...)
-	sort.SliceStable(order[1:], func(i, j int) bool { return order[1+i].size > order[1+j].size })
+	sort.SliceStable(order, func(i, j int) bool {
+		gi, gj := order[i].db == "", order[j].db == ""
+		if gi != gj {
+			return gi
+		}
+		return order[i].size > order[j].size
+	})
 
 	dumps := make([]Dump, len(jobs))
-	err = parallel.ForEach(ctx, dumpParallel, order, func(jctx context.Context, j dumpJob) error {
+	err := parallel.ForEach(ctx, dumpParallel, order, func(jctx context.Context, j dumpJob) error {
 		labels.add(j.db)
 		defer labels.remove(j.db)
 		d, err := b.dumpOne(ctx, jctx, dir, j, &counter)
+		d.Server = j.server
 		dumps[j.index] = d
 		return err
 	})
@@ -242,8 +346,10 @@ func (b *Backup) dumpDatabase(ctx context.Context, pod *dbpod.Pod, dir string, m
 		return err
 	}
 	m.Dumps = append(m.Dumps, dumps...)
-	for _, db := range info.Databases {
-		m.Databases = append(m.Databases, db.Name)
+	for _, src := range sources {
+		for _, db := range src.dbs {
+			m.Databases = append(m.Databases, db.Name)
+		}
 	}
 	return nil
 }
@@ -387,6 +493,9 @@ func nonNil(m map[string]any) map[string]any {
 	return m
 }
 
+// ValuesOf wraps computed values for ExternalPostgres.
+func ValuesOf(m map[string]any) values { return values{m: m} }
+
 // ExternalPostgres reports whether the chart's values turn the bundled
 // PostgreSQL off (global.postgresql.enabled: false).
 func ExternalPostgres(v values) bool {
@@ -396,6 +505,21 @@ func ExternalPostgres(v values) bool {
 	}
 	b, ok := enabled.(bool)
 	return ok && !b
+}
+
+// StartExternalClients starts a client pod for every external server the
+// release's values name (see dbpod.ExternalServers), with the chart's
+// PostgreSQL image unless image is set. Also used by restore and preflight.
+func StartExternalClients(ctx context.Context, kc *kube.Client, ns, release string, values map[string]any,
+	image string, timeout time.Duration, logf func(string, ...any)) ([]*dbpod.Client, error) {
+	servers, err := dbpod.ExternalServers(values, release)
+	if err != nil {
+		return nil, errs.Preconditionf("%v", err)
+	}
+	if image == "" {
+		image = dbpod.ClientImage(values)
+	}
+	return dbpod.StartClients(ctx, dbpod.ClientOptions{Kube: kc, Namespace: ns, Release: release, Image: image, Timeout: timeout}, servers, logf)
 }
 
 // reserveID picks a folder name not used yet (two backups in one second get a suffix).

@@ -55,7 +55,36 @@ type Manifest struct {
 	PluginVersion   string    `json:"pluginVersion"`
 	// Extra files added by migrations (e.g. Dataflow logs exported from MongoDB).
 	Extra []File `json:"extra,omitempty"`
+	// Servers are the external PostgreSQL servers dumped (global.postgresql.
+	// enabled=false), one per host/port/user; empty for the built-in one.
+	// Older backups have none: they are built-in backups.
+	Servers []Server `json:"servers,omitempty"`
 }
+
+// Server is one external PostgreSQL server of a backup.
+type Server struct {
+	Host    string `json:"host"`
+	Port    int    `json:"port"`
+	User    string `json:"user"`
+	SSLMode string `json:"sslmode,omitempty"`
+	Version string `json:"postgresVersion"`
+	// Databases dumped from this server.
+	Databases []string `json:"databases"`
+	// Missing are databases the release's values name that the server does not have.
+	Missing []string `json:"missing,omitempty"`
+	// NoRolePasswords: the user may not read pg_authid (managed services), so
+	// roles were dumped with --no-role-passwords; a restore leaves existing
+	// roles' passwords as they are.
+	NoRolePasswords bool `json:"noRolePasswords,omitempty"`
+	// Image is the client image the dumps ran in.
+	Image string `json:"image,omitempty"`
+}
+
+// Key names the server as dbpod.Server.Key does: user@host:port.
+func (s *Server) Key() string { return fmt.Sprintf("%s@%s:%d", s.User, s.Host, s.Port) }
+
+// External reports whether the backup is of external PostgreSQL servers.
+func (m *Manifest) External() bool { return len(m.Servers) > 0 }
 
 // File is one file of the backup with its checksum.
 type File struct {
@@ -72,6 +101,9 @@ type Dump struct {
 	RawBytes int64 `json:"rawBytes"`
 	// RawSHA256 is the checksum of the SQL before compression.
 	RawSHA256 string `json:"rawSha256"`
+	// Server is the key (user@host:port) of the external server dumped; empty
+	// for the built-in database.
+	Server string `json:"server,omitempty"`
 }
 
 // TotalRawBytes is the uncompressed size of all dumps.

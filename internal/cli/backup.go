@@ -17,6 +17,7 @@ type backupCmd struct {
 	dir          string
 	keep         int
 	skipDatabase bool
+	pg           pgClientFlags
 	output       output
 }
 
@@ -34,7 +35,8 @@ max(2, --keep) revisions is always kept, and so is the newest backup.`,
 		Flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
 			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "complete backups to keep for the release (at least 2)")
-			fs.BoolVar(&c.skipDatabase, "skip-db-backup", false, "back up the values only (e.g. external PostgreSQL backed up elsewhere)")
+			fs.BoolVar(&c.skipDatabase, "skip-db-backup", false, "back up the values only (the database is not dumped)")
+			c.pg.bind(fs)
 			c.output.bind(fs)
 		},
 		Run: c.run,
@@ -54,7 +56,7 @@ func (c *backupCmd) run(ctx context.Context, _ []string) error {
 		return err
 	}
 	b := &backup.Backup{Env: c.app.Env, Kube: kc, Dir: c.dir, Keep: c.keep, SkipDatabase: c.skipDatabase,
-		Progress: c.app.progressWriter(c.output)}
+		Progress: c.app.progressWriter(c.output), PGImage: c.pg.image, PodTimeout: c.pg.timeout, Log: c.app.stepLogger(c.output)}
 	res, err := b.Run(ctx)
 	if err != nil {
 		return err
@@ -74,6 +76,16 @@ func printBackup(w io.Writer, res *backup.Result) {
 	t.row("RELEASE:", fmt.Sprintf("%s/%s revision %d (%s-%s)", m.Namespace, m.Release, m.Revision, m.Chart, m.ChartVersion))
 	if m.HasDatabase() {
 		t.row("POSTGRESQL:", m.PostgresVersion)
+		for _, s := range m.Servers {
+			line := fmt.Sprintf("%s, PostgreSQL %s, %d database(s)", s.Key(), s.Version, len(s.Databases))
+			if s.NoRolePasswords {
+				line += ", roles WITHOUT passwords (the user may not read pg_authid; a restore leaves role passwords as they are)"
+			}
+			if len(s.Missing) > 0 {
+				line += fmt.Sprintf(", not on the server: %v", s.Missing)
+			}
+			t.row("SERVER:", line)
+		}
 		t.row("DATABASES:", fmt.Sprintf("%d (%v)", len(m.Databases), m.Databases))
 		t.row("DUMP:", fmt.Sprintf("%s of SQL, %s on disk, in %s", progress.HumanBytes(m.TotalRawBytes()),
 			progress.HumanBytes(m.TotalBytes()), m.FinishedAt.Sub(m.StartedAt).Round(1e7)))

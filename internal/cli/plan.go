@@ -7,7 +7,10 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"helm.sh/helm/v3/pkg/chartutil"
+
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/dbpod"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/plan"
@@ -17,6 +20,8 @@ type planCmd struct {
 	app      *App
 	target   targetFlags
 	skipLogs bool
+	skipDB   bool
+	pg       pgClientFlags
 	output   output
 }
 
@@ -28,6 +33,8 @@ func newPlanCmd(app *App) *command {
 		Flags: func(fs *pflag.FlagSet) {
 			c.target.bind(fs, true)
 			fs.BoolVar(&c.skipLogs, "skip-dataflow-logs", false, "plan without moving Dataflow task logs (as upgrade --skip-dataflow-logs)")
+			fs.BoolVar(&c.skipDB, "skip-db-backup", false, "do not check that an external PostgreSQL answers from the cluster (as upgrade --skip-db-backup)")
+			c.pg.bind(fs)
 			c.output.bind(fs)
 		},
 		Run: c.run,
@@ -40,6 +47,9 @@ func (c *planCmd) run(ctx context.Context, _ []string) error {
 		return err
 	}
 	p.Migrate.Options[migrate.SkipDataflowLogs] = c.skipLogs
+	if err := c.checkExternalDB(ctx, p); err != nil {
+		return err
+	}
 	pl := p.Build(ctx, "backup catalog "+backup.DefaultDir())
 	if c.output == outputJSON {
 		if err := writeJSON(c.app.Stdout, pl); err != nil {
@@ -76,4 +86,26 @@ func printPlan(app *App, pl *plan.Plan) {
 // warner prints non-fatal notes on stderr.
 func (a *App) warner() func(string, ...any) {
 	return func(format string, args ...any) { fmt.Fprintf(a.Stderr, "WARNING: "+format+"\n", args...) }
+}
+
+// checkExternalDB: with global.postgresql.enabled=false the upgrade's backup
+// runs in a client pod; the plan checks now that the servers answer from the
+// cluster through it (the pod is deleted right after).
+func (c *planCmd) checkExternalDB(ctx context.Context, p *plan.Prepared) error {
+	if c.skipDB || p.Release == nil {
+		return nil
+	}
+	all, err := chartutil.CoalesceValues(p.Release.Chart, p.Release.Config)
+	if err != nil || !backup.ExternalPostgres(backup.ValuesOf(all)) {
+		return nil
+	}
+	kc, err := c.app.kubeClient()
+	if err != nil {
+		return err
+	}
+	clients, err := backup.StartExternalClients(ctx, kc, c.app.Env.Namespace, c.app.Env.Release, all, c.pg.image, c.pg.timeout, c.app.stepLogger(c.output))
+	if err != nil {
+		return err
+	}
+	return dbpod.CloseAll(clients)
 }

@@ -19,6 +19,7 @@ type restoreCmd struct {
 	parallel int
 	insecure bool
 	yes      bool
+	pg       pgClientFlags
 	output   output
 }
 
@@ -38,6 +39,7 @@ and listed. Rerunning it after a failure finishes the job.`,
 			fs.IntVar(&c.parallel, "parallel", 2, "databases restored at once")
 			fs.BoolVar(&c.insecure, "allow-insecure-permissions", false, "restore a backup whose folder or files others can read or change")
 			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")
+			c.pg.bind(fs)
 			c.output.bind(fs)
 		},
 		Run: c.run,
@@ -64,7 +66,7 @@ func (c *restoreCmd) run(ctx context.Context, _ []string) error {
 	}
 	defer unlock()
 	r := &restore.Restore{Env: c.app.Env, Kube: kc, Dir: c.dir, BackupID: c.backupID, Parallel: c.parallel,
-		AllowInsecurePermissions: c.insecure, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
+		AllowInsecurePermissions: c.insecure, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output), PGImage: c.pg.image, PodTimeout: c.pg.timeout}
 	res, err := r.Run(ctx)
 	if err != nil {
 		return err
@@ -82,6 +84,15 @@ func printRestore(w io.Writer, res *restore.Result) {
 	t.row("DATABASES:", strings.Join(res.Databases, ", "))
 	t.row("SQL REPLAYED:", progress.HumanBytes(res.Bytes))
 	t.row("CONNECTIONS TERMINATED:", res.Terminated)
+	if len(res.ScaledDown) > 0 {
+		t.row("STOPPED DURING RESTORE:", strings.Join(res.ScaledDown, ", ")+" (scaled back)")
+	}
+	for _, s := range res.NoRolePasswords {
+		t.row("ROLES:", s+": backup has no role passwords; existing passwords left as they are")
+	}
+	if len(res.RolesRefused) > 0 {
+		t.row("ROLES REFUSED:", fmt.Sprintf("%d statement(s) refused by the server, those roles left as they are (first: %s)", len(res.RolesRefused), res.RolesRefused[0]))
+	}
 	if len(res.Extra) > 0 {
 		t.row("KEPT (not in backup):", strings.Join(res.Extra, ", "))
 	}

@@ -19,6 +19,7 @@ type rollbackCmd struct {
 	backupID      string
 	skipDBRestore bool
 	insecure      bool
+	pg            pgClientFlags
 	timeout       time.Duration
 	yes           bool
 	output        output
@@ -38,6 +39,7 @@ recovered: rolled back to the revision the run came from, the run's backup resto
 		Flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&c.backupID, "backup", "", "restore this backup instead of the one taken at REVISION")
 			fs.BoolVar(&c.skipDBRestore, "skip-db-restore", false, "roll back the release only, leave the database as it is")
+			c.pg.bind(fs)
 			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
 			fs.BoolVar(&c.insecure, "allow-insecure-permissions", false, "restore a backup whose folder or files others can read or change")
 			fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "time to wait for the rolled-back resources")
@@ -77,7 +79,8 @@ func (c *rollbackCmd) run(ctx context.Context, args []string) error {
 		return err
 	}
 	rb := &rollback.Rollback{Env: c.app.Env, Kube: kc, Dir: c.dir, Revision: rev, BackupID: c.backupID,
-		SkipDBRestore: c.skipDBRestore, AllowInsecurePermissions: c.insecure, Timeout: c.timeout, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
+		SkipDBRestore: c.skipDBRestore, AllowInsecurePermissions: c.insecure, Timeout: c.timeout, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),
+		PGImage: c.pg.image, PGPodTimeout: c.pg.timeout}
 	t, err := rb.Resolve(ctx)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/opencsgs/helm-csghub/internal/quiesce"
 	"github.com/opencsgs/helm-csghub/internal/status"
 )
 
@@ -32,6 +33,17 @@ func (c *statusCmd) run(ctx context.Context, _ []string) error {
 	}
 	if rep.BlockingPolicy != nil {
 		fmt.Fprintf(c.app.Stderr, "WARNING: %s\n", rep.BlockingPolicy.Hint())
+	}
+	for _, l := range rep.PGClients {
+		state := "in use by a running backup or restore"
+		if l.Stale {
+			state = "left by an interrupted run; the next backup or restore removes it"
+		}
+		fmt.Fprintf(c.app.Stderr, "WARNING: PostgreSQL client %s %s/%s (server %s, %s, age %s): %s, or: kubectl -n %s delete pod,secret %s\n",
+			strings.ToLower(l.Kind), rep.Namespace, l.Name, l.Server, l.Holder, l.Age, state, rep.Namespace, l.Name)
+	}
+	if len(rep.ScaledDown) > 0 {
+		fmt.Fprintf(c.app.Stderr, "WARNING: %s\n", quiesce.Hint(rep.Namespace, rep.ScaledDown))
 	}
 	if c.output == outputJSON {
 		return writeJSON(c.app.Stdout, rep)

@@ -21,6 +21,7 @@ type upgradeCmd struct {
 	dryRun         bool
 	noRollback     bool
 	skipDBBackup   bool
+	pg             pgClientFlags
 	skipLogs       bool
 	forceConflicts bool
 	yes            bool
@@ -45,7 +46,8 @@ nothing changed but the backup; after it, the automatic rollback is finished.`,
 			fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "time for the Helm upgrade and for the pods to become Ready")
 			fs.BoolVar(&c.dryRun, "dry-run", false, "run preflight and the plan, render the upgrade, change nothing")
 			fs.BoolVar(&c.noRollback, "no-rollback", false, "on failure, leave the release and database as they are")
-			fs.BoolVar(&c.skipDBBackup, "skip-db-backup", false, "do not dump PostgreSQL before upgrading (e.g. external database backed up elsewhere)")
+			fs.BoolVar(&c.skipDBBackup, "skip-db-backup", false, "do not dump PostgreSQL before upgrading (explicit opt-out)")
+			c.pg.bind(fs)
 			fs.BoolVar(&c.skipLogs, "skip-dataflow-logs", false, "do not move Dataflow task logs from MongoDB to PostgreSQL (v2.0.0); they stay in MongoDB's volume")
 			fs.BoolVar(&c.forceConflicts, "force-conflicts", false, "take over CRD fields owned by another field manager")
 			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
@@ -84,7 +86,8 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 		Timeout: c.timeout, DryRun: c.dryRun, NoRollback: c.noRollback, SkipDBBackup: c.skipDBBackup,
 		ForceConflicts: c.forceConflicts, BackupDir: c.dir, Keep: c.keep, Recover: c.recover,
 		MigrationOptions: map[string]bool{migrate.SkipDataflowLogs: c.skipLogs},
-		Progress:         c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
+		Progress:         c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),
+		PGImage: c.pg.image, PGPodTimeout: c.pg.timeout}
 	enc := json.NewEncoder(c.app.Stdout)
 	if c.output == outputJSON {
 		u.Events = func(e upgrade.Event) {

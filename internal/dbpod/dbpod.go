@@ -7,6 +7,7 @@ package dbpod
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -91,7 +92,71 @@ func (p *Pod) Query(ctx context.Context, db, sql string) (string, error) {
 // psql is the argv for psql as the superuser over the local socket: no
 // password, no ~/.psqlrc, stop at the first error.
 func (p *Pod) psql(db string, args ...string) []string {
-	return append([]string{"psql", "-X", "-v", "ON_ERROR_STOP=1", "-U", p.User, "-d", db}, args...)
+	return append(append([]string{"psql", "-X", "-v", "ON_ERROR_STOP=1"}, p.userArgs()...), append([]string{"-d", db}, args...)...)
+}
+
+// userArgs is `-U user`, or nothing for a client pod whose environment
+// (PGUSER from its Secret) names the user.
+func (p *Pod) userArgs() []string {
+	if p.User == "" {
+		return nil
+	}
+	return []string{"-U", p.User}
+}
+
+// QueryVars runs sql (psql script text, read from stdin) in db with psql
+// variables set from vars: the script refers to them as :'name' and psql
+// quotes them as literals, so values from the chart or the backup never
+// become SQL. Returns the unaligned, tuples-only output.
+func (p *Pod) QueryVars(ctx context.Context, db, sql string, vars map[string]string) (string, error) {
+	argv := p.psql(db, "-At")
+	for k, v := range vars {
+		argv = append(argv, "-v", k+"="+v)
+	}
+	var out, stderr bytes.Buffer
+	err := kube.Retry(ctx, 3, func(ctx context.Context) error {
+		out.Reset()
+		stderr.Reset()
+		return p.Exec(ctx, argv, strings.NewReader(sql), &out, &limitedWriter{w: &stderr, n: 4096})
+	})
+	var ee *kube.ExitError
+	if errors.As(err, &ee) {
+		return "", fmt.Errorf("psql in %s/%s (exit %d): %s", p.Namespace, p.Name, ee.Code, firstError(stderr.String()))
+	}
+	if err != nil {
+		return "", fmt.Errorf("psql in %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	return strings.TrimRight(out.String(), "\n"), nil
+}
+
+// InspectDatabases is Inspect for a shared server: only the databases named
+// (those the release uses) are read; the others on the server are not ours.
+// Names not on the server are returned as missing.
+func (p *Pod) InspectDatabases(ctx context.Context, names []string) (*ServerInfo, []string, error) {
+	list, _ := json.Marshal(names)
+	out, err := p.QueryVars(ctx, "postgres",
+		`SELECT 'version', current_setting('server_version') UNION ALL `+
+			`(SELECT datname, pg_database_size(datname)::text FROM pg_database `+
+			`WHERE datallowconn AND NOT datistemplate AND datname IN (SELECT json_array_elements_text(:'dbs'::json)) ORDER BY datname);`+"\n",
+		map[string]string{"dbs": string(list)})
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := parseInfo(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	have := map[string]bool{}
+	for _, d := range info.Databases {
+		have[d.Name] = true
+	}
+	var missing []string
+	for _, n := range names {
+		if !have[n] {
+			missing = append(missing, n)
+		}
+	}
+	return info, missing, nil
 }
 
 // Database is one database of the server.
@@ -115,6 +180,10 @@ func (p *Pod) Inspect(ctx context.Context) (*ServerInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseInfo(out)
+}
+
+func parseInfo(out string) (*ServerInfo, error) {
 	info := &ServerInfo{}
 	for _, line := range strings.Split(out, "\n") {
 		name, val, ok := strings.Cut(line, "|")
@@ -137,13 +206,30 @@ func (p *Pod) Inspect(ctx context.Context) (*ServerInfo, error) {
 
 // DumpGlobals streams `pg_dumpall --globals-only` (roles, tablespaces) to w.
 func (p *Pod) DumpGlobals(ctx context.Context, w io.Writer) error {
-	return p.dump(ctx, []string{"pg_dumpall", "-U", p.User, "--globals-only", "--no-password"}, w)
+	return p.dump(ctx, append(append([]string{"pg_dumpall"}, p.userArgs()...), "--globals-only", "--no-password"), w)
+}
+
+// DumpGlobalsNoRolePasswords is DumpGlobals for a user that may not read
+// pg_authid (managed servers): roles without their password hashes.
+func (p *Pod) DumpGlobalsNoRolePasswords(ctx context.Context, w io.Writer) error {
+	return p.dump(ctx, append(append([]string{"pg_dumpall"}, p.userArgs()...), "--globals-only", "--no-role-passwords", "--no-password"), w)
+}
+
+// CanReadRolePasswords reports whether the user may read pg_authid, where
+// pg_dumpall reads the password hashes (only superusers may, and managed
+// services give no one superuser).
+func (p *Pod) CanReadRolePasswords(ctx context.Context) (bool, error) {
+	out, err := p.Query(ctx, "postgres", "SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT')")
+	if err != nil {
+		return false, err
+	}
+	return out == "t", nil
 }
 
 // DumpDatabase streams a plain-format `pg_dump --create` of db to w: it starts
 // with CREATE DATABASE and \connect, so it replays into a server that lacks it.
 func (p *Pod) DumpDatabase(ctx context.Context, db string, w io.Writer) error {
-	return p.dump(ctx, []string{"pg_dump", "-U", p.User, "--no-password", "--create", "--format=plain", "--dbname", db}, w)
+	return p.dump(ctx, append(append([]string{"pg_dump"}, p.userArgs()...), "--no-password", "--create", "--format=plain", "--dbname", db), w)
 }
 
 func (p *Pod) dump(ctx context.Context, argv []string, w io.Writer) error {
@@ -154,6 +240,29 @@ func (p *Pod) dump(ctx context.Context, argv []string, w io.Writer) error {
 		return fmt.Errorf("%s failed (exit %d): %s", argv[0], ee.Code, firstLine(stderr.String()))
 	}
 	return err
+}
+
+// RunScriptTolerant streams sql into psql connected to db and goes on past
+// errors (psql's default), returning the ERROR lines it printed: replaying
+// roles into a server where the restore user may not alter every role.
+func (p *Pod) RunScriptTolerant(ctx context.Context, db string, sql io.Reader) ([]string, error) {
+	var stderr bytes.Buffer
+	argv := append(append([]string{"psql", "-X"}, p.userArgs()...), "-d", db, "-q")
+	err := p.Exec(ctx, argv, sql, io.Discard, &limitedWriter{w: &stderr, n: 64 * 1024})
+	var ee *kube.ExitError
+	if errors.As(err, &ee) {
+		return nil, fmt.Errorf("psql failed (exit %d): %s", ee.Code, firstError(stderr.String()))
+	}
+	if err != nil {
+		return nil, err
+	}
+	var refused []string
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if strings.Contains(line, "ERROR:") {
+			refused = append(refused, strings.TrimSpace(line))
+		}
+	}
+	return refused, nil
 }
 
 // RunScript streams sql into psql connected to db, stopping at the first error.

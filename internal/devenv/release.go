@@ -34,6 +34,11 @@ func (s *Stack) PlayImageInit(ctx context.Context, namespace, release string, pg
 	defer s.initMu.Unlock()
 	cs := s.Clientset
 	sec, err := cs.CoreV1().Secrets(namespace).Get(ctx, release+"-postgresql", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		// global.postgresql.enabled=false: no built-in server; the db-init Job
+		// creates the databases on the external one
+		return s.CreateJobDatabases(ctx, namespace, release, pg)
+	}
 	if err != nil {
 		return fmt.Errorf("postgres secret: %w", err)
 	}

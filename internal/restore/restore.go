@@ -46,6 +46,9 @@ type Restore struct {
 	Progress io.Writer
 	// Log receives one line per step (nil: silent).
 	Log func(format string, args ...any)
+	// PGImage and PodTimeout: the client pod for an external database (see backup).
+	PGImage    string
+	PodTimeout time.Duration
 }
 
 // Result is a finished restore.
@@ -57,6 +60,12 @@ type Result struct {
 	Bytes      int64         `json:"sqlBytes"`
 	Duration   time.Duration `json:"durationNs"`
 	Adopted    bool          `json:"adoptedLeftoverPolicy,omitempty"`
+	// External database only: the workloads scaled to 0 during the restore
+	// (and back), role statements the server refused, servers without role
+	// passwords in the backup.
+	ScaledDown      []string `json:"scaledDown,omitempty"`
+	RolesRefused    []string `json:"rolesRefused,omitempty"`
+	NoRolePasswords []string `json:"serversWithoutRolePasswords,omitempty"`
 }
 
 // terminateSQL ends every other client session, as the guide intends; its
@@ -100,6 +109,9 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 		if err := backup.VerifyError(backup.Verify(entry)); err != nil {
 			return nil, err
 		}
+	}
+	if m.External() {
+		return r.runExternal(ctx, entry, t0, logf)
 	}
 	pod := dbpod.New(r.Kube, ns, rel)
 	if err := pod.CheckReady(ctx); err != nil {

@@ -42,6 +42,9 @@ type Rollback struct {
 
 	// AllowInsecurePermissions restores a backup others can read or change.
 	AllowInsecurePermissions bool
+	// PGImage, PGPodTimeout: the client pod of an external database.
+	PGImage      string
+	PGPodTimeout time.Duration
 }
 
 // Result is a finished rollback.
@@ -200,7 +203,8 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 		if ctx.Err() != nil {
 			return res, errs.Wrap(errs.Interrupted, fmt.Errorf("interrupted after the Helm rollback: the database was NOT restored; run `helm csghub restore --backup %s`", t.Backup.ID))
 		}
-		rs := &restore.Restore{Env: r.Env, Kube: r.Kube, Dir: r.Dir, Entry: t.Backup, Verified: true, AllowInsecurePermissions: r.AllowInsecurePermissions, Progress: r.Progress, Log: r.Log}
+		rs := &restore.Restore{Env: r.Env, Kube: r.Kube, Dir: r.Dir, Entry: t.Backup, Verified: true, AllowInsecurePermissions: r.AllowInsecurePermissions, Progress: r.Progress, Log: r.Log,
+			PGImage: r.PGImage, PodTimeout: r.PGPodTimeout}
 		if res.Restore, err = rs.Run(ctx); err != nil {
 			return res, err
 		}

@@ -12,11 +12,13 @@ import (
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
 
+	"github.com/opencsgs/helm-csghub/internal/dbpod"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
+	"github.com/opencsgs/helm-csghub/internal/quiesce"
 )
 
 // Report is the status of one release.
@@ -38,6 +40,12 @@ type Report struct {
 	Lease *lock.Info `json:"lease,omitempty"`
 	// Todo says what to do about a pending release or a leftover lease.
 	Todo string `json:"todo,omitempty"`
+	// PGClients are PostgreSQL client pods/Secrets of an external-database
+	// backup or restore (a live run's, or one left by a killed run).
+	PGClients []dbpod.Leftover `json:"pgClients,omitempty"`
+	// ScaledDown are workloads still scaled to 0 by a restore of an external
+	// database that did not finish.
+	ScaledDown []quiesce.Workload `json:"scaledDown,omitempty"`
 }
 
 // AllReady reports whether every counted pod is Ready.
@@ -101,6 +109,12 @@ func (s *Status) Run(ctx context.Context) (*Report, error) {
 	rep.Pods = append(rep.Pods, sum)
 	if rep.BlockingPolicy, err = netpol.FindLeftover(ctx, cs, ns); err != nil {
 		return nil, errs.Failedf("looking for a leftover NetworkPolicy: %w", err)
+	}
+	if rep.PGClients, err = dbpod.FindLeftoverClients(ctx, cs, ns, s.Env.Release); err != nil {
+		return nil, errs.Failedf("looking for PostgreSQL client pods: %w", err)
+	}
+	if rep.ScaledDown, err = quiesce.FindLeftover(ctx, cs, ns, s.Env.Release); err != nil {
+		return nil, errs.Failedf("looking for scaled-down workloads: %w", err)
 	}
 	if rep.Lease, err = lock.Inspect(ctx, cs, ns, s.Env.Release); err != nil {
 		return nil, err

@@ -135,12 +135,22 @@ type Env struct {
 	Mongo *devenv.Mongo
 	// ExtraEnv is added to every helm invocation (e.g. HELM_DRIVER).
 	ExtraEnv []string
+	// External: PG stands for an external server (global.postgresql.enabled=
+	// false) reached through the plugin's client pods, not behind
+	// `<release>-postgresql-0`; ExternalPassword is csghub's password over TCP.
+	External         bool
+	ExternalPassword string
 }
 
 var testSeq atomic.Int32
 
 // Option changes NewEnv.
 type Option func(*Env)
+
+// WithExternalPostgres makes the test's server an external PostgreSQL: the
+// release is installed with ExternalValues, and the plugin's client pods'
+// exec reaches the server with the credentials of their Secret.
+func WithExternalPostgres() Option { return func(e *Env) { e.External = true } }
 
 // WithNamespace uses a fixed namespace instead of a generated one.
 func WithNamespace(ns string) Option { return func(e *Env) { e.Namespace = ns } }
@@ -184,11 +194,48 @@ func NewEnv(t testing.TB, opts ...Option) *Env {
 		}
 	})
 	e.PG = pg
-	if err := s.AttachPod(ctx, e.Namespace, e.Release+"-postgresql-0", pg, 5432); err != nil {
+	if e.External {
+		e.ExternalPassword = fmt.Sprintf("ext-%d-%d", n, time.Now().UnixNano())
+		conn, err := pg.Connect(ctx, "postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = conn.Exec(ctx, "ALTER ROLE csghub PASSWORD "+devenv.QuoteLiteral(e.ExternalPassword))
+		conn.Close(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "testenv: "+format+"\n", args...) }
+		if err := s.PlayClientPods(pctx, e.Namespace, e.Release, logf); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := s.AttachPod(ctx, e.Namespace, e.Release+"-postgresql-0", pg, 5432); err != nil {
 		t.Fatal(err)
 	}
 	e.playHookJobs()
 	return e
+}
+
+// ExternalValues writes a values file pointing the chart at the external
+// server (127.0.0.1 and its port: KWOK runs the client pods' exec here) and
+// returns the helm arguments using it.
+func (e *Env) ExternalValues() []string {
+	e.T.Helper()
+	return e.ExternalValuesAs("csghub", e.ExternalPassword)
+}
+
+// ExternalValuesAs is ExternalValues connecting as user with password.
+func (e *Env) ExternalValuesAs(user, password string) []string {
+	e.T.Helper()
+	f := filepath.Join(e.T.TempDir(), "external-pg.yaml")
+	v := fmt.Sprintf("global:\n  postgresql:\n    enabled: false\n    external:\n      host: 127.0.0.1\n      port: %d\n      user: %q\n      password: %q\n      sslmode: disable\n",
+		e.PG.Port, user, password)
+	if err := os.WriteFile(f, []byte(v), 0o600); err != nil {
+		e.T.Fatal(err)
+	}
+	return []string{"-f", f}
 }
 
 // playHookJobs plays the db-init hook Job while the test runs (see devenv.Stack.PlayHookJobs).

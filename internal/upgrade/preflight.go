@@ -3,6 +3,7 @@ package upgrade
 import (
 	"context"
 	"fmt"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"os"
 	"strings"
 	"syscall"
@@ -128,20 +129,40 @@ func (u *Upgrade) checkBackupSpace(ctx context.Context, p *plan.Prepared) error 
 	}
 	probe.Close()
 	os.Remove(probe.Name())
-	pod := dbpod.New(u.Kube, u.Env.Namespace, u.Env.Release)
-	if err := pod.CheckReady(ctx); err != nil {
-		if u.externalDB(p) {
-			return nil // backup refuses it with the manual command
-		}
-		return err
-	}
-	info, err := pod.Inspect(ctx)
-	if err != nil {
-		return errs.Preconditionf("PostgreSQL in %s/%s: %v", pod.Namespace, pod.Name, err)
-	}
 	var size int64
-	for _, d := range info.Databases {
-		size += d.Bytes
+	if u.externalDB(p) {
+		// the servers must answer from inside the cluster, through the
+		// client pods the backup will use, before anything changes
+		all, err := chartutil.CoalesceValues(p.Release.Chart, p.Release.Config)
+		if err != nil {
+			return errs.Failedf("computed values of revision %d: %v", p.Release.Version, err)
+		}
+		clients, err := backup.StartExternalClients(ctx, u.Kube, u.Env.Namespace, u.Env.Release, all, u.PGImage, u.PGPodTimeout, u.Log)
+		if err != nil {
+			return err
+		}
+		defer dbpod.CloseAll(clients)
+		for _, c := range clients {
+			info, _, err := c.InspectDatabases(ctx, c.Server.Databases)
+			if err != nil {
+				return errs.Preconditionf("PostgreSQL %s: %v", c.Server.Key(), err)
+			}
+			for _, d := range info.Databases {
+				size += d.Bytes
+			}
+		}
+	} else {
+		pod := dbpod.New(u.Kube, u.Env.Namespace, u.Env.Release)
+		if err := pod.CheckReady(ctx); err != nil {
+			return err
+		}
+		info, err := pod.Inspect(ctx)
+		if err != nil {
+			return errs.Preconditionf("PostgreSQL in %s/%s: %v", pod.Namespace, pod.Name, err)
+		}
+		for _, d := range info.Databases {
+			size += d.Bytes
+		}
 	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err == nil {

@@ -58,6 +58,10 @@ type Upgrade struct {
 	Recover bool
 
 	recovered []string
+
+	// PGImage, PGPodTimeout: the client pod of an external database.
+	PGImage      string
+	PGPodTimeout time.Duration
 }
 
 // Summary is the one-screen result of a run.
@@ -172,7 +176,8 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	// --- 2. backup (Ctrl-C here: the backup removes its partial folder)
 	var entry *backup.Entry
 	if err := timed("backup", func() (string, error) {
-		b := &backup.Backup{Env: u.Env, Kube: u.Kube, Dir: u.BackupDir, Keep: u.Keep, SkipDatabase: u.SkipDBBackup, Progress: u.Progress}
+		b := &backup.Backup{Env: u.Env, Kube: u.Kube, Dir: u.BackupDir, Keep: u.Keep, SkipDatabase: u.SkipDBBackup, Progress: u.Progress,
+			PGImage: u.PGImage, PodTimeout: u.PGPodTimeout, Log: u.Log}
 		res, err := b.Run(ctx)
 		if err != nil {
 			return "", err
@@ -365,7 +370,8 @@ func (u *Upgrade) undo(keep, ctx context.Context, p *plan.Prepared, entry *backu
 	}
 	if entry.Manifest.HasDatabase() {
 		_, err = j.step("restore", func() (string, error) {
-			rs := &restore.Restore{Env: u.Env, Kube: u.Kube, Dir: u.BackupDir, Entry: entry, Progress: u.Progress, Log: u.Log}
+			rs := &restore.Restore{Env: u.Env, Kube: u.Kube, Dir: u.BackupDir, Entry: entry, Progress: u.Progress, Log: u.Log,
+				PGImage: u.PGImage, PodTimeout: u.PGPodTimeout}
 			res, err := rs.Run(keep)
 			if err != nil {
 				return "", err
