@@ -18,6 +18,7 @@ type rollbackCmd struct {
 	dir           string
 	backupID      string
 	skipDBRestore bool
+	recreateSTS   bool
 	timeout       time.Duration
 	yes           bool
 	output        output
@@ -36,6 +37,7 @@ Helm (waiting for its resources) and the databases are restored exactly (see: re
 			fs.StringVar(&c.backupID, "backup", "", "restore this backup instead of the one taken at REVISION")
 			fs.BoolVar(&c.skipDBRestore, "skip-db-restore", false, "roll back the release only, leave the database as it is")
 			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			fs.BoolVar(&c.recreateSTS, "recreate-statefulsets", false, "delete StatefulSets whose immutable fields differ with --cascade=orphan (pods and volumes kept) so Helm recreates them")
 			fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "time to wait for the rolled-back resources")
 			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")
 			c.output.bind(fs)
@@ -70,7 +72,7 @@ func (c *rollbackCmd) run(ctx context.Context, args []string) error {
 		return err
 	}
 	rb := &rollback.Rollback{Env: c.app.Env, Kube: kc, Dir: c.dir, Revision: rev, BackupID: c.backupID,
-		SkipDBRestore: c.skipDBRestore, Timeout: c.timeout, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
+		SkipDBRestore: c.skipDBRestore, RecreateStatefulSets: c.recreateSTS, Timeout: c.timeout, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
 	t, err := rb.Resolve(ctx)
 	if err != nil {
 		return err

@@ -56,7 +56,7 @@ func TestPlan(t *testing.T) {
 	before := e.ResourceVersions(e.Namespace)
 	p := getPlan(t, e, "--version", "2.0.0")
 	got := strings.Join(stepNames(p), ", ")
-	if !strings.HasPrefix(got, "backup, v1.16.0 envoy-gateway-crds, v1.17.0 helm-takeover, ") ||
+	if !strings.HasPrefix(got, "live-objects, backup, v1.16.0 envoy-gateway-crds, v1.17.0 helm-takeover, ") ||
 		!strings.HasSuffix(got, "helm-upgrade, readiness, verify") || p.From != "1.15.0" || p.To != "2.0.0" {
 		t.Fatalf("plan 1.15.0 -> 2.0.0: %s (%s -> %s)", got, p.From, p.To)
 	}

@@ -22,8 +22,10 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/livediff"
 )
 
 // FieldManager is the plugin's server-side apply field manager.
@@ -76,9 +78,14 @@ type Context struct {
 	TargetChart *chart.Chart
 	// Rendered returns the target chart's objects as the upgrade would render them.
 	Rendered func() ([]*unstructured.Unstructured, error)
+	// Live is the snapshot of the live objects of the rendered target's kinds
+	// (shared with plan's comparison); nil: the takeover takes its own.
+	Live *livediff.Snapshot
 
 	Clientset kubernetes.Interface
 	Dynamic   dynamic.Interface
+	// Metadata lists objects' metadata only (optional: Dynamic otherwise).
+	Metadata  metadata.Interface
 	Discovery discovery.DiscoveryInterface
 	Mapper    meta.RESTMapper
 
