@@ -216,3 +216,81 @@ func TestUpgradeStatefulSetImmutableChange(t *testing.T) {
 		t.Errorf("the PostgreSQL pod was not kept (orphaned then adopted): %v", err)
 	}
 }
+
+// Issue 12 part 1: a rollback whose Helm step fails after the release changed
+// (here an admission policy refuses 1.15.0's server Deployment) says which
+// revision is current, that the database was NOT restored, and the one
+// command that finishes; that command then finishes.
+func TestRollbackHelmFailureLeavesClearState(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	e.LoadSampleData()
+	want := testenv.TakeSnapshot(t, e.PG)
+	dir := t.TempDir()
+	r := e.Plugin("upgrade", "--version", "2.0.0", "--yes", "--dir", dir, "--timeout", "3m", "--skip-dataflow-logs")
+	if r.Code != 0 {
+		t.Fatalf("upgrade: exit %d\n%s", r.Code, r.Stderr)
+	}
+	waitJobsFinished(t, e)
+	changeData(t, e)
+	changed := testenv.TakeSnapshot(t, e.PG)
+
+	policy := filepathJoin(t.TempDir(), "deny.yaml")
+	name := "deny-csghub-115-" + e.Namespace
+	doc := `apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: ` + name + `}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments]}
+  validations:
+  - expression: "!object.spec.template.spec.containers.exists(c, c.image.endsWith(':v1.15.0'))"
+    message: "test policy: no 1.15.0 server"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: ` + name + `}
+spec:
+  policyName: ` + name + `
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ` + e.Namespace + `}}
+`
+	if err := os.WriteFile(policy, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.Kubectl("apply", "-f", policy)
+	t.Cleanup(func() { testenv.RunCmd(t, e.C.KubectlEnv(), e.C.Root, e.C.Kubectl, "delete", "-f", policy, "--ignore-not-found") })
+	time.Sleep(3 * time.Second) // the policy is enforced once the API server has loaded it
+
+	r = e.Plugin("rollback", "1", "--dir", dir, "--yes")
+	if r.Code != 6 || !oneLineError(r.Stderr) {
+		t.Fatalf("rollback against the policy: exit %d, want 6 with one line:\n%s", r.Code, r.Stderr)
+	}
+	for _, s := range []string{"release is now at revision 3 (chart 1.15.0, failed)", "database was NOT restored",
+		"finish with: helm csghub rollback 1 -n " + e.Namespace + " --dir " + dir + " --backup "} {
+		if !strings.Contains(r.Stderr, s) {
+			t.Errorf("stderr lacks %q:\n%s", s, r.Stderr)
+		}
+	}
+	testenv.RequireEqual(t, changed, testenv.TakeSnapshot(t, e.PG), "database after the failed rollback (untouched)")
+	assertNoNetworkPolicy(t, e)
+
+	e.Kubectl("delete", "-f", policy)
+	time.Sleep(3 * time.Second)
+	finish := r.Stderr[strings.Index(r.Stderr, "finish with: ")+len("finish with: "):]
+	args := strings.Fields(strings.TrimSpace(finish))[1:] // drop "helm"
+	r = e.RunHelm(nil, append(args, "--yes")...)
+	if r.Code != 0 {
+		t.Fatalf("the printed command %v: exit %d\n%s", args, r.Code, r.Stderr)
+	}
+	got := testenv.TakeSnapshot(t, e.PG)
+	delete(got, "database created_after_backup")
+	testenv.RequireEqual(t, want, got, "after finishing the rollback")
+	st := parseStatus(t, e.Plugin("status", "-o", "json"))
+	if st.ChartVersion != "1.15.0" || st.Status != "deployed" {
+		t.Fatalf("status %+v", st)
+	}
+}

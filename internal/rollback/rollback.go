@@ -279,6 +279,9 @@ func (r *Rollback) failedHelm(cfg *action.Configuration, t *Target, cause error)
 	if r.Env.Release != helmenv.DefaultRelease {
 		finish += " --release " + r.Env.Release
 	}
+	if r.Dir != "" {
+		finish += " --dir " + r.Dir
+	}
 	if t.Backup != nil {
 		finish += " --backup " + t.Backup.ID
 	} else if r.SkipDBRestore {
