@@ -186,7 +186,9 @@ func (s *Snapshot) list(ctx context.Context, c Clients, lk listKey) ([]*unstruct
 	if lk.namespace != "" {
 		ri = c.Dynamic.Resource(m.Resource).Namespace(lk.namespace)
 	}
-	l, err := ri.List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	// a consistent read: whether a Job finished decides between deleting it
+	// and refusing
+	l, err := ri.List(ctx, metav1.ListOptions{})
 	if apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
 		return nil, nil
 	}
