@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -37,6 +38,12 @@ func owned(o *unstructured.Unstructured, release string) *unstructured.Unstructu
 
 func snapshot(t *testing.T, targets []*unstructured.Unstructured, live ...runtime.Object) *Snapshot {
 	t.Helper()
+	s, _ := snapshotClients(t, targets, live...)
+	return s
+}
+
+func snapshotClients(t *testing.T, targets []*unstructured.Unstructured, live ...runtime.Object) (*Snapshot, Clients) {
+	t.Helper()
 	mapper := meta.NewDefaultRESTMapper(nil)
 	for _, m := range []struct {
 		gvk   schema.GroupVersionKind
@@ -58,11 +65,51 @@ func snapshot(t *testing.T, targets []*unstructured.Unstructured, live ...runtim
 		{Group: "operator.knative.dev", Version: "v1beta1", Resource: "knativeservings"}: "KnativeServingList",
 	}
 	dyn := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), lists, live...)
-	s, err := Take(context.Background(), Clients{Dynamic: dyn, Mapper: mapper}, "csghub", targets)
+	c := Clients{Dynamic: dyn, Mapper: mapper}
+	s, err := Take(context.Background(), c, "csghub", targets)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s, c
+}
+
+// Guard.Check + Clear: the finished Job is deleted (and gone), the running one
+// refused unless DeleteRunningJobs, an unchanged one left alone.
+func TestGuardClear(t *testing.T) {
+	done := map[string]any{"conditions": []any{map[string]any{"type": "Complete", "status": "True"}}}
+	live := []runtime.Object{
+		obj("batch/v1", "Job", "csghub", "a", map[string]any{"spec": jobSpec("a:1"), "status": done}),
+		obj("batch/v1", "Job", "csghub", "b", map[string]any{"spec": jobSpec("b:1")}),
+		obj("batch/v1", "Job", "csghub", "c", map[string]any{"spec": jobSpec("c:1"), "status": done}),
+	}
+	targets := []*unstructured.Unstructured{
+		obj("batch/v1", "Job", "", "a", map[string]any{"spec": jobSpec("a:2")}),
+		obj("batch/v1", "Job", "", "b", map[string]any{"spec": jobSpec("b:2")}),
+		obj("batch/v1", "Job", "", "c", map[string]any{"spec": jobSpec("c:1")}),
+		obj("v1", "ConfigMap", "", "not-compared", nil),
+	}
+	_, c := snapshotClients(t, targets, live...)
+	ctx := context.Background()
+	g := &Guard{Clients: c, Namespace: "csghub"}
+	if _, err := g.Check(ctx, targets, nil); err == nil || !strings.Contains(err.Error(), "Job csghub/b") {
+		t.Fatalf("running Job not refused: %v", err)
+	}
+	g.DeleteRunningJobs = true
+	im, err := g.Check(ctx, targets, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted, err := g.Clear(ctx, im)
+	if err != nil || len(deleted) != 2 {
+		t.Fatalf("cleared %v, %v", deleted, err)
+	}
+	jobs := schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
+	for name, gone := range map[string]bool{"a": true, "b": true, "c": false} {
+		_, err := c.Dynamic.Resource(jobs).Namespace("csghub").Get(ctx, name, metav1.GetOptions{})
+		if (err != nil) != gone {
+			t.Errorf("Job %s: gone=%v, want %v", name, err != nil, gone)
+		}
+	}
 }
 
 func TestFindImmutableJobs(t *testing.T) {
