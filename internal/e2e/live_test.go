@@ -262,7 +262,9 @@ spec:
 		t.Fatal(err)
 	}
 	e.Kubectl("apply", "-f", policy)
-	t.Cleanup(func() { testenv.RunCmd(t, e.C.KubectlEnv(), e.C.Root, e.C.Kubectl, "delete", "-f", policy, "--ignore-not-found") })
+	t.Cleanup(func() {
+		testenv.RunCmd(t, e.C.KubectlEnv(), e.C.Root, e.C.Kubectl, "delete", "-f", policy, "--ignore-not-found")
+	})
 	time.Sleep(3 * time.Second) // the policy is enforced once the API server has loaded it
 
 	r = e.Plugin("rollback", "1", "--dir", dir, "--yes")
