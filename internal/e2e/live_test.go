@@ -156,7 +156,7 @@ func TestUpgradeRefusesForeignObject(t *testing.T) {
 		before := e.ResourceVersions(e.Namespace)
 		dir := t.TempDir()
 		r := e.Plugin("upgrade", "--version", "2.0.0", "--yes", "--dir", dir, "--timeout", "2m", "--skip-dataflow-logs")
-		if r.Code != 4 || !strings.Contains(r.Stderr, "ConfigMap "+e.Namespace+"/envoy-gateway-config") || !strings.Contains(r.Stderr, c.want) || !oneLineError(r.Stderr) {
+		if r.Code != 4 || !strings.Contains(r.Stderr, "ConfigMap "+e.Namespace+"/envoy-gateway-config") || !strings.Contains(r.Stderr, c.want) || errorLines(r.Stderr) != 1 {
 			t.Fatalf("%s: exit %d, want 4 naming the ConfigMap and %q:\n%s", c.name, r.Code, c.want, r.Stderr)
 		}
 		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
