@@ -56,6 +56,7 @@ func TestRollbackAtOnceAfterUpgrade(t *testing.T) {
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()
+	e.Bulk("csghub_server", 5000)
 	waitJobsFinished(t, e) // 1.15.0's Jobs: the upgrade itself must make room for 2.0.0's
 	want := testenv.TakeSnapshot(t, e.PG)
 	dir := t.TempDir()
@@ -185,12 +186,16 @@ func TestUpgradeStatefulSetImmutableChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set := []string{"--version", "2.0.0", "--set", "global.persistence.size=20Gi"}
+	set := []string{"--version", "2.0.0", "--set", "postgresql.persistence.size=60Gi"}
 	p := getPlan(t, e, set...)
+	live := "(no live-objects step)"
 	for _, s := range p.Steps {
-		if s.Name == "live-objects" && (!strings.HasPrefix(s.Status, "refused") || !strings.Contains(s.Status, "--cascade=orphan")) {
-			t.Fatalf("plan: %q", s.Status)
+		if s.Name == "live-objects" {
+			live = s.Status
 		}
+	}
+	if !strings.HasPrefix(live, "refused") || !strings.Contains(live, "--cascade=orphan") {
+		t.Fatalf("plan's live-objects step: %q", live)
 	}
 	dir := t.TempDir()
 	r := e.Plugin(append([]string{"upgrade", "--yes", "--dir", dir, "--timeout", "2m"}, set...)...)
@@ -208,8 +213,8 @@ func TestUpgradeStatefulSetImmutableChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q := sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage]; q.String() != "20Gi" {
-		t.Fatalf("StatefulSet not recreated with 20Gi: %s", q.String())
+	if q := sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage]; q.String() != "60Gi" {
+		t.Fatalf("StatefulSet not recreated with 60Gi: %s", q.String())
 	}
 	after, err := e.C.Clientset.CoreV1().Pods(e.Namespace).Get(ctx, e.Release+"-postgresql-0", metav1.GetOptions{})
 	if err != nil || after.UID != pod.UID {
@@ -225,6 +230,7 @@ func TestRollbackHelmFailureLeavesClearState(t *testing.T) {
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()
+	e.Bulk("csghub_server", 5000)
 	want := testenv.TakeSnapshot(t, e.PG)
 	dir := t.TempDir()
 	r := e.Plugin("upgrade", "--version", "2.0.0", "--yes", "--dir", dir, "--timeout", "3m", "--skip-dataflow-logs")
