@@ -292,7 +292,7 @@ spec:
 	e.Kubectl("delete", "-f", policy)
 	time.Sleep(3 * time.Second)
 	finish := r.Stderr[strings.Index(r.Stderr, "finish with: ")+len("finish with: "):]
-	finish, _, _ = strings.Cut(finish, "\n") // Helm's own "plugin exited" line follows
+	finish, _, _ = strings.Cut(finish, "\n")              // Helm's own "plugin exited" line follows
 	args := strings.Fields(strings.TrimSpace(finish))[1:] // drop "helm"
 	r = e.RunHelm(nil, append(args, "--yes")...)
 	if r.Code != 0 {
