@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/opencsgs/helm-csghub/internal/cli"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
 )
 
 func main() {
@@ -18,5 +19,6 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, cli.NewApp(), os.Args[1:])
 	stop()
+	helmenv.PrintStats(os.Stderr) // only with HELM_CSGHUB_API_STATS set (benchmarks)
 	os.Exit(code)
 }

@@ -20,6 +20,7 @@ type rollbackCmd struct {
 	skipDBRestore bool
 	insecure      bool
 	pg            pgClientFlags
+	recreateSTS   bool
 	timeout       time.Duration
 	yes           bool
 	output        output
@@ -42,6 +43,7 @@ recovered: rolled back to the revision the run came from, the run's backup resto
 			c.pg.bind(fs)
 			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
 			fs.BoolVar(&c.insecure, "allow-insecure-permissions", false, "restore a backup whose folder or files others can read or change")
+			fs.BoolVar(&c.recreateSTS, "recreate-statefulsets", false, "delete StatefulSets whose immutable fields differ with --cascade=orphan (pods and volumes kept) so Helm recreates them")
 			fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "time to wait for the rolled-back resources")
 			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")
 			c.output.bind(fs)
@@ -79,7 +81,7 @@ func (c *rollbackCmd) run(ctx context.Context, args []string) error {
 		return err
 	}
 	rb := &rollback.Rollback{Env: c.app.Env, Kube: kc, Dir: c.dir, Revision: rev, BackupID: c.backupID,
-		SkipDBRestore: c.skipDBRestore, AllowInsecurePermissions: c.insecure, Timeout: c.timeout, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),
+		SkipDBRestore: c.skipDBRestore, AllowInsecurePermissions: c.insecure, RecreateStatefulSets: c.recreateSTS, Timeout: c.timeout, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),
 		PGImage: c.pg.image, PGPodTimeout: c.pg.timeout}
 	t, err := rb.Resolve(ctx)
 	if err != nil {

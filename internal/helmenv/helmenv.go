@@ -49,6 +49,7 @@ type Env struct {
 // KUBECONFIG, HELM_DRIVER, HELM_DEBUG, HELM_DATA_HOME, ...).
 func New() *Env {
 	s := cli.New()
+	applyRateLimit(s)
 	return &Env{Settings: s, Release: DefaultRelease, Debug: s.Debug}
 }
 

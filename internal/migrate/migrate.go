@@ -24,9 +24,11 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 
 	"github.com/opencsgs/helm-csghub/internal/crds"
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/livediff"
 )
 
 // FieldManager is the plugin's server-side apply field manager.
@@ -85,9 +87,14 @@ type Context struct {
 	// CRDs returns the CRDs Helm would install for the target chart and Values
 	// (computed once); nil: computed on each use.
 	CRDs func() (*crds.Set, error)
+	// Live is the snapshot of the live objects of the rendered target's kinds
+	// (shared with plan's comparison); nil: the takeover takes its own.
+	Live *livediff.Snapshot
 
 	Clientset kubernetes.Interface
 	Dynamic   dynamic.Interface
+	// Metadata lists objects' metadata only (optional: Dynamic otherwise).
+	Metadata  metadata.Interface
 	Discovery discovery.DiscoveryInterface
 	Mapper    meta.RESTMapper
 

@@ -10,13 +10,13 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/opencsgs/helm-csghub/internal/livediff"
 	"github.com/opencsgs/helm-csghub/internal/parallel"
 )
 
@@ -92,12 +92,7 @@ type takeoverPlan struct {
 
 // ownership classifies an object's Helm metadata relative to our release.
 func ownership(obj *unstructured.Unstructured, release, namespace string) (ours bool, foreign string) {
-	ann := obj.GetAnnotations()
-	rn, rns := ann[releaseNameAnn], ann[releaseNSAnn]
-	if rn != "" && (rn != release || (rns != "" && rns != namespace)) {
-		return false, rns + "/" + rn
-	}
-	return obj.GetLabels()[managedByLabel] == "Helm" && rn == release && rns == namespace, ""
+	return livediff.OwnedBy(obj, release, namespace)
 }
 
 func (m helmTakeover) plan(ctx context.Context, c *Context) (*takeoverPlan, error) {
@@ -105,36 +100,28 @@ func (m helmTakeover) plan(ctx context.Context, c *Context) (*takeoverPlan, erro
 	if err != nil {
 		return nil, err
 	}
+	snap := c.Live
+	if snap == nil {
+		snap, err = livediff.Take(ctx, livediff.Clients{Dynamic: c.Dynamic, Metadata: c.Metadata, Mapper: c.Mapper,
+			Concurrency: c.concurrency()}, c.Namespace, objs)
+		if err != nil {
+			return nil, err
+		}
+		c.Live = snap
+	}
 	p := &takeoverPlan{}
-	var mu sync.Mutex
 	isWebhook := func(kind string) bool {
 		return kind == "MutatingWebhookConfiguration" || kind == "ValidatingWebhookConfiguration"
 	}
-	err = parallel.ForEach(ctx, c.concurrency(), objs, func(ctx context.Context, obj *unstructured.Unstructured) error {
-		gvk := obj.GroupVersionKind()
-		mapping, err := c.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		if err != nil {
-			return nil // kind unknown to the server yet: nothing to adopt, Helm creates it
+	for _, obj := range objs {
+		live := snap.Get(obj, c.Namespace)
+		mapping := snap.Mapping(obj)
+		if live == nil || mapping == nil {
+			continue // does not exist (or its kind is unknown yet): Helm creates it
 		}
-		t := target{gvr: mapping.Resource, kind: gvk.Kind, name: obj.GetName()}
-		var ri dynamic.ResourceInterface = c.Dynamic.Resource(mapping.Resource)
-		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-			t.namespace = obj.GetNamespace()
-			if t.namespace == "" {
-				t.namespace = c.Namespace
-			}
-			ri = c.Dynamic.Resource(mapping.Resource).Namespace(t.namespace)
-		}
-		live, err := ri.Get(ctx, t.name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", t, err)
-		}
+		t := target{gvr: mapping.Resource, kind: obj.GetKind(), name: obj.GetName(), namespace: live.GetNamespace()}
 		ours, foreign := ownership(live, c.Release, c.Namespace)
-		mu.Lock()
-		defer mu.Unlock()
+		k := livediff.KeyOf(live)
 		switch {
 		case foreign != "":
 			t.foreignRel = foreign
@@ -143,13 +130,13 @@ func (m helmTakeover) plan(ctx context.Context, c *Context) (*takeoverPlan, erro
 			p.owned++
 		case isWebhook(t.kind) && strings.Contains(t.name, "lws"):
 			// deleted below with the other lws webhooks
+		case !livediff.CSGHubMade(k):
+			// not something CSGHub makes outside Helm: never taken
+			t.foreignRel = "none (" + livediff.Owner(live) + ")"
+			p.foreign = append(p.foreign, t)
 		default:
 			p.adopt = append(p.adopt, t)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	for _, w := range []struct {
 		gvr  schema.GroupVersionResource
@@ -187,9 +174,13 @@ func (p *takeoverPlan) foreignError() error {
 	}
 	var names []string
 	for _, t := range p.foreign {
+		if strings.HasPrefix(t.foreignRel, "none (") {
+			names = append(names, fmt.Sprintf("%s (not made by CSGHub, no Helm ownership: %s", t, strings.TrimPrefix(t.foreignRel, "none (")))
+			continue
+		}
 		names = append(names, fmt.Sprintf("%s (owned by release %s)", t, t.foreignRel))
 	}
-	return fmt.Errorf("refusing to take objects owned by another release: %s", strings.Join(names, "; "))
+	return fmt.Errorf("refusing to take objects owned by another release or not made by CSGHub: %s", strings.Join(names, "; "))
 }
 
 func (m helmTakeover) Check(ctx context.Context, c *Context) (bool, string, error) {
@@ -241,6 +232,9 @@ func (m helmTakeover) Apply(ctx context.Context, c *Context) ([]Change, error) {
 		if _, err := ri.Patch(ctx, t.name, types.MergePatchType, patch, metav1.PatchOptions{DryRun: opts, FieldManager: FieldManager}); err != nil {
 			return fmt.Errorf("adopting %s: %w", t, err)
 		}
+		if !c.DryRun {
+			c.Live.MarkOwned(livediff.Key{Group: t.gvr.Group, Kind: t.kind, Namespace: t.namespace, Name: t.name}, c.Release, c.Namespace)
+		}
 		record(Change{Action: "adopt", Kind: t.kind, Name: qualified(t), Detail: suffix})
 		return nil
 	})
@@ -275,4 +269,19 @@ func qualified(t target) string {
 func sortChanges(cs []Change) []Change {
 	sort.Slice(cs, func(i, j int) bool { return cs[i].String() < cs[j].String() })
 	return cs
+}
+
+// Takeover is the takeover step planned at the target version when objects
+// CSGHub made outside Helm exist although no versioned takeover step is due
+// (e.g. a KnativeServing an older chart created as a hook): every upgrade
+// adopts them.
+func Takeover(target *semver.Version) Migration {
+	return helmTakeover{version: target.String(), name: "takeover",
+		reason: "objects the target chart renders exist without Helm ownership and were made by CSGHub outside Helm (hooks, Jobs, operators): adopt them"}
+}
+
+// IsTakeover says m is a takeover step.
+func IsTakeover(m Migration) bool {
+	_, ok := m.(helmTakeover)
+	return ok
 }

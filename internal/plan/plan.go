@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/restmapper"
 
 	"github.com/opencsgs/helm-csghub/internal/crds"
@@ -51,6 +52,8 @@ type Prepared struct {
 	Values     map[string]any
 	Migrations []migrate.Migration
 	Migrate    *migrate.Context
+	// Live compares the target with the live objects (one snapshot).
+	Live *Live
 }
 
 // Prepare resolves the release, its values, the target chart and the migration
@@ -101,6 +104,10 @@ func Prepare(ctx context.Context, o Options) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	meta, err := metadata.NewForConfig(restCfg)
+	if err != nil {
+		return nil, err
+	}
 	disc := memory.NewMemCacheClient(cs.Discovery())
 	var once, crdOnce sync.Once
 	var rendered []*unstructured.Unstructured
@@ -108,7 +115,7 @@ func Prepare(ctx context.Context, o Options) (*Prepared, error) {
 	var crdSet *crds.Set
 	p.Migrate = &migrate.Context{
 		Release: env.Release, Namespace: env.Namespace, Current: current, Target: target.Version,
-		TargetChart: target.Chart, Values: p.Values, Clientset: cs, Dynamic: dyn, Discovery: disc,
+		TargetChart: target.Chart, Values: p.Values, Clientset: cs, Dynamic: dyn, Metadata: meta, Discovery: disc,
 		Kube:   &kube.Client{Config: restCfg, Clientset: cs},
 		Mapper: restmapper.NewDeferredDiscoveryRESTMapper(disc),
 		Rendered: func() ([]*unstructured.Unstructured, error) {
@@ -124,6 +131,7 @@ func Prepare(ctx context.Context, o Options) (*Prepared, error) {
 		},
 		Options: map[string]bool{},
 	}
+	p.analyzeLive(ctx)
 	return p, nil
 }
 
@@ -189,6 +197,7 @@ func (p *Prepared) CheckRender() error {
 func (p *Prepared) Build(ctx context.Context, backupNote string) *Plan {
 	pl := &Plan{Release: p.Env.Release, Namespace: p.Env.Namespace, Revision: p.Release.Version,
 		From: p.Current.String(), To: p.Target.VersionS, Chart: p.Target.Ref}
+	pl.Steps = append(pl.Steps, p.liveStep())
 	pl.Steps = append(pl.Steps, Step{Name: "backup",
 		Reason:  "Helm values and PostgreSQL dump of revision " + fmt.Sprint(p.Release.Version) + ", so the upgrade can be undone (guide section 2)",
 		Touches: []string{backupNote}})

@@ -20,7 +20,9 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/livediff"
 	"github.com/opencsgs/helm-csghub/internal/readiness"
+	"github.com/opencsgs/helm-csghub/internal/render"
 	"github.com/opencsgs/helm-csghub/internal/restore"
 	"github.com/opencsgs/helm-csghub/internal/verify"
 )
@@ -36,9 +38,12 @@ type Rollback struct {
 	BackupID string
 	// SkipDBRestore rolls back the release only (explicit opt-out).
 	SkipDBRestore bool
-	Timeout       time.Duration
-	Progress      io.Writer
-	Log           func(format string, args ...any)
+	// RecreateStatefulSets deletes (--cascade=orphan) StatefulSets whose
+	// immutable fields differ in the target revision, so Helm recreates them.
+	RecreateStatefulSets bool
+	Timeout              time.Duration
+	Progress             io.Writer
+	Log                  func(format string, args ...any)
 
 	// AllowInsecurePermissions restores a backup others can read or change.
 	AllowInsecurePermissions bool
@@ -60,6 +65,10 @@ type Result struct {
 	DBRestoreOff bool              `json:"databaseRestoreSkipped,omitempty"`
 	Readiness    *readiness.Report `json:"readiness,omitempty"`
 	Verify       *verify.Report    `json:"verify,omitempty"`
+	// Cleared are objects deleted first because Helm cannot patch them
+	// (finished Jobs whose pod template differs, StatefulSets with
+	// --recreate-statefulsets); the rollback recreates them.
+	Cleared []string `json:"cleared,omitempty"`
 }
 
 // Target is a validated rollback target.
@@ -181,6 +190,22 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Objects Helm cannot patch to the target revision: refused, or made room
+	// for, before the release changes.
+	guard := &livediff.Guard{Namespace: r.Env.Namespace, RecreateStatefulSets: r.RecreateStatefulSets, Log: r.Log}
+	if guard.Clients, err = r.clients(); err != nil {
+		return nil, err
+	}
+	im, err := r.checkImmutable(ctx, guard, t)
+	if err != nil {
+		return nil, err
+	}
+	if !im.Empty() {
+		r.logf("making room for the rollback")
+		if res.Cleared, err = guard.Clear(ctx, im); err != nil {
+			return nil, errs.Failedf("%v (the release is unchanged at revision %d, the database untouched)", err, t.Current.Version)
+		}
+	}
 	rb := action.NewRollback(cfg)
 	rb.Version = t.To.Version
 	rb.Wait = true
@@ -191,7 +216,7 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 	// Helm's rollback runs to its end even on Ctrl-C (it takes no context), so
 	// the release is never left pending-rollback by us.
 	if err := rb.Run(r.Env.Release); err != nil {
-		return nil, errs.NeedsAttentionf("helm rollback to revision %d: %v", t.To.Version, err)
+		return nil, r.failedHelm(cfg, t, err)
 	}
 	last, err := r.Env.LastRelease(cfg)
 	if err != nil {
@@ -225,4 +250,65 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 		return res, errs.NeedsAttentionf("rolled back to revision %d but %v", res.NewRevision, err)
 	}
 	return res, nil
+}
+
+func (r *Rollback) clients() (livediff.Clients, error) {
+	cfg, err := r.Env.RESTConfig()
+	if err != nil {
+		return livediff.Clients{}, err
+	}
+	return livediff.NewClients(cfg, r.Kube.Clientset)
+}
+
+// checkImmutable compares the target revision's manifest with the live Jobs
+// and StatefulSets; a running Job or a StatefulSet change it may not undo is
+// refused before anything changes.
+func (r *Rollback) checkImmutable(ctx context.Context, g *livediff.Guard, t *Target) (*livediff.Immutable, error) {
+	target, err := render.SplitManifest(t.To.Manifest)
+	if err != nil {
+		return nil, errs.Failedf("reading the manifest of revision %d: %w", t.To.Version, err)
+	}
+	previous, err := render.SplitManifest(t.Current.Manifest)
+	if err != nil {
+		return nil, errs.Failedf("reading the manifest of revision %d: %w", t.Current.Version, err)
+	}
+	im, err := g.Check(ctx, target, previous)
+	if err != nil {
+		if im == nil {
+			return nil, errs.Failedf("comparing revision %d with the cluster: %w", t.To.Version, err)
+		}
+		return nil, errs.Preconditionf("rollback refused, nothing changed: %v", err)
+	}
+	return im, nil
+}
+
+// failedHelm explains a failed Helm rollback: which revision is current, that
+// the database was not restored, and the one command that finishes.
+func (r *Rollback) failedHelm(cfg *action.Configuration, t *Target, cause error) error {
+	finish := fmt.Sprintf("helm csghub rollback %d -n %s", t.To.Version, r.Env.Namespace)
+	if r.Env.Release != helmenv.DefaultRelease {
+		finish += " --release " + r.Env.Release
+	}
+	if r.Dir != "" {
+		finish += " --dir " + r.Dir
+	}
+	if t.Backup != nil {
+		finish += " --backup " + t.Backup.ID
+	} else if r.SkipDBRestore {
+		finish += " --skip-db-restore"
+	}
+	if r.RecreateStatefulSets {
+		finish += " --recreate-statefulsets"
+	}
+	db := "the database was NOT restored"
+	if r.SkipDBRestore {
+		db = "no database restore was asked for"
+	}
+	last, err := r.Env.LastRelease(cfg)
+	if err != nil || last.Version == t.Current.Version {
+		return errs.NeedsAttentionf("helm rollback to revision %d: %v; the release is unchanged at revision %d (chart %s) and %s; once the cause is fixed: %s",
+			t.To.Version, cause, t.Current.Version, helmenv.ChartVersion(t.Current), db, finish)
+	}
+	return errs.NeedsAttentionf("helm rollback to revision %d: %v; the release is now at revision %d (chart %s, %s) and %s (it is as chart %s left it); once the cause is fixed, finish with: %s",
+		t.To.Version, cause, last.Version, helmenv.ChartVersion(last), last.Info.Status, db, helmenv.ChartVersion(t.Current), finish)
 }

@@ -310,6 +310,10 @@ func (e *Env) AfterDeploy() {
 	if err := e.C.ApplyUnmanaged(ctx, e.Namespace, e.Release); err != nil {
 		e.T.Fatal(err)
 	}
+	// the init Jobs finish, as they would before an operator's next command
+	if err := e.C.WaitJobsFinished(ctx, e.Namespace, 90*time.Second); err != nil {
+		e.T.Fatal(err)
+	}
 	e.attachMongo()
 }
 

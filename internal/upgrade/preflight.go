@@ -60,6 +60,10 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 	} else if left != nil {
 		return warnings, errs.Preconditionf("%s", left.Hint())
 	}
+	// objects Helm could not take or patch: refused before the backup
+	if err := p.LiveRefusal(u.RecreateStatefulSets); err != nil {
+		return warnings, err
+	}
 	ns := u.Env.Namespace
 	perms := []permission{
 		{"get", "", "secrets", "", ns},
@@ -70,6 +74,12 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 		{"create", "coordination.k8s.io", "leases", "", ns},
 		{"update", "apps", "deployments", "", ns},
 	}
+	if p.Live != nil && p.Live.Immutable != nil && len(p.Live.Immutable.DeleteJobs) > 0 {
+		perms = append(perms, permission{"delete", "batch", "jobs", "", ns})
+	}
+	if p.Live != nil && p.Live.Immutable != nil && len(p.Live.Immutable.StatefulSets) > 0 {
+		perms = append(perms, permission{"delete", "apps", "statefulsets", "", ns})
+	}
 	for _, m := range p.Migrations {
 		switch m.Name() {
 		case "envoy-gateway-crds":
@@ -78,7 +88,7 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 		case "dataflow-logs":
 			perms = append(perms, permission{"get", "apps", "statefulsets", "", ns},
 				permission{"list", "", "persistentvolumeclaims", "", ns})
-		case "helm-takeover", "knative-serving-takeover":
+		case "helm-takeover", "knative-serving-takeover", "takeover":
 			perms = append(perms, permission{"patch", "apiextensions.k8s.io", "customresourcedefinitions", "", ""},
 				permission{"delete", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", ""})
 		}

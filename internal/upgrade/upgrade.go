@@ -21,6 +21,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/livediff"
 	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/plan"
@@ -43,8 +44,12 @@ type Upgrade struct {
 	NoRollback     bool
 	SkipDBBackup   bool
 	ForceConflicts bool
-	BackupDir      string
-	Keep           int
+	// RecreateStatefulSets deletes (--cascade=orphan) StatefulSets whose
+	// immutable fields change, so Helm recreates them; without it such a
+	// change is refused in preflight.
+	RecreateStatefulSets bool
+	BackupDir            string
+	Keep                 int
 	// MigrationOptions are migration switches (e.g. "skip-dataflow-logs").
 	MigrationOptions map[string]bool
 	// Events receives each step transition (JSON lines for --output json).
@@ -221,6 +226,15 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	failed := func(step string, cause error) (*Summary, error) {
 		return u.undo(keep, ctx, p, entry, sum, j, step, cause)
 	}
+	// Objects Helm cannot patch (finished Jobs whose pod template changes;
+	// StatefulSets with --recreate-statefulsets) are deleted first; checked
+	// again here because Jobs may have finished or expired since preflight.
+	if err := timed("clear-immutable", func() (string, error) {
+		done, err := u.clearImmutable(keep, p)
+		return fmt.Sprintf("%d object(s) deleted for Helm to recreate", len(done)), err
+	}); err != nil {
+		return sum, errs.Preconditionf("%v (the release is unchanged; backup %s)", err, entry.Path)
+	}
 	if err := timed("helm-upgrade", func() (string, error) {
 		up := action.NewUpgrade(p.Config)
 		up.Namespace = u.Env.Namespace
@@ -348,6 +362,9 @@ func (u *Upgrade) undo(keep, ctx context.Context, p *plan.Prepared, entry *backu
 	u.logf("upgrade failed at %s: %v; rolling back to revision %d and restoring backup %s", step, cause, p.Release.Version, entry.ID)
 	var problems []string
 	_, err := j.step("rollback", func() (string, error) {
+		if err := u.clearForRollback(keep, p); err != nil {
+			return "", err
+		}
 		rb := action.NewRollback(p.Config)
 		rb.Version = p.Release.Version
 		rb.Wait = true
@@ -364,10 +381,11 @@ func (u *Upgrade) undo(keep, ctx context.Context, p *plan.Prepared, entry *backu
 		return fmt.Sprintf("revision %d (chart %s) %s", last.Version, helmenv.ChartVersion(last), last.Info.Status), nil
 	})
 	if err != nil {
-		problems = append(problems, "helm rollback: "+err.Error())
-	} else {
-		sum.Undone = append(sum.Undone, fmt.Sprintf("release rolled back to chart %s (revision %d)", sum.From, sum.Revision))
+		// The database is left as the new version has it, matching the
+		// workloads: restoring it under the new version would be worse.
+		return sum, u.rollbackFailed(p, entry, step, cause, err)
 	}
+	sum.Undone = append(sum.Undone, fmt.Sprintf("release rolled back to chart %s (revision %d)", sum.From, sum.Revision))
 	if entry.Manifest.HasDatabase() {
 		_, err = j.step("restore", func() (string, error) {
 			rs := &restore.Restore{Env: u.Env, Kube: u.Kube, Dir: u.BackupDir, Entry: entry, Progress: u.Progress, Log: u.Log,
@@ -454,4 +472,93 @@ func readValues(path string) (map[string]any, error) {
 		return nil, errs.Failedf("parsing backed-up values %s: %w", path, err)
 	}
 	return m, nil
+}
+
+// clearImmutable deletes, just before the Helm upgrade, the objects Helm
+// cannot patch to the target and may recreate.
+func (u *Upgrade) clearImmutable(ctx context.Context, p *plan.Prepared) ([]string, error) {
+	target, err := p.TargetObjects()
+	if err != nil {
+		return nil, err
+	}
+	previous, err := render.SplitManifest(p.Release.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	g, err := u.guard(false)
+	if err != nil {
+		return nil, err
+	}
+	im, err := g.Check(ctx, target, previous)
+	if err != nil {
+		return nil, err
+	}
+	return g.Clear(ctx, im)
+}
+
+// clearForRollback makes room for the automatic rollback: the failed
+// version's Jobs whose template differs are deleted, running or not.
+func (u *Upgrade) clearForRollback(ctx context.Context, p *plan.Prepared) error {
+	last, err := u.Env.LastRelease(p.Config)
+	if err != nil {
+		return err
+	}
+	target, err := render.SplitManifest(p.Release.Manifest)
+	if err != nil {
+		return err
+	}
+	previous, err := render.SplitManifest(last.Manifest)
+	if err != nil {
+		return err
+	}
+	g, err := u.guard(true)
+	if err != nil {
+		return err
+	}
+	im, err := g.Check(ctx, target, previous)
+	if err != nil {
+		return err
+	}
+	_, err = g.Clear(ctx, im)
+	return err
+}
+
+func (u *Upgrade) guard(rollback bool) (*livediff.Guard, error) {
+	cfg, err := u.Env.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	c, err := livediff.NewClients(cfg, u.Kube.Clientset)
+	if err != nil {
+		return nil, err
+	}
+	return &livediff.Guard{Clients: c, Namespace: u.Env.Namespace, RecreateStatefulSets: u.RecreateStatefulSets,
+		DeleteRunningJobs: rollback, Log: u.Log}, nil
+}
+
+// rollbackFailed explains an automatic rollback whose Helm step failed: which
+// revision is current, that the database was NOT restored, and the one
+// command that finishes.
+func (u *Upgrade) rollbackFailed(p *plan.Prepared, entry *backup.Entry, step string, cause, rbErr error) error {
+	cur := "unknown"
+	if last, err := u.Env.LastRelease(p.Config); err == nil {
+		cur = fmt.Sprintf("%d (chart %s, %s)", last.Version, helmenv.ChartVersion(last), last.Info.Status)
+	}
+	finish := fmt.Sprintf("helm csghub rollback %d -n %s", p.Release.Version, u.Env.Namespace)
+	if u.Env.Release != helmenv.DefaultRelease {
+		finish += " --release " + u.Env.Release
+	}
+	if u.BackupDir != "" {
+		finish += " --dir " + u.BackupDir
+	}
+	if entry.Manifest.HasDatabase() {
+		finish += " --backup " + entry.ID
+	} else {
+		finish += " --skip-db-restore"
+	}
+	if u.RecreateStatefulSets {
+		finish += " --recreate-statefulsets"
+	}
+	return errs.NeedsAttentionf("upgrade failed at %s: %v; the automatic rollback failed: helm rollback: %v; the release is at revision %s and the database was NOT restored (it is as the new version left it); once the cause is fixed, finish with: %s",
+		step, cause, rbErr, cur, finish)
 }

@@ -9,13 +9,15 @@
 //   - upgrade 1.15.0 -> 2.0.0 (sample data): `helm csghub upgrade` and the
 //     guide's manual steps scripted with helm and kubectl;
 //   - readiness: how long after the last pod turns Ready the plugin's waiter
-//     reports it.
+//     reports it;
+//   - realsize: plan and upgrade 1.15.0 -> 2.0.0 on the mirror charts rendering
+//     about 270 objects (bench.extraObjects), with the plugin's API request count.
 //
 // It starts its own cluster and PostgreSQL (state in .cache/bench, free ports),
 // stops everything at the end, also on error or Ctrl-C, and prints a table of
 // figures with the targets (PASS/MISS never fails the run; only real errors do).
 //
-//	go run ./scripts/bench [-size-mb 1024] [-json FILE] [-phases backup,restore,upgrade,readiness]
+//	go run ./scripts/bench [-size-mb 1024] [-json FILE] [-phases backup,restore,upgrade,readiness,realsize]
 //
 // `make bench` runs it through scripts/bench/run.sh, which builds bin/helm-csghub first.
 package main
@@ -50,9 +52,11 @@ type config struct {
 	opTimeout  time.Duration
 	upgradeVer string
 	profile    string
+	// extraObjects is bench.extraObjects of the realsize phase
+	extraObjects int
 }
 
-var allPhases = []string{"backup", "restore", "upgrade", "readiness"}
+var allPhases = []string{"backup", "restore", "upgrade", "readiness", "realsize"}
 
 func parseFlags(root string) (*config, error) {
 	c := &config{}
@@ -72,6 +76,7 @@ func parseFlags(root string) (*config, error) {
 	fs.BoolVar(&c.keep, "keep", false, "keep the state directory's data (backups, PostgreSQL data, logs) after the run")
 	fs.StringVar(&c.profile, "profile", "", "after the backup/restore figures, profile one more plugin backup and restore system-wide with perf; reports go to this folder")
 	fs.StringVar(&c.upgradeVer, "upgrade-to", "2.0.0", "chart version the upgrade figures go to (from 1.15.0)")
+	fs.IntVar(&c.extraObjects, "extra-objects", 240, "realsize phase: bench.extraObjects of the mirror charts (240: about 270 objects, the real chart's size)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./scripts/bench [flags]\n\nPerformance figures of helm-csghub on the local real stack.\n\n")
 		fs.PrintDefaults()
@@ -219,6 +224,11 @@ func (b *bench) main(ctx context.Context) (err error) {
 	if ph["readiness"] {
 		if err := b.readinessPhase(ctx); err != nil {
 			return fmt.Errorf("readiness figures: %w", err)
+		}
+	}
+	if ph["realsize"] {
+		if err := b.realSizePhase(ctx); err != nil {
+			return fmt.Errorf("real-size figures: %w", err)
 		}
 	}
 	return nil

@@ -409,6 +409,11 @@ func (b *bench) guideUpgrade(ctx context.Context, to string) ([]namedSeconds, er
 			return kubectl("wait", "--for=condition=Established", "-f", crds, "--timeout=120s")
 		}},
 		{"takeover: label/annotate knative/argo/lws objects", func() error { return b.guideTakeover(ctx) }},
+		// the init Jobs' pod template is immutable: within their 5-minute TTL a
+		// plain helm upgrade fails on them (the plugin does the same delete)
+		{"kubectl delete job (finished init Jobs)", func() error {
+			return kubectl("-n", namespace, "delete", "job", release+"-casdoor", release+"-server", "--ignore-not-found", "--cascade=background")
+		}},
 		{"helm upgrade -f values --version", func() error {
 			_, err := b.helm(ctx, "upgrade", release, "csghub/csghub", "-n", namespace, "-f", values, "--version", to)
 			return err

@@ -30,6 +30,7 @@ type results struct {
 	Restore   *restoreFigures     `json:"restore,omitempty"`
 	Upgrade   *upgradeFigures     `json:"upgrade,omitempty"`
 	Readiness *readinessFigures   `json:"readiness,omitempty"`
+	RealSize  *realSizeFigures    `json:"realSize,omitempty"`
 	Profile   map[string][]string `json:"profile,omitempty"`
 	Checks    []check             `json:"checks"`
 }
@@ -180,6 +181,12 @@ func (r *results) finish(err error) {
 	add := func(name, value, target string, pass bool) {
 		r.Checks = append(r.Checks, check{Name: name, Value: value, Target: target, Pass: pass})
 	}
+	if f := r.RealSize; f != nil && f.Upgrade.WallSeconds > 0 {
+		add("real size: plan seconds", secs(f.Plan.Seconds), "< 5", f.Plan.Seconds < 5)
+		add("real size: plan API requests", fmt.Sprint(f.Plan.Requests), "< 100", f.Plan.Requests >= 0 && f.Plan.Requests < 100)
+		add("real size: migrations seconds", secs(f.Upgrade.MigrationsSeconds), "< 15", f.Upgrade.MigrationsSeconds < 15)
+		add("real size: upgrade's own time", secs(f.Upgrade.OwnSeconds), "< 5", f.Upgrade.OwnSeconds < 5)
+	}
 	if f := r.Backup; f != nil && f.Plugin.Seconds > 0 {
 		add("backup: plugin throughput / pg_dumpall direct", fmt.Sprintf("%.2f", f.PluginVsDirect), ">= 0.80", f.PluginVsDirect >= 0.80)
 		if f.Guide.Seconds > 0 {
@@ -316,6 +323,21 @@ func (b *bench) report(w io.Writer) {
 			row("", fmt.Sprint(i+1), ms(run.LatencyMs), ms(run.AfterRolloutMs), ms(run.WaitedMs))
 		}
 		row("", "max", ms(f.MaxLatencyMs))
+		tw.Flush()
+	}
+	if f := r.RealSize; f != nil && f.Plan.Seconds > 0 {
+		fmt.Fprintf(w, "\nREAL SIZE: 1.15.0 -> %s with bench.extraObjects=%d (about 270 objects), API requests counted by the plugin\n", b.cfg.upgradeVer, f.ExtraObjects)
+		row("  9", "helm csghub plan", secs(f.Plan.Seconds), fmt.Sprintf("%d requests", f.Plan.Requests))
+		row("", "  by verb and resource: "+f.Plan.Detail)
+		if u := f.Upgrade; u.WallSeconds > 0 {
+			row(" 10", "helm csghub upgrade (wall)", secs(u.WallSeconds), fmt.Sprintf("%d requests", u.Requests))
+			for _, k := range []string{"plan", "preflight", "backup", "migrations", "clear-immutable", "helm-upgrade", "readiness", "verify"} {
+				if v, ok := u.Steps[k]; ok {
+					row("", "  step "+k, secs(v))
+				}
+			}
+			row("", "  own time = wall - helm-upgrade - backup - readiness wait", secs(u.OwnSeconds))
+		}
 		tw.Flush()
 	}
 	for _, op := range []string{"backup", "restore"} {

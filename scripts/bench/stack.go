@@ -299,7 +299,7 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // PostgreSQL server: any earlier release, its cluster-scoped objects (CRDs,
 // webhooks, knative-serving), its namespace and its server are removed first.
 // The charts' cluster-scoped objects allow one release per cluster.
-func (b *bench) freshRelease(ctx context.Context, pgName string, sample bool) error {
+func (b *bench) freshRelease(ctx context.Context, pgName string, sample bool, installArgs ...string) error {
 	t0 := time.Now()
 	if b.installed {
 		logf("removing the previous release")
@@ -336,14 +336,18 @@ func (b *bench) freshRelease(ctx context.Context, pgName string, sample bool) er
 		return err
 	}
 	b.installed = true
-	if _, err := b.helm(ctx, "install", release, "csghub/csghub", "--version", fromVersion, "-n", namespace,
-		"--wait", "--timeout", "180s"); err != nil {
+	if _, err := b.helm(ctx, append([]string{"install", release, "csghub/csghub", "--version", fromVersion, "-n", namespace,
+		"--wait", "--timeout", "180s"}, installArgs...)...); err != nil {
 		return err
 	}
 	if err := b.s.PlayImageInit(ctx, namespace, release, pg); err != nil {
 		return err
 	}
 	if err := b.s.ApplyUnmanaged(ctx, namespace, release); err != nil {
+		return err
+	}
+	// the init Jobs (ordinary resources) finish, as before an operator's next command
+	if err := b.s.WaitJobsFinished(ctx, namespace, 2*time.Minute); err != nil {
 		return err
 	}
 	if sample {
@@ -373,6 +377,7 @@ type cmdResult struct {
 	wall      time.Duration
 	maxRSSKiB int64
 	cpu       time.Duration // the command's own user+system CPU (with the children it waited for)
+	stderr    string        // the tail of stderr
 	hostBusy  time.Duration // CPU time all processes of the host used meanwhile (/proc/stat)
 	stdout    []byte
 	code      int
@@ -420,7 +425,7 @@ func (b *bench) runCmd(ctx context.Context, c cmdSpec) (cmdResult, error) {
 		peak = watchPeakRSS(cmd.Process.Pid)
 		err = cmd.Wait()
 	}
-	r := cmdResult{wall: time.Since(t0), hostBusy: hostBusy() - busy0, stdout: out.Bytes()}
+	r := cmdResult{wall: time.Since(t0), hostBusy: hostBusy() - busy0, stdout: out.Bytes(), stderr: stderr.String()}
 	if peak != nil {
 		r.maxRSSKiB = peak()
 	}

@@ -17,6 +17,9 @@ csghub.features: what this chart version renders, as YAML (use with fromYaml).
   mongo                <2.0    dataflow task logs in MongoDB (<release>-mongo)
   dataflowLogsPostgres >=2.0   dataflow task logs in PostgreSQL (csghub_dataflow_logs)
   brokenServer         2.0.1   <release>-server pods can never be scheduled, so never become Ready
+  knativeOperator      >=1.17  the KnativeServing CRD (knative-operator subchart) + KnativeServing knative-serving
+  knativeServingHook   1.17.x  ... rendered as a post-install/post-upgrade hook (never Helm-owned)
+                               (>=2.0: an ordinary resource, adoption needed on upgrade from 1.17)
 */ -}}
 {{- define "csghub.features" -}}
 {{- $v := .Chart.Version -}}
@@ -30,6 +33,8 @@ knativeWorkloads: {{ semverCompare ">=1.16.0-0" $v }}
 mongo: {{ semverCompare "<2.0.0-0" $v }}
 dataflowLogsPostgres: {{ semverCompare ">=2.0.0-0" $v }}
 brokenServer: {{ eq $v "2.0.1" }}
+knativeOperator: {{ semverCompare ">=1.17.0-0" $v }}
+knativeServingHook: {{ semverCompare ">=1.17.0-0, <2.0.0-0" $v }}
 {{- end -}}
 
 {{- /* <release>-<component>, as the real chart's common.names.custom */ -}}
