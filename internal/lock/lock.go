@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -102,7 +101,7 @@ func deadLocalHolder(holder string) bool {
 		return false
 	}
 	me, _ := os.Hostname()
-	return host == me && syscall.Kill(pid, 0) == syscall.ESRCH
+	return host == me && processGone(pid)
 }
 
 func expired(l *coordinationv1.Lease) bool {
