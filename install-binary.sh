@@ -100,13 +100,15 @@ fetch "$REPO_URL/v$version/$archive" "$tmp/$archive" ||
   die "download of $REPO_URL/v$version/$archive failed, nothing installed (offline? no release for $os/$arch? install Go to build from source)"
 if [[ -f checksums.txt ]]; then
   sums=checksums.txt
+  where="the plugin's checksums.txt"
 else
+  where="the release's checksums.txt"
   fetch "$REPO_URL/v$version/checksums.txt" "$tmp/checksums.txt" ||
     die "download of $REPO_URL/v$version/checksums.txt failed, nothing installed"
   sums=$tmp/checksums.txt
 fi
 want=$(awk -v f="$archive" '$2 == f || $2 == "*" f {print $1}' "$sums")
-[[ $want =~ ^[0-9a-f]{64}$ ]] || die "$archive is not listed in $sums, nothing installed"
+[[ $want =~ ^[0-9a-f]{64}$ ]] || die "$archive is not listed in $where, nothing installed"
 if command -v sha256sum >/dev/null; then
   got=$(sha256sum "$tmp/$archive" | awk '{print $1}')
 elif command -v shasum >/dev/null; then
@@ -114,7 +116,7 @@ elif command -v shasum >/dev/null; then
 else
   die "neither sha256sum nor shasum found: cannot check $archive, nothing installed"
 fi
-[[ $got == "$want" ]] || die "checksum mismatch for $archive (got $got, want $want), nothing installed"
+[[ $got == "$want" ]] || die "checksum mismatch for $archive (got $got, $where says $want), nothing installed"
 mkdir "$tmp/x"
 tar -xzf "$tmp/$archive" -C "$tmp/x" "$PROJECT" 2>/dev/null || die "$archive holds no $PROJECT, nothing installed"
 install_bin "$tmp/x/$PROJECT"
