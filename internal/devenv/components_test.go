@@ -1,0 +1,96 @@
+package devenv
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+
+	"github.com/opencsgs/helm-csghub/internal/verify"
+)
+
+// The Redis that stands behind <release>-redis-0 (Debian's redis-server via
+// scripts/redis.sh) requires the release's password; verify's PING gets
+// PONG with it and the server's own refusal without it.
+func TestRedisStandInWithPassword(t *testing.T) {
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Stack{Root: root, Log: func(string, ...any) {}}
+	ports, err := FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(t.TempDir(), "redis")
+	const pw = `s3cr"et\pw`
+	addr := "127.0.0.1:" + itoa(ports[0])
+	if _, err := s.Script([]string{"REDIS_PASSWORD=" + pw}, "scripts/redis.sh", "start", state, itoa(ports[0])); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = s.Script(nil, "scripts/redis.sh", "stop", state) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := verify.Ping(ctx, addr, pw); err != nil {
+		t.Fatal(err)
+	}
+	if err := verify.Ping(ctx, addr, ""); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("without password: %v", err)
+	}
+	if err := verify.Ping(ctx, addr, "wrong"); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if _, err := s.Script(nil, "scripts/redis.sh", "stop", state); err != nil {
+		t.Fatal(err)
+	}
+	if err := verify.Ping(ctx, addr, pw); err == nil {
+		t.Fatal("PING answered after stop")
+	}
+}
+
+// The Gitaly stand-in's token check accepts what verify signs (two
+// independent implementations of Gitaly's v2 scheme) and nothing else.
+func TestGitalyTokenCheck(t *testing.T) {
+	now := time.Now()
+	in := func(v string) context.Context {
+		return metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", v))
+	}
+	if err := checkGitalyToken(in("Bearer "+verify.GitalyV2Token("tok", now)), "tok", now); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]string{
+		"other token": "Bearer " + verify.GitalyV2Token("other", now),
+		"too old":     "Bearer " + verify.GitalyV2Token("tok", now.Add(-time.Minute)),
+		"v1 style":    "Bearer tok",
+		"none":        "",
+	} {
+		if err := checkGitalyToken(in(v), "tok", now); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}
+
+func TestHTTPStandIns(t *testing.T) {
+	srv := httptest.NewServer(serverMux())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + verify.HealthPath)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("server health: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	p := httptest.NewServer(portalMux())
+	defer p.Close()
+	resp, err = http.Get(p.URL + "/")
+	if err != nil || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("portal: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
