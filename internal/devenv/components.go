@@ -65,6 +65,7 @@ type Components struct {
 	ports   map[string]int
 	running map[string]func() error // stop functions
 	routed  map[string]bool         // pod names with a PortForward
+	stopped map[string]bool         // stopped by Stop: the watch must not start them again
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -77,7 +78,7 @@ func (s *Stack) StartComponents(ctx context.Context, namespace, release, dir str
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	c := &Components{Namespace: namespace, Release: release, dir: dir, s: s, logf: logf,
-		ports: map[string]int{}, running: map[string]func() error{}, routed: map[string]bool{},
+		ports: map[string]int{}, running: map[string]func() error{}, routed: map[string]bool{}, stopped: map[string]bool{},
 		cancel: cancel, done: make(chan struct{})}
 	w, err := s.Clientset.CoreV1().Pods(namespace).Watch(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + release})
 	if err != nil {
@@ -138,8 +139,12 @@ func (c *Components) route(ctx context.Context, pod *corev1.Pod) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.startLocked(ctx, name); err != nil {
-		return fmt.Errorf("start %s stand-in: %w", name, err)
+	if !c.stopped[name] {
+		if err := c.startLocked(ctx, name); err != nil {
+			return fmt.Errorf("start %s stand-in: %w", name, err)
+		}
+	} else if c.ports[name] == 0 {
+		return nil // stopped before it ever ran: route once it is started
 	}
 	if c.routed[pod.Name] {
 		return nil
@@ -162,6 +167,7 @@ func (c *Components) Port(name string) int {
 func (c *Components) Start(ctx context.Context, name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	delete(c.stopped, name)
 	return c.startLocked(ctx, name)
 }
 
@@ -169,6 +175,7 @@ func (c *Components) Start(ctx context.Context, name string) error {
 func (c *Components) Stop(name string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.stopped[name] = true
 	stop, ok := c.running[name]
 	if !ok {
 		return nil
