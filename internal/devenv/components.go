@@ -424,7 +424,8 @@ func (c *Components) startMinIO(ctx context.Context, port int) (func() error, er
 			buckets = append(buckets, name)
 		}
 	}
-	if err := m.MakeBuckets(ctx, string(sec.Data["MINIO_DEFAULT_REGION"]), buckets...); err != nil {
+	// in MinIO's own region: MINIO_DEFAULT_REGION is not a variable the MinIO server reads
+	if err := m.MakeBuckets(ctx, "", buckets...); err != nil {
 		_ = m.Stop()
 		return nil, err
 	}
