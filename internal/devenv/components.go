@@ -92,10 +92,20 @@ func (s *Stack) StartComponents(ctx context.Context, namespace, release, dir str
 func (c *Components) watch(ctx context.Context, w watch.Interface) {
 	defer close(c.done)
 	for {
-		for ev := range w.ResultChan() {
-			if pod, ok := ev.Object.(*corev1.Pod); ok && (ev.Type == watch.Added || ev.Type == watch.Modified) {
-				if err := c.route(ctx, pod); err != nil && ctx.Err() == nil {
-					c.logf("components: %v", err)
+	events:
+		for {
+			select {
+			case <-ctx.Done(): // not every watch closes its channel when ctx ends
+				w.Stop()
+				return
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					break events
+				}
+				if pod, ok := ev.Object.(*corev1.Pod); ok && (ev.Type == watch.Added || ev.Type == watch.Modified) {
+					if err := c.route(ctx, pod); err != nil && ctx.Err() == nil {
+						c.logf("components: %v", err)
+					}
 				}
 			}
 		}
