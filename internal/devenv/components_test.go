@@ -94,3 +94,42 @@ func TestHTTPStandIns(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// The external-S3 check against a real MinIO server: the bucket exists with
+// the right keys; a wrong secret and a missing bucket fail, without the secret.
+func TestExternalS3CheckAgainstMinIO(t *testing.T) {
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Stack{Root: root, Log: func(string, ...any) {}}
+	ports, err := FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.StartMinIO(filepath.Join(t.TempDir(), "s3"), ports[0], "hub", "hub-secret-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.MakeBuckets(ctx, "", "csghub-server"); err != nil {
+		t.Fatal(err)
+	}
+	vals := func(secret, bucket string) map[string]any {
+		return map[string]any{"global": map[string]any{"objectStore": map[string]any{"enabled": false, "external": map[string]any{
+			"endpoint": "http://" + m.Endpoint, "accessKey": "hub", "secretKey": secret, "bucket": bucket}}}}
+	}
+	if _, err := verify.CheckS3(ctx, verify.ExternalS3(vals("hub-secret-9", ""), "csghub")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = verify.CheckS3(ctx, verify.ExternalS3(vals("wrong-secret", ""), "csghub"))
+	if err == nil || strings.Contains(err.Error(), "wrong-secret") {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	_, err = verify.CheckS3(ctx, verify.ExternalS3(vals("hub-secret-9", "nope"), "csghub"))
+	if err == nil || !strings.Contains(err.Error(), "bucket nope does not exist") {
+		t.Fatalf("missing bucket: %v", err)
+	}
+}

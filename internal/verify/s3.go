@@ -74,9 +74,9 @@ func (c S3Config) hostAndTLS() (string, bool, error) {
 	return strings.TrimSuffix(e, "/"), c.Secure, nil
 }
 
-// checkS3: the configured endpoint answers and the configured bucket exists,
+// CheckS3: the configured endpoint answers and the configured bucket exists,
 // with the release's credentials (minio-go signs the request).
-func checkS3(ctx context.Context, c S3Config) (string, error) {
+func CheckS3(ctx context.Context, c S3Config) (string, error) {
 	host, tls, err := c.hostAndTLS()
 	if err != nil {
 		return "", fmt.Errorf("external object storage: %w", err)

@@ -181,7 +181,7 @@ func (v *Verify) Run(ctx context.Context) (*Report, error) {
 		},
 		CheckObjectStorage: func(ctx context.Context) (string, error) {
 			if comp.s3 != nil {
-				return checkS3(ctx, *comp.s3)
+				return CheckS3(ctx, *comp.s3)
 			}
 			return v.checkMinIO(ctx)
 		},
