@@ -118,8 +118,7 @@ func TestVerifyEveryCheck(t *testing.T) {
 			t.Errorf("%s stopped: verify exit %d, want 1\n%s\n%s", tc.component, v.Code, v.Stdout, v.Stderr)
 			continue
 		}
-		lines := strings.Split(strings.TrimSpace(v.Stderr), "\n")
-		if len(lines) != 1 || !strings.HasPrefix(lines[0], "Error: verification failed: "+tc.check+": ") {
+		if s := pluginStderr(v.Stderr); !oneLineError(v.Stderr) || !strings.HasPrefix(s, "Error: verification failed: "+tc.check+": ") {
 			t.Errorf("%s stopped: stderr is not one line naming check %s:\n%s", tc.component, tc.check, v.Stderr)
 		}
 		for name, st := range statuses(t, parseVerify(t, v.Stdout)) {
