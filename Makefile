@@ -41,11 +41,12 @@ dist:
 deps:
 	scripts/deps.sh
 
-## stack: cluster binaries, helm v3/v4 and kubectl built from the Go module proxy (cached in .cache/)
+## stack: cluster binaries, helm v3/v4, kubectl, FerretDB and MinIO built from the Go module proxy (cached in .cache/)
 stack: deps
 	scripts/k8senv/build.sh
 	scripts/tools.sh build
 	scripts/ferretdb.sh build
+	scripts/minio.sh build
 
 ## lint: formatting and go vet
 lint:
