@@ -91,7 +91,7 @@ func TestPlanFrom117(t *testing.T) {
 	e := testenv.NewEnv(t)
 	e.Install("1.17.0")
 	got := strings.Join(stepNames(getPlan(t, e, "--version", "2.0.0")), ", ")
-	if strings.Contains(got, "v1.17.0") || !strings.HasPrefix(got, "backup, v1.16.0 envoy-gateway-crds, v2.0.0 ") {
+	if strings.Contains(got, "v1.17.0") || !strings.HasPrefix(got, "live-objects, backup, v1.16.0 envoy-gateway-crds, v2.0.0 ") {
 		t.Fatalf("plan 1.17.0 -> 2.0.0 lists earlier migrations: %s", got)
 	}
 	r := e.Plugin("plan", "--version", "1.16.0")

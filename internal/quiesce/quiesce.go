@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -227,8 +228,8 @@ func patchWorkload(ctx context.Context, cs kubernetes.Interface, ns string, w Wo
 	return err
 }
 
-// waitGone waits until no pod matches any of the selectors (terminating pods
-// count: their sessions may still be open).
+// waitGone waits until no unfinished pod matches any of the selectors
+// (terminating pods count: their sessions may still be open).
 func waitGone(ctx context.Context, cs kubernetes.Interface, ns string, selectors []string, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
@@ -245,6 +246,11 @@ func waitGone(ctx context.Context, cs kubernetes.Interface, ns string, selectors
 				continue
 			}
 			for _, p := range pods.Items {
+				// a finished pod (an init Job's, selected by the same labels)
+				// holds no session
+				if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+					continue
+				}
 				left = append(left, p.Name)
 			}
 		}
