@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -203,7 +204,7 @@ func deadLocalHolder(holder string) bool {
 		return false
 	}
 	me, _ := os.Hostname()
-	return host == me && processGone(pid)
+	return host == me && syscall.Kill(pid, 0) == syscall.ESRCH
 }
 
 func expired(l *coordinationv1.Lease) bool {
