@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -204,6 +205,19 @@ func (e *Env) LastRelease(cfg *action.Configuration) (*release.Release, error) {
 		return nil, errs.Failedf("reading release %q: %w", e.Release, err)
 	}
 	return rel, nil
+}
+
+// History is every stored revision of the release, oldest first.
+func (e *Env) History(cfg *action.Configuration) ([]*release.Release, error) {
+	hist, err := cfg.Releases.History(e.Release)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, errs.NotFoundf("release %q not found in namespace %q", e.Release, e.Namespace)
+	}
+	if err != nil {
+		return nil, errs.Failedf("reading history of %q: %w", e.Release, err)
+	}
+	sort.Slice(hist, func(i, j int) bool { return hist[i].Version < hist[j].Version })
+	return hist, nil
 }
 
 // ChartVersion is the chart version of rel ("" when unknown).

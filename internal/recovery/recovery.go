@@ -9,18 +9,15 @@ package recovery
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage/driver"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
@@ -83,14 +80,10 @@ func (r *Recovery) Check(ctx context.Context, mark *lock.Mark) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	hist, err := cfg.Releases.History(r.Env.Release)
-	if errors.Is(err, driver.ErrReleaseNotFound) {
-		return nil, errs.NotFoundf("release %q not found in namespace %q", r.Env.Release, r.Env.Namespace)
-	}
+	hist, err := r.Env.History(cfg)
 	if err != nil {
-		return nil, errs.Failedf("reading history of %q: %w", r.Env.Release, err)
+		return nil, err
 	}
-	sort.Slice(hist, func(i, j int) bool { return hist[i].Version < hist[j].Version })
 	cur := hist[len(hist)-1]
 	if !cur.Info.Status.IsPending() {
 		return nil, nil
