@@ -8,10 +8,12 @@ VERSION := $(shell sed -n 's/^version:[[:space:]]*"\{0,1\}\([^"]*\)"\{0,1\}[[:sp
 COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 LDFLAGS := -s -w -X github.com/opencsgs/helm-csghub/internal/buildinfo.Version=$(VERSION) \
 	-X github.com/opencsgs/helm-csghub/internal/buildinfo.Commit=$(COMMIT)
+# released platforms: make dist builds an archive for each, make cross compiles each
+PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 # e2e runs one package with one cluster; the budget covers a cold CI machine.
 TEST_TIMEOUT ?= 75m
 
-.PHONY: all build deps stack unit e2e test demo demo-down bench bench-logs lint clean
+.PHONY: all build cross dist deps stack unit e2e test demo demo-down bench bench-logs lint clean
 
 all: build
 
@@ -19,15 +21,32 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/helm-csghub .
 
+## cross: compile the plugin for every platform in PLATFORMS (no output kept)
+cross:
+	@for p in $(PLATFORMS); do \
+		echo "go build $$p"; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -o /dev/null . || exit 1; \
+	done
+
+## dist: release files into dist/: an archive per platform, checksums.txt and the Helm 4
+## plugin package csghub-<version>.tgz (signed when DIST_KEY and DIST_KEYRING are set,
+## DIST_PASSPHRASE_FILE for an encrypted key); same commit, same archive bytes
+dist:
+	rm -rf dist
+	$(GO) run ./scripts/dist -out dist -platforms "$(PLATFORMS)" -helm "$$(scripts/tools.sh path helm4)" \
+		$(if $(DIST_KEY),-key "$(DIST_KEY)" -keyring "$(DIST_KEYRING)") \
+		$(if $(DIST_PASSPHRASE_FILE),-passphrase-file "$(DIST_PASSPHRASE_FILE)")
+
 ## deps: Debian packages the tests need (PostgreSQL 15, openssl, ...), when missing
 deps:
 	scripts/deps.sh
 
-## stack: cluster binaries, helm v3/v4 and kubectl built from the Go module proxy (cached in .cache/)
+## stack: cluster binaries, helm v3/v4, kubectl, FerretDB and MinIO built from the Go module proxy (cached in .cache/)
 stack: deps
 	scripts/k8senv/build.sh
 	scripts/tools.sh build
 	scripts/ferretdb.sh build
+	scripts/minio.sh build
 
 ## lint: formatting and go vet
 lint:
@@ -42,8 +61,8 @@ unit:
 e2e: stack
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./internal/e2e/... 2>&1 | scripts/test-summary.sh
 
-## test: everything (lint, unit, e2e on the real local stack)
-test: stack lint
+## test: everything (lint, cross builds, unit, e2e on the real local stack)
+test: stack lint cross
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./... 2>&1 | scripts/test-summary.sh
 
 ## demo: local cluster + PostgreSQL + csghub 1.15.0 with sample data, then helm csghub status
@@ -63,4 +82,4 @@ bench-logs: stack
 	$(GO) run ./scripts/bench/dataflowlogs $(BENCH_LOGS_FLAGS)
 
 clean:
-	rm -rf bin .cache/run
+	rm -rf bin dist .cache/run

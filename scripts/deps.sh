@@ -5,7 +5,7 @@
 # (scripts/k8senv/build.sh, scripts/tools.sh). Go (see go.mod) must already be installed.
 set -euo pipefail
 
-PACKAGES=(postgresql-15 openssl curl ca-certificates procps util-linux patch git make zstd)
+PACKAGES=(postgresql-15 openssl curl ca-certificates procps util-linux patch git make zstd redis-server)
 
 log() { printf '%s deps.sh: %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }

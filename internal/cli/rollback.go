@@ -126,7 +126,7 @@ func (c *rollbackCmd) run(ctx context.Context, args []string) error {
 	}
 	if res.Verify != nil {
 		for _, ch := range res.Verify.Checks {
-			tb.row("VERIFY "+strings.ToUpper(ch.Name)+":", ch.Detail)
+			tb.row("VERIFY "+strings.ToUpper(ch.Name)+":", string(ch.Status)+": "+ch.Detail)
 		}
 	}
 	return tb.flush()

@@ -155,11 +155,7 @@ func printUpgradeSummary(app *App, s *upgrade.Summary, runErr error) {
 	}
 	if s.Verify != nil {
 		for _, ch := range s.Verify.Checks {
-			mark := "ok"
-			if !ch.OK {
-				mark = "FAILED"
-			}
-			t.row("verify "+ch.Name+":", mark+": "+ch.Detail)
+			t.row("verify "+ch.Name+":", string(ch.Status)+": "+ch.Detail)
 		}
 	}
 	for _, x := range s.Warnings {

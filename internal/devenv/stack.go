@@ -122,6 +122,9 @@ func (s *Stack) Build() error {
 	if err := s.BuildFerretDB(); err != nil {
 		return err
 	}
+	if err := s.BuildMinIO(); err != nil {
+		return err
+	}
 	return s.step("build helm v3, helm v4, kubectl", func() error {
 		for _, t := range []struct {
 			dst  *string

@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -204,7 +203,7 @@ func deadLocalHolder(holder string) bool {
 		return false
 	}
 	me, _ := os.Hostname()
-	return host == me && syscall.Kill(pid, 0) == syscall.ESRCH
+	return host == me && processGone(pid)
 }
 
 func expired(l *coordinationv1.Lease) bool {

@@ -130,6 +130,9 @@ type Env struct {
 	Release   string
 	Helm      string // helm binary used by RunHelm/Plugin
 	PG        *devenv.Postgres
+	// Components play the release's portal, server, Casdoor, MinIO, Redis
+	// and Gitaly behind their pods (see devenv.Components).
+	Components *devenv.Components
 	// Mongo stands behind `<release>-mongo-0` once a chart with MongoDB is
 	// installed (FerretDB, see AfterDeploy).
 	Mongo *devenv.Mongo
@@ -215,6 +218,17 @@ func NewEnv(t testing.TB, opts ...Option) *Env {
 		t.Fatal(err)
 	}
 	e.playHookJobs()
+	comps, err := s.StartComponents(ctx, e.Namespace, e.Release, filepath.Join(s.Dir, fmt.Sprintf("components-%02d", n)),
+		func(format string, args ...any) { fmt.Fprintf(os.Stderr, "testenv: "+format+"\n", args...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := comps.Close(); err != nil {
+			t.Errorf("components: %v", err)
+		}
+	})
+	e.Components = comps
 	return e
 }
 
@@ -308,6 +322,9 @@ func (e *Env) AfterDeploy() {
 		e.T.Fatal(err)
 	}
 	if err := e.C.ApplyUnmanaged(ctx, e.Namespace, e.Release); err != nil {
+		e.T.Fatal(err)
+	}
+	if err := e.Components.Sync(ctx); err != nil {
 		e.T.Fatal(err)
 	}
 	// the init Jobs finish, as they would before an operator's next command

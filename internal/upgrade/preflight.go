@@ -6,7 +6,6 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"os"
 	"strings"
-	"syscall"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -174,9 +173,7 @@ func (u *Upgrade) checkBackupSpace(ctx context.Context, p *plan.Prepared) error 
 			size += d.Bytes
 		}
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err == nil {
-		free := int64(st.Bavail) * int64(st.Bsize)
+	if free, ok := freeBytes(dir); ok {
 		if need := size / 2; free < need {
 			return errs.Preconditionf("backup folder %s has %s free, the dump needs about %s (databases hold %s)",
 				dir, progress.HumanBytes(free), progress.HumanBytes(need), progress.HumanBytes(size))

@@ -1,45 +1,83 @@
-// Package verify checks a CSGHub release after an upgrade or rollback (the
-// guide's section 6, the parts a tool can check): the release is deployed at
-// the expected revision, PostgreSQL answers through a port-forward with the
-// release's own credentials and has the expected databases, and the web UI
-// answers through a port-forward to its Service.
+// Package verify checks a CSGHub release after an upgrade or rollback, as the
+// guide's section 6 lists it: the release is deployed at the expected
+// revision; the web UI loads; the API answers; login works (Casdoor serves
+// its OIDC discovery document under the configured issuer); the database,
+// object storage, Redis and Gitaly answer. Every network check goes through
+// a port-forward to a Ready pod behind the component's Service (the external
+// S3 endpoint is reached directly, as CSGHub reaches it), has its own
+// timeout, and all run: one failure does not hide the others. A component the
+// release does not run (disabled in values) is reported as skipped.
 package verify
 
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chartutil"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/opencsgs/helm-csghub/internal/dbpod"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 )
 
+// Names of the checks, in the order they are reported.
+const (
+	CheckRelease       = "release"
+	CheckWebUI         = "web-ui"
+	CheckAPI           = "api"
+	CheckLogin         = "login"
+	CheckDatabase      = "database"
+	CheckObjectStorage = "object-storage"
+	CheckRedis         = "redis"
+	CheckGitaly        = "gitaly"
+)
+
+// Names lists every check in report order.
+var Names = []string{CheckRelease, CheckWebUI, CheckAPI, CheckLogin, CheckDatabase, CheckObjectStorage, CheckRedis, CheckGitaly}
+
+// Status of one check.
+type Status string
+
+const (
+	Passed  Status = "passed"
+	Failed  Status = "failed"
+	Skipped Status = "skipped"
+)
+
 // Check is one verification result.
 type Check struct {
-	Name    string        `json:"name"`
-	OK      bool          `json:"ok"`
-	Detail  string        `json:"detail"`
-	Elapsed time.Duration `json:"elapsedNs"`
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	// Detail says what was checked, why it failed or why it was skipped (one line, no credentials).
+	Detail string `json:"detail"`
+	// DurationMs is how long the check took, in milliseconds.
+	DurationMs float64 `json:"durationMs"`
 }
+
+// OK reports whether the check did not fail (passed or skipped).
+func (c Check) OK() bool { return c.Status != Failed }
 
 // Report is all checks.
 type Report struct {
+	// OK is true when every check that ran passed.
 	OK     bool    `json:"ok"`
 	Checks []Check `json:"checks"`
+}
+
+// Failed lists the failed checks.
+func (r *Report) Failed() []Check {
+	var out []Check
+	for _, c := range r.Checks {
+		if c.Status == Failed {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Verify runs the checks.
@@ -48,67 +86,43 @@ type Verify struct {
 	Kube *kube.Client
 	// Revision expected deployed (0: whatever the last revision is).
 	Revision int
-	// Timeout bounds each network check.
+	// Timeout bounds each check (default 30s).
 	Timeout time.Duration
+	// Only runs just these checks (empty: all); Skip leaves these out. Both
+	// hold names from Names (see Select).
+	Only, Skip []string
 }
 
-// Run performs every check (they do not stop at the first failure) and
-// returns an error naming the failed ones.
-func (v *Verify) Run(ctx context.Context) (*Report, error) {
-	if err := v.Env.Resolve(); err != nil {
-		return nil, err
+// Select validates --check/--skip-check names: an unknown name is a usage error.
+func Select(only, skip []string) error {
+	known := map[string]bool{}
+	for _, n := range Names {
+		known[n] = true
 	}
-	cfg, err := v.Env.ActionConfig(v.Env.Namespace)
-	if err != nil {
-		return nil, err
-	}
-	// a release that does not exist is not a failed check: exit 3 (not found),
-	// and no database or web UI of it to look at
-	last, err := v.Env.LastRelease(cfg)
-	if err != nil {
-		return nil, err
-	}
-	rep := &Report{OK: true}
-	add := func(name string, f func() (string, error)) {
-		t0 := time.Now()
-		detail, err := f()
-		c := Check{Name: name, OK: err == nil, Detail: detail, Elapsed: time.Since(t0)}
-		if err != nil {
-			c.Detail = err.Error()
-			rep.OK = false
+	for _, n := range append(append([]string{}, only...), skip...) {
+		if !known[n] {
+			return errs.Usagef("unknown check %q (checks: %s)", n, strings.Join(Names, ", "))
 		}
-		rep.Checks = append(rep.Checks, c)
 	}
-	var allValues map[string]any
-	add("release", func() (string, error) {
-		rel := last
-		if rel.Info.Status.String() != "deployed" {
-			return "", fmt.Errorf("revision %d is %s, not deployed", rel.Version, rel.Info.Status)
+	return nil
+}
+
+// selected reports whether check name runs, and if not, why.
+func (v *Verify) selected(name string) (bool, string) {
+	for _, n := range v.Skip {
+		if n == name {
+			return false, "left out (--skip-check)"
 		}
-		if v.Revision != 0 && rel.Version != v.Revision {
-			return "", fmt.Errorf("revision %d deployed, expected %d", rel.Version, v.Revision)
-		}
-		get := action.NewGetValues(cfg)
-		get.AllValues = true
-		allValues, _ = get.Run(v.Env.Release)
-		return fmt.Sprintf("revision %d deployed (chart %s)", rel.Version, helmenv.ChartVersion(rel)), nil
-	})
-	if external(allValues) {
-		rep.Checks = append(rep.Checks, Check{Name: "database", OK: true, Detail: "external PostgreSQL: not checked (the guide leaves it to its operator)"})
-	} else {
-		add("database", func() (string, error) { return v.checkDatabase(ctx, allValues) })
 	}
-	add("web UI", func() (string, error) { return v.checkPortal(ctx) })
-	if !rep.OK {
-		var failed []string
-		for _, c := range rep.Checks {
-			if !c.OK {
-				failed = append(failed, c.Name+": "+c.Detail)
-			}
-		}
-		return rep, errs.Failedf("verification failed: %s", strings.Join(failed, "; "))
+	if len(v.Only) == 0 {
+		return true, ""
 	}
-	return rep, nil
+	for _, n := range v.Only {
+		if n == name {
+			return true, ""
+		}
+	}
+	return false, "not selected (--check)"
 }
 
 func (v *Verify) timeout() time.Duration {
@@ -118,128 +132,199 @@ func (v *Verify) timeout() time.Duration {
 	return 30 * time.Second
 }
 
-// checkDatabase connects with pgx through a port-forward, as an application
-// would, with the user and password of the release Secret.
-func (v *Verify) checkDatabase(ctx context.Context, values map[string]any) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, v.timeout())
-	defer cancel()
-	conn, err := dbpod.Connect(ctx, v.Kube, v.Env.Namespace, v.Env.Release, "postgres")
+// Run performs the selected checks, each with its own timeout, all of them
+// (concurrently), and returns an error naming the failed ones.
+func (v *Verify) Run(ctx context.Context) (*Report, error) {
+	if err := Select(v.Only, v.Skip); err != nil {
+		return nil, err
+	}
+	if err := v.Env.Resolve(); err != nil {
+		return nil, err
+	}
+	cfg, err := v.Env.ActionConfig(v.Env.Namespace)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	user := conn.User
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, "SELECT datname FROM pg_database WHERE NOT datistemplate")
-	if err != nil {
-		return "", err
+	// The values drive which components run; read them first, whatever is selected.
+	tRelease := time.Now()
+	// a release that does not exist is not a failed check: exit 3 (not found),
+	// and no component of it to look at
+	rel, relErr := v.Env.LastRelease(cfg)
+	if relErr != nil {
+		return nil, relErr
 	}
-	present, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return "", err
+	var values map[string]any
+	if relErr == nil {
+		get := action.NewGetValues(cfg)
+		get.AllValues = true
+		values, _ = get.Run(v.Env.Release)
 	}
-	have := map[string]bool{}
-	for _, d := range present {
-		have[d] = true
+	comp := componentsOf(values, v.Env.Release)
+	readRelease := time.Since(tRelease) // part of the release check
+
+	runs := map[string]func(context.Context) (string, error){
+		CheckRelease: func(context.Context) (string, error) {
+			if relErr != nil {
+				return "", relErr
+			}
+			if rel.Info.Status.String() != "deployed" {
+				return "", fmt.Errorf("revision %d is %s, not deployed", rel.Version, rel.Info.Status)
+			}
+			if v.Revision != 0 && rel.Version != v.Revision {
+				return "", fmt.Errorf("revision %d deployed, expected %d", rel.Version, v.Revision)
+			}
+			return fmt.Sprintf("revision %d deployed (chart %s)", rel.Version, helmenv.ChartVersion(rel)), nil
+		},
+		CheckWebUI: v.checkWebUI,
+		CheckAPI:   v.checkAPI,
+		CheckLogin: v.checkLogin,
+		CheckDatabase: func(ctx context.Context) (string, error) {
+			if comp.externalPostgres {
+				return "", errSkip("external PostgreSQL (global.postgresql.enabled=false): not checked")
+			}
+			return v.checkDatabase(ctx, values)
+		},
+		CheckObjectStorage: func(ctx context.Context) (string, error) {
+			if comp.s3 != nil {
+				return CheckS3(ctx, *comp.s3)
+			}
+			return v.checkMinIO(ctx)
+		},
+		CheckRedis: func(ctx context.Context) (string, error) {
+			if !comp.redis {
+				return "", errSkip("external Redis (global.redis.enabled=false): not checked")
+			}
+			return v.checkRedis(ctx)
+		},
+		CheckGitaly: func(ctx context.Context) (string, error) {
+			if !comp.gitaly {
+				return "", errSkip("external Gitaly (global.gitaly.enabled=false): not checked")
+			}
+			return v.checkGitaly(ctx)
+		},
 	}
-	want := ExpectedDatabases(values)
-	var missing []string
-	for _, d := range want {
-		if !have[d] {
-			missing = append(missing, d)
+	secrets := comp.secrets()
+
+	checks := make([]Check, len(Names))
+	var wg sync.WaitGroup
+	for i, name := range Names {
+		checks[i].Name = name
+		if ok, why := v.selected(name); !ok {
+			checks[i].Status, checks[i].Detail = Skipped, why
+			continue
+		}
+		wg.Add(1)
+		go func(c *Check, run func(context.Context) (string, error)) {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, v.timeout())
+			defer cancel()
+			t0 := time.Now()
+			detail, err := run(cctx)
+			var skip skipped
+			switch {
+			case err == nil:
+				c.Status, c.Detail = Passed, detail
+			case asSkip(err, &skip):
+				c.Status, c.Detail = Skipped, string(skip)
+			default:
+				if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+					err = fmt.Errorf("%w (timed out after %s)", err, v.timeout())
+				}
+				c.Status, c.Detail = Failed, err.Error()
+			}
+			c.Detail = redact(oneLine(c.Detail), secrets)
+			d := time.Since(t0)
+			if c.Name == CheckRelease {
+				d += readRelease
+			}
+			c.DurationMs = float64(d.Nanoseconds()) / 1e6
+		}(&checks[i], runs[name])
+	}
+	wg.Wait()
+	rep := &Report{OK: true, Checks: checks}
+	for _, c := range checks {
+		if c.Status == Failed {
+			rep.OK = false
 		}
 	}
-	if len(missing) > 0 {
-		return "", fmt.Errorf("databases missing: %s", strings.Join(missing, ", "))
+	if ctx.Err() != nil {
+		return rep, ctx.Err()
 	}
-	return fmt.Sprintf("connected as %s through a port-forward; %d expected databases present", user, len(want)), nil
+	if !rep.OK {
+		var failed []string
+		for _, c := range rep.Failed() {
+			failed = append(failed, c.Name+": "+c.Detail)
+		}
+		return rep, errs.Failedf("verification failed: %s", strings.Join(failed, "; "))
+	}
+	return rep, nil
 }
 
-// ExpectedDatabases is the chart's postgresql.databases list.
-func ExpectedDatabases(values map[string]any) []string {
-	raw, err := chartutil.Values(values).PathValue("postgresql.databases")
-	if err != nil {
+// skipped is returned by a check that does not apply to the release.
+type skipped string
+
+func (s skipped) Error() string { return string(s) }
+
+func errSkip(why string) error { return skipped(why) }
+
+func asSkip(err error, s *skipped) bool {
+	if x, ok := err.(skipped); ok {
+		*s = x
+		return true
+	}
+	return false
+}
+
+// oneLine keeps a detail on one line (some server errors span several).
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// redact replaces any credential of the release that a server error might
+// echo back (none is expected to) with "***".
+func redact(s string, secrets []string) string {
+	// longest first, so a secret containing another is replaced whole
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	for _, x := range secrets {
+		if len(x) >= 4 {
+			s = strings.ReplaceAll(s, x, "***")
+		}
+	}
+	return s
+}
+
+// components is what the release's values say it runs.
+type components struct {
+	externalPostgres bool
+	redis, gitaly    bool
+	// s3 is the external object storage (global.objectStore.enabled=false), nil for built-in MinIO.
+	s3 *S3Config
+}
+
+func componentsOf(values map[string]any, release string) components {
+	v := chartutil.Values(values)
+	c := components{
+		externalPostgres: isFalse(v, "global.postgresql.enabled"),
+		redis:            !isFalse(v, "global.redis.enabled"),
+		gitaly:           !isFalse(v, "global.gitaly.enabled"),
+	}
+	if isFalse(v, "global.objectStore.enabled") {
+		s3 := ExternalS3(values, release)
+		c.s3 = &s3
+	}
+	return c
+}
+
+func (c components) secrets() []string {
+	if c.s3 == nil {
 		return nil
 	}
-	var out []string
-	switch l := raw.(type) {
-	case []any:
-		for _, x := range l {
-			out = append(out, fmt.Sprint(x))
-		}
-	case string:
-		out = strings.FieldsFunc(l, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' })
-	}
-	sort.Strings(out)
-	return out
+	return []string{c.s3.SecretKey}
 }
 
-func external(values map[string]any) bool {
-	v, err := chartutil.Values(values).PathValue("global.postgresql.enabled")
-	b, ok := v.(bool)
+// isFalse is true only for an explicit false (a missing key keeps the chart's default, true).
+func isFalse(v chartutil.Values, path string) bool {
+	x, err := v.PathValue(path)
+	b, ok := x.(bool)
 	return err == nil && ok && !b
-}
-
-// checkPortal port-forwards to a Ready pod behind Service <release>-portal and
-// expects an HTTP answer below 500 on "/".
-func (v *Verify) checkPortal(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, v.timeout())
-	defer cancel()
-	ns, rel := v.Env.Namespace, v.Env.Release
-	svcName := rel + "-portal"
-	svc, err := v.Kube.Clientset.CoreV1().Services(ns).Get(ctx, svcName, metav1.GetOptions{})
-	if err != nil {
-		return "", fmt.Errorf("service %s: %w", svcName, err)
-	}
-	if len(svc.Spec.Ports) == 0 {
-		return "", fmt.Errorf("service %s has no ports", svcName)
-	}
-	pods, err := v.Kube.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(svc.Spec.Selector).String()})
-	if err != nil {
-		return "", err
-	}
-	var pod *corev1.Pod
-	for i := range pods.Items {
-		if kube.IsPodReady(&pods.Items[i]) {
-			pod = &pods.Items[i]
-			break
-		}
-	}
-	if pod == nil {
-		return "", fmt.Errorf("no Ready pod behind service %s", svcName)
-	}
-	port := targetPort(svc.Spec.Ports[0], pod)
-	fw, err := v.Kube.PortForward(ctx, ns, pod.Name, port)
-	if err != nil {
-		return "", err
-	}
-	defer fw.Close()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+fw.Addr()+"/", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("GET / on %s through port-forward: %w", svcName, err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode >= 500 {
-		return "", fmt.Errorf("GET / on %s answered %s", svcName, resp.Status)
-	}
-	return fmt.Sprintf("GET / on %s (pod %s:%d) answered %s", svcName, pod.Name, port, resp.Status), nil
-}
-
-// targetPort resolves a Service port's targetPort (number or named) on pod.
-func targetPort(sp corev1.ServicePort, pod *corev1.Pod) int {
-	tp := sp.TargetPort
-	if tp.Type == intstr.Int && tp.IntVal != 0 {
-		return int(tp.IntVal)
-	}
-	if tp.Type == intstr.String {
-		for _, c := range pod.Spec.Containers {
-			for _, p := range c.Ports {
-				if p.Name == tp.StrVal {
-					return int(p.ContainerPort)
-				}
-			}
-		}
-	}
-	return int(sp.Port)
 }

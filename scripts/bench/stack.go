@@ -54,6 +54,7 @@ type bench struct {
 
 	stopHooks context.CancelFunc
 	hooksDone chan struct{}
+	comps     *devenv.Components // what the release's verification reaches
 
 	backupDir string // catalog of the plugin's backups (backup phase)
 	backupID  string
@@ -145,6 +146,9 @@ func (b *bench) setup(ctx context.Context) error {
 	hctx, stop := context.WithCancel(context.Background())
 	b.stopHooks, b.hooksDone = stop, make(chan struct{})
 	go b.playHookJobs(hctx)
+	if b.comps, err = s.StartComponents(hctx, namespace, release, filepath.Join(b.work, "components"), logf); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -189,6 +193,11 @@ func (b *bench) teardown() error {
 	if b.stopHooks != nil {
 		b.stopHooks()
 		<-b.hooksDone
+	}
+	if b.comps != nil {
+		if err := b.comps.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, pg := range b.pgs {
 		if err := pg.Stop(); err != nil {

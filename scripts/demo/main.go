@@ -289,6 +289,13 @@ func serve(repoDir, pgHost, pgPort string) error {
 	if err := s.PlayHookJobs(ctx, namespace, release, pg, func(f string, a ...any) { fmt.Printf(f+"\n", a...) }); err != nil {
 		return err
 	}
+	// what verification reaches behind the release's pods (MinIO, Redis, stand-ins)
+	_, dir, _ := stack()
+	comps, err := s.StartComponents(ctx, namespace, release, filepath.Join(dir, "components"), func(f string, a ...any) { fmt.Printf(f+"\n", a...) })
+	if err != nil {
+		return err
+	}
+	defer comps.Close()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
