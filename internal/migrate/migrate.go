@@ -189,6 +189,8 @@ type Result struct {
 	AlreadyApplied bool     `json:"alreadyApplied"`
 	Detail         string   `json:"detail,omitempty"`
 	Changes        []Change `json:"changes"`
+	// Seconds is the time the check and the apply took.
+	Seconds float64 `json:"seconds"`
 }
 
 // Run checks and applies each migration in order; it stops at the first error.
@@ -199,7 +201,9 @@ func Run(ctx context.Context, c *Context, ms []Migration) ([]Result, error) {
 			rm.Reset() // a previous step may have added kinds (CRDs)
 		}
 		r := Result{Version: m.Version().String(), Name: m.Name(), Changes: []Change{}}
+		t0 := time.Now()
 		applied, detail, err := m.Check(ctx, c)
+		r.Seconds = time.Since(t0).Seconds()
 		if err != nil {
 			return out, fmt.Errorf("migration v%s %s: checking: %w", m.Version(), m.Name(), err)
 		}
@@ -216,6 +220,7 @@ func Run(ctx context.Context, c *Context, ms []Migration) ([]Result, error) {
 		}
 		c.logf("v%s %s: %s (%s)", m.Version(), m.Name(), verb, detail)
 		changes, err := m.Apply(ctx, c)
+		r.Seconds = time.Since(t0).Seconds()
 		r.Changes = append(r.Changes, changes...)
 		out = append(out, r)
 		if err != nil {
