@@ -120,6 +120,11 @@ type Context struct {
 	// Notes are what the operator should know afterwards (e.g. data kept).
 	Notes []string
 	Log   func(format string, args ...any)
+
+	// running is set while Run checks and applies (Check is followed by
+	// Apply at once); crdExam is the CRD step's Check result for that Apply.
+	running bool
+	crdExam *crdExamination
 }
 
 // Note records something the operator should know after the run.
@@ -195,6 +200,8 @@ type Result struct {
 
 // Run checks and applies each migration in order; it stops at the first error.
 func Run(ctx context.Context, c *Context, ms []Migration) ([]Result, error) {
+	c.running = true
+	defer func() { c.running, c.crdExam = false, nil }()
 	var out []Result
 	for _, m := range ms {
 		if rm, ok := c.Mapper.(meta.ResettableRESTMapper); ok {
