@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/opencsgs/helm-csghub/internal/crds"
 	"github.com/opencsgs/helm-csghub/internal/parallel"
@@ -240,7 +239,7 @@ func (m envoyGatewayCRDs) Apply(ctx context.Context, c *Context) ([]Change, erro
 		}
 	}
 	var mu sync.Mutex
-	var wait []string
+	var wait []*unstructured.Unstructured
 	err := parallel.ForEach(ctx, c.concurrency(), send, func(ctx context.Context, i int) error {
 		p := plans[i]
 		name := p.crd.Name
@@ -278,7 +277,7 @@ func (m envoyGatewayCRDs) Apply(ctx context.Context, c *Context) ([]Change, erro
 		changes[i] = &Change{Action: p.action, Kind: "CustomResourceDefinition", Name: name, Detail: detail}
 		if !established(res) {
 			mu.Lock()
-			wait = append(wait, name)
+			wait = append(wait, res)
 			mu.Unlock()
 		}
 		return nil
@@ -292,7 +291,6 @@ func (m envoyGatewayCRDs) Apply(ctx context.Context, c *Context) ([]Change, erro
 	if err != nil || c.DryRun {
 		return out, err
 	}
-	sort.Strings(wait)
 	return out, waitEstablished(ctx, c, wait)
 }
 
@@ -359,31 +357,57 @@ func established(crd *unstructured.Unstructured) bool {
 	return false
 }
 
-// waitEstablished polls the named CRDs until each is Established: a GET of
-// each one still pending (not a list of every CRD of the cluster: those are
-// megabytes), at most c.concurrency() at once.
-func waitEstablished(ctx context.Context, c *Context, names []string) error {
-	pending := names
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		var mu sync.Mutex
-		var still []string
-		_ = parallel.ForEach(ctx, c.concurrency(), pending, func(ctx context.Context, n string) error {
-			l, err := c.Dynamic.Resource(crdGVR).Get(ctx, n, metav1.GetOptions{})
-			if err != nil || !established(l) {
-				mu.Lock()
-				still = append(still, n)
-				mu.Unlock()
-			}
-			return nil
-		})
-		sort.Strings(still)
-		pending = still
-		return len(pending) == 0, nil
+// waitEstablished waits until each CRD, as the create or apply answered it,
+// is Established: one watch per CRD (field selector on its name) from the
+// answer's resourceVersion, so only that CRD's own updates are sent. Polling
+// instead (a list of every CRD, or GETs of each pending one) transfers the
+// megabytes of schema again on each round and competes for the API server's
+// CPU with the very work it waits for. A watch that cannot start or ends
+// early falls back to a GET every second.
+func waitEstablished(ctx context.Context, c *Context, sent []*unstructured.Unstructured) error {
+	if len(sent) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var pending []string
+	_ = parallel.ForEach(ctx, len(sent), sent, func(ctx context.Context, crd *unstructured.Unstructured) error {
+		if !waitOneEstablished(ctx, c, crd) {
+			mu.Lock()
+			pending = append(pending, crd.GetName())
+			mu.Unlock()
+		}
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("CustomResourceDefinition(s) %s not Established within 60s: %w", strings.Join(pending, ", "), err)
+	if len(pending) > 0 {
+		sort.Strings(pending)
+		return fmt.Errorf("CustomResourceDefinition(s) %s not Established within 60s", strings.Join(pending, ", "))
 	}
 	return nil
+}
+
+func waitOneEstablished(ctx context.Context, c *Context, crd *unstructured.Unstructured) bool {
+	ri := c.Dynamic.Resource(crdGVR)
+	w, err := ri.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + crd.GetName(), ResourceVersion: crd.GetResourceVersion()})
+	if err == nil {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			if o, ok := ev.Object.(*unstructured.Unstructured); ok && o.GetName() == crd.GetName() && established(o) {
+				return true
+			}
+		}
+	}
+	for ctx.Err() == nil {
+		if l, err := ri.Get(ctx, crd.GetName(), metav1.GetOptions{}); err == nil && established(l) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return false
 }
 
 func apiMessage(err error) string {
