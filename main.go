@@ -17,8 +17,10 @@ func main() {
 	// The first SIGINT/SIGTERM cancels ctx: operations then clean up (remove the
 	// NetworkPolicy, finish a rollback, delete partial files) before returning.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := helmenv.StartCPUProfile() // only with HELM_CSGHUB_CPUPROFILE set (benchmarks)
 	code := cli.Main(ctx, cli.NewApp(), os.Args[1:])
 	stop()
+	stopProfile()
 	helmenv.PrintStats(os.Stderr) // only with HELM_CSGHUB_API_STATS set (benchmarks)
 	os.Exit(code)
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"helm.sh/helm/v3/pkg/cli"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -67,23 +68,67 @@ type apiStats struct {
 	mu    sync.Mutex
 	total int
 	by    map[string]int
+	// spent is the time from sending each request to the end of reading its
+	// response body (the server's time plus the transfer), by the same key.
+	spent map[string]time.Duration
 }
 
 type countingTransport struct{ next http.RoundTripper }
 
 func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	APIStats.add(r)
-	return t.next.RoundTrip(r)
+	key := APIStats.add(r)
+	t0 := time.Now()
+	resp, err := t.next.RoundTrip(r)
+	if err != nil || resp.Body == nil || strings.HasPrefix(key, "WATCH ") {
+		APIStats.spend(key, time.Since(t0))
+		return resp, err
+	}
+	resp.Body = &timedBody{ReadCloser: resp.Body, key: key, t0: t0}
+	return resp, nil
 }
 
-func (a *apiStats) add(r *http.Request) {
+// timedBody records the request's time when its body is read to the end or closed.
+type timedBody struct {
+	io.ReadCloser
+	key  string
+	t0   time.Time
+	once sync.Once
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.done()
+	}
+	return n, err
+}
+
+func (b *timedBody) Close() error {
+	b.done()
+	return b.ReadCloser.Close()
+}
+
+func (b *timedBody) done() { b.once.Do(func() { APIStats.spend(b.key, time.Since(b.t0)) }) }
+
+func (a *apiStats) add(r *http.Request) string {
 	verb := r.Method
 	if verb == http.MethodGet && r.URL.Query().Get("watch") == "true" {
 		verb = "WATCH"
 	}
+	key := verb + " " + resourceOf(r.URL.Path)
 	a.mu.Lock()
 	a.total++
-	a.by[verb+" "+resourceOf(r.URL.Path)]++
+	a.by[key]++
+	a.mu.Unlock()
+	return key
+}
+
+func (a *apiStats) spend(key string, d time.Duration) {
+	a.mu.Lock()
+	if a.spent == nil {
+		a.spent = map[string]time.Duration{}
+	}
+	a.spent[key] += d
 	a.mu.Unlock()
 }
 
@@ -128,4 +173,16 @@ func PrintStats(w io.Writer) {
 		parts[i] = fmt.Sprintf("%s=%d", k, a.by[k])
 	}
 	fmt.Fprintf(w, "api-requests: %d (%s)\n", a.total, strings.Join(parts, ", "))
+	// where the time in requests went (concurrent requests overlap: the sum
+	// may exceed the wall time), the 8 largest
+	sort.Slice(keys, func(i, j int) bool { return a.spent[keys[i]] > a.spent[keys[j]] })
+	var total time.Duration
+	for _, d := range a.spent {
+		total += d
+	}
+	parts = parts[:0]
+	for _, k := range keys[:min(8, len(keys))] {
+		parts = append(parts, fmt.Sprintf("%s=%.2fs", k, a.spent[k].Seconds()))
+	}
+	fmt.Fprintf(w, "api-time: %.2fs (%s)\n", total.Seconds(), strings.Join(parts, ", "))
 }

@@ -120,6 +120,11 @@ type Context struct {
 	// Notes are what the operator should know afterwards (e.g. data kept).
 	Notes []string
 	Log   func(format string, args ...any)
+
+	// running is set while Run checks and applies (Check is followed by
+	// Apply at once); crdExam is the CRD step's Check result for that Apply.
+	running bool
+	crdExam *crdExamination
 }
 
 // Note records something the operator should know after the run.
@@ -189,17 +194,23 @@ type Result struct {
 	AlreadyApplied bool     `json:"alreadyApplied"`
 	Detail         string   `json:"detail,omitempty"`
 	Changes        []Change `json:"changes"`
+	// Seconds is the time the check and the apply took.
+	Seconds float64 `json:"seconds"`
 }
 
 // Run checks and applies each migration in order; it stops at the first error.
 func Run(ctx context.Context, c *Context, ms []Migration) ([]Result, error) {
+	c.running = true
+	defer func() { c.running, c.crdExam = false, nil }()
 	var out []Result
 	for _, m := range ms {
 		if rm, ok := c.Mapper.(meta.ResettableRESTMapper); ok {
 			rm.Reset() // a previous step may have added kinds (CRDs)
 		}
 		r := Result{Version: m.Version().String(), Name: m.Name(), Changes: []Change{}}
+		t0 := time.Now()
 		applied, detail, err := m.Check(ctx, c)
+		r.Seconds = time.Since(t0).Seconds()
 		if err != nil {
 			return out, fmt.Errorf("migration v%s %s: checking: %w", m.Version(), m.Name(), err)
 		}
@@ -216,6 +227,7 @@ func Run(ctx context.Context, c *Context, ms []Migration) ([]Result, error) {
 		}
 		c.logf("v%s %s: %s (%s)", m.Version(), m.Name(), verb, detail)
 		changes, err := m.Apply(ctx, c)
+		r.Seconds = time.Since(t0).Seconds()
 		r.Changes = append(r.Changes, changes...)
 		out = append(out, r)
 		if err != nil {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
@@ -14,9 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/opencsgs/helm-csghub/internal/crds"
+	"github.com/opencsgs/helm-csghub/internal/parallel"
 )
 
 // v1.16.0 brought the first crds/ folders (Envoy Gateway and the Gateway API,
@@ -162,10 +164,18 @@ func (m envoyGatewayCRDs) Preflight(ctx context.Context, c *Context) error {
 
 // Check: applied when every CRD exists, is Established and an apply would
 // change nothing; CRDs newer on the cluster count as applied (left alone).
+//
+// Inside Run (Check then Apply at once) a CRD that looks different is not
+// confirmed with a server-side dry run: Apply's own apply tells whether it
+// changed anything, and a dry run of a CRD costs the API server as much as
+// the apply. The examination is kept for that Apply (one list, not two).
 func (m envoyGatewayCRDs) Check(ctx context.Context, c *Context) (bool, string, error) {
-	set, plans, err := m.examine(ctx, c, true)
+	set, plans, err := m.examine(ctx, c, !c.running)
 	if err != nil {
 		return false, "", err
+	}
+	if c.running {
+		c.crdExam = &crdExamination{set: set, plans: plans}
 	}
 	if len(set.CRDs) == 0 {
 		return true, "the target chart installs no CRDs with these values", nil
@@ -193,52 +203,95 @@ func (m envoyGatewayCRDs) Check(ctx context.Context, c *Context) (bool, string, 
 	return false, fmt.Sprintf("%d to create, %d to update, %d current%s", create, update, len(plans)-create-update-len(keep), newer), nil
 }
 
+// crdExamination is Check's result kept for the Apply that follows in Run.
+type crdExamination struct {
+	set   *crds.Set
+	plans []crdPlan
+}
+
+// Apply creates the missing CRDs and applies the outdated ones, at most
+// c.concurrency() at once. A CRD the cluster has as the chart's is not sent
+// (unchanged), one newer on the cluster is left alone (keep). A missing CRD is
+// created (POST with the plugin's field manager, as `helm install` creates
+// crds/): for a new object that is what an apply would store, at about half
+// the API server's cost of a server-side apply of a schema of this size. An
+// existing one is applied server-side.
 func (m envoyGatewayCRDs) Apply(ctx context.Context, c *Context) ([]Change, error) {
-	_, plans, err := m.examine(ctx, c, false)
-	if err != nil {
-		return nil, err
+	var plans []crdPlan
+	if ex := c.crdExam; ex != nil {
+		plans, c.crdExam = ex.plans, nil
+	} else {
+		var err error
+		if _, plans, err = m.examine(ctx, c, false); err != nil {
+			return nil, err
+		}
 	}
-	var changes []Change
-	var wait []string
-	for _, p := range plans {
-		name := p.crd.Name
+	changes := make([]*Change, len(plans))
+	var send []int
+	for i, p := range plans {
 		switch p.action {
 		case "unchanged":
-			changes = append(changes, Change{Action: "unchanged", Kind: "CustomResourceDefinition", Name: name})
-			continue
+			changes[i] = &Change{Action: "unchanged", Kind: "CustomResourceDefinition", Name: p.crd.Name}
 		case "keep":
-			changes = append(changes, Change{Action: "keep", Kind: "CustomResourceDefinition", Name: name, Detail: p.detail})
-			continue
+			changes[i] = &Change{Action: "keep", Kind: "CustomResourceDefinition", Name: p.crd.Name, Detail: p.detail}
+		default:
+			send = append(send, i)
 		}
-		res, err := applyCRD(ctx, c, p.crd.Obj, p.force, c.DryRun)
+	}
+	var mu sync.Mutex
+	var wait []*unstructured.Unstructured
+	err := parallel.ForEach(ctx, c.concurrency(), send, func(ctx context.Context, i int) error {
+		p := plans[i]
+		name := p.crd.Name
+		var res *unstructured.Unstructured
+		var err error
+		if p.live == nil {
+			res, err = createCRD(ctx, c, p.crd.Obj, c.DryRun)
+			if apierrors.IsAlreadyExists(err) { // created meanwhile by someone else: apply over it
+				res, err = applyCRD(ctx, c, p.crd.Obj, c.ForceConflicts, c.DryRun)
+			}
+		} else {
+			res, err = applyCRD(ctx, c, p.crd.Obj, p.force, c.DryRun)
+		}
 		if apierrors.IsConflict(err) && c.DryRun {
-			changes = append(changes, Change{Action: "conflict", Kind: "CustomResourceDefinition", Name: name,
-				Detail: apiMessage(err) + "; the real run needs --force-conflicts"})
-			continue
+			changes[i] = &Change{Action: "conflict", Kind: "CustomResourceDefinition", Name: name,
+				Detail: apiMessage(err) + "; the real run needs --force-conflicts"}
+			return nil
 		}
 		if apierrors.IsConflict(err) {
-			return changes, fmt.Errorf("CustomResourceDefinition %s: fields are owned by another field manager (%s); rerun with --force-conflicts to take them over",
+			return fmt.Errorf("CustomResourceDefinition %s: fields are owned by another field manager (%s); rerun with --force-conflicts to take them over",
 				name, apiMessage(err))
 		}
 		if err != nil {
-			return changes, fmt.Errorf("applying CustomResourceDefinition %s: %w", name, err)
+			return fmt.Errorf("applying CustomResourceDefinition %s: %w", name, err)
 		}
 		if p.live != nil && established(p.live) && sameCRD(p.live, res) {
 			// looked different (e.g. a default not known here) but the apply changed nothing
-			changes = append(changes, Change{Action: "unchanged", Kind: "CustomResourceDefinition", Name: name})
-			continue
+			changes[i] = &Change{Action: "unchanged", Kind: "CustomResourceDefinition", Name: name}
+			return nil
 		}
 		detail := p.detail + ", from " + p.crd.Source()
 		if c.DryRun {
 			detail += ", dry run"
 		}
-		changes = append(changes, Change{Action: p.action, Kind: "CustomResourceDefinition", Name: name, Detail: detail})
-		wait = append(wait, name)
+		changes[i] = &Change{Action: p.action, Kind: "CustomResourceDefinition", Name: name, Detail: detail}
+		if !established(res) {
+			mu.Lock()
+			wait = append(wait, res)
+			mu.Unlock()
+		}
+		return nil
+	})
+	var out []Change
+	for _, ch := range changes {
+		if ch != nil {
+			out = append(out, *ch)
+		}
 	}
-	if c.DryRun {
-		return changes, nil
+	if err != nil || c.DryRun {
+		return out, err
 	}
-	return changes, waitEstablished(ctx, c, wait)
+	return out, waitEstablished(ctx, c, wait)
 }
 
 // writtenByHelm says whether only Helm wrote the CRD's spec and metadata
@@ -275,6 +328,17 @@ func applyCRD(ctx context.Context, c *Context, crd *unstructured.Unstructured, f
 	return c.Dynamic.Resource(crdGVR).Patch(ctx, crd.GetName(), types.ApplyPatchType, data, opts)
 }
 
+// createCRD creates crd with the plugin's field manager.
+func createCRD(ctx context.Context, c *Context, crd *unstructured.Unstructured, dryRun bool) (*unstructured.Unstructured, error) {
+	obj := crd.DeepCopy()
+	obj.SetResourceVersion("")
+	opts := metav1.CreateOptions{FieldManager: FieldManager}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	return c.Dynamic.Resource(crdGVR).Create(ctx, obj, opts)
+}
+
 // sameCRD compares what an apply controls: spec, labels and annotations.
 func sameCRD(live, applied *unstructured.Unstructured) bool {
 	return reflect.DeepEqual(live.Object["spec"], applied.Object["spec"]) &&
@@ -293,29 +357,57 @@ func established(crd *unstructured.Unstructured) bool {
 	return false
 }
 
-// waitEstablished polls one CRD list until every named CRD is Established.
-func waitEstablished(ctx context.Context, c *Context, names []string) error {
-	if len(names) == 0 {
+// waitEstablished waits until each CRD, as the create or apply answered it,
+// is Established: one watch per CRD (field selector on its name) from the
+// answer's resourceVersion, so only that CRD's own updates are sent. Polling
+// instead (a list of every CRD, or GETs of each pending one) transfers the
+// megabytes of schema again on each round and competes for the API server's
+// CPU with the very work it waits for. A watch that cannot start or ends
+// early falls back to a GET every second.
+func waitEstablished(ctx context.Context, c *Context, sent []*unstructured.Unstructured) error {
+	if len(sent) == 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var mu sync.Mutex
 	var pending []string
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		live, err := listCRDs(ctx, c)
-		if err != nil {
-			return false, nil
+	_ = parallel.ForEach(ctx, len(sent), sent, func(ctx context.Context, crd *unstructured.Unstructured) error {
+		if !waitOneEstablished(ctx, c, crd) {
+			mu.Lock()
+			pending = append(pending, crd.GetName())
+			mu.Unlock()
 		}
-		pending = pending[:0]
-		for _, n := range names {
-			if l := live[n]; l == nil || !established(l) {
-				pending = append(pending, n)
-			}
-		}
-		return len(pending) == 0, nil
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("CustomResourceDefinition(s) %s not Established within 60s: %w", strings.Join(pending, ", "), err)
+	if len(pending) > 0 {
+		sort.Strings(pending)
+		return fmt.Errorf("CustomResourceDefinition(s) %s not Established within 60s", strings.Join(pending, ", "))
 	}
 	return nil
+}
+
+func waitOneEstablished(ctx context.Context, c *Context, crd *unstructured.Unstructured) bool {
+	ri := c.Dynamic.Resource(crdGVR)
+	w, err := ri.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + crd.GetName(), ResourceVersion: crd.GetResourceVersion()})
+	if err == nil {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			if o, ok := ev.Object.(*unstructured.Unstructured); ok && o.GetName() == crd.GetName() && established(o) {
+				return true
+			}
+		}
+	}
+	for ctx.Err() == nil {
+		if l, err := ri.Get(ctx, crd.GetName(), metav1.GetOptions{}); err == nil && established(l) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return false
 }
 
 func apiMessage(err error) string {

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -29,8 +32,17 @@ type realSizeFigures struct {
 		OwnSeconds        float64            `json:"ownSeconds"`
 		Requests          int                `json:"apiRequests"`
 		Detail            string             `json:"requestsDetail"`
+		// APITime is the plugin's time in API requests, by verb and resource
+		// (the 8 largest); CPUSeconds its own user+system CPU.
+		APITime    string  `json:"apiTime"`
+		CPUSeconds float64 `json:"cpuSeconds"`
+		// Profile: the top of the plugin's CPU profile of the upgrade
+		// (HELM_CSGHUB_CPUPROFILE; go tool pprof -top).
+		Profile []string `json:"cpuProfileTop,omitempty"`
 	} `json:"upgrade"`
 }
+
+var apiTimeRE = regexp.MustCompile(`api-time: (.*)`)
 
 var apiRequestsRE = regexp.MustCompile(`api-requests: (\d+) \(([^)]*)\)`)
 
@@ -65,7 +77,8 @@ func (b *bench) realSizePhase(ctx context.Context) error {
 	logf("plan: %.2fs, %d API requests", f.Plan.Seconds, f.Plan.Requests)
 
 	logf("helm csghub upgrade --version %s (%d extra objects)", b.cfg.upgradeVer, f.ExtraObjects)
-	r, err = b.runCmd(ctx, cmdSpec{name: b.cfg.plugin, env: env, capture: true,
+	prof := filepath.Join(b.work, "realsize-upgrade.cpu.pprof")
+	r, err = b.runCmd(ctx, cmdSpec{name: b.cfg.plugin, env: append(env, "HELM_CSGHUB_CPUPROFILE="+prof), capture: true,
 		args: []string{"upgrade", "--version", b.cfg.upgradeVer, "--yes", "-o", "json", "--dir", filepath.Join(b.work, "realsize-backups"),
 			"--timeout", "5m", "--skip-dataflow-logs"}})
 	if err != nil {
@@ -82,12 +95,42 @@ func (b *bench) realSizePhase(ctx context.Context) error {
 		u.Steps[k] = v.Seconds()
 	}
 	u.MigrationsSeconds = u.Steps["migrations"]
+	for _, m := range sum.Migrations {
+		u.Steps["migration "+m.Name] = m.Seconds
+	}
 	waited := 0.0
 	if sum.Readiness != nil {
 		waited = sum.Readiness.Waited.Seconds()
 	}
 	u.OwnSeconds = u.WallSeconds - u.Steps["helm-upgrade"] - u.Steps["backup"] - waited
 	u.Requests, u.Detail = apiRequests(r.stderr)
+	if m := apiTimeRE.FindAllStringSubmatch(r.stderr, -1); len(m) > 0 {
+		u.APITime = m[len(m)-1][1]
+	}
+	u.CPUSeconds = r.cpu.Seconds()
+	if top, err := pprofTop(ctx, prof, 12); err != nil {
+		logf("CPU profile of the upgrade: %v", err)
+	} else {
+		u.Profile = top
+	}
 	logf("upgrade: %.2fs wall, migrations %.2fs, own time %.2fs, %d API requests", u.WallSeconds, u.MigrationsSeconds, u.OwnSeconds, u.Requests)
 	return nil
+}
+
+// pprofTop returns the n functions with the most cumulative CPU in a profile
+// (go tool pprof -top -cum), header lines first.
+func pprofTop(ctx context.Context, prof string, n int) ([]string, error) {
+	out, err := exec.CommandContext(ctx, filepath.Join(runtime.GOROOT(), "bin", "go"), "tool", "pprof", "-top", "-cum",
+		fmt.Sprintf("-nodecount=%d", n), prof).Output()
+	if err != nil {
+		return nil, fmt.Errorf("go tool pprof %s: %w", prof, err)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.HasPrefix(l, "File:") || strings.HasPrefix(l, "Type:") || strings.HasPrefix(l, "Time:") || strings.HasPrefix(l, "Showing") {
+			continue
+		}
+		lines = append(lines, strings.TrimRight(l, " "))
+	}
+	return lines, nil
 }

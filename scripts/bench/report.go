@@ -335,10 +335,32 @@ func (b *bench) report(w io.Writer) {
 				if v, ok := u.Steps[k]; ok {
 					row("", "  step "+k, secs(v))
 				}
+				if k == "migrations" {
+					var ms []string
+					for name := range u.Steps {
+						if strings.HasPrefix(name, "migration ") {
+							ms = append(ms, name)
+						}
+					}
+					sort.Strings(ms)
+					for _, name := range ms {
+						row("", "    "+name, secs(u.Steps[name]))
+					}
+				}
 			}
 			row("", "  own time = wall - helm-upgrade - backup - readiness wait", secs(u.OwnSeconds))
+			row("", "  plugin CPU (user+system, whole run)", secs(u.CPUSeconds))
+			if u.APITime != "" {
+				row("", "  time in API requests: "+u.APITime)
+			}
 		}
 		tw.Flush()
+		if len(f.Upgrade.Profile) > 0 {
+			fmt.Fprintln(w, "  plugin CPU profile of the upgrade (go tool pprof -top -cum):")
+			for _, l := range f.Upgrade.Profile {
+				fmt.Fprintf(w, "    %s\n", l)
+			}
+		}
 	}
 	for _, op := range []string{"backup", "restore"} {
 		if lines := r.Profile[op]; len(lines) > 0 {
