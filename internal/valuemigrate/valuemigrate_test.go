@@ -10,6 +10,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/cli/values"
 	"helm.sh/helm/v3/pkg/getter"
 	"sigs.k8s.io/yaml"
@@ -266,5 +267,40 @@ mystery: {x: 1}
 	}
 	if got := Unknown(ch.Values, ch); len(got) != 0 {
 		t.Errorf("the chart's own values flagged: %q", got)
+	}
+}
+
+// On the mirror charts: an operator who copied a chart's whole values.yaml
+// gets every key known after the rewrites, except what the target dropped.
+func TestMirrorCharts(t *testing.T) {
+	for _, c := range []struct {
+		from, to string
+		unknown  []string
+	}{
+		{"2.0.0", "2.4.0", nil},
+		{"2.2.0", "2.3.0", nil},
+		{"1.15.0", "2.4.0", []string{"ingress-nginx", "mongo"}}, // dropped in 1.16 and 2.0
+	} {
+		old, err := loader.Load("../../testdata/charts/csghub-" + c.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		target, err := loader.Load("../../testdata/charts/csghub-" + c.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Unknown(target.Values, target); len(got) != 0 {
+			t.Errorf("%s flags its own keys: %q", c.to, got)
+		}
+		r := Migrate(old.Values, v(c.from), v(c.to), nil)
+		if got := Unknown(r.Values, target); !reflect.DeepEqual(got, c.unknown) {
+			t.Errorf("%s -> %s: unknown %q, want %q", c.from, c.to, got, c.unknown)
+		}
+		if c.from == "2.0.0" {
+			// without the rewrites, the runner keys are lost
+			if got := Unknown(old.Values, target); !strings.Contains(strings.Join(got, " "), "runner.region") {
+				t.Errorf("unrewritten 2.0.0 values: unknown %q lack runner.region", got)
+			}
+		}
 	}
 }
