@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencsgs/helm-csghub/internal/testenv"
 )
@@ -111,7 +112,10 @@ func TestUpgrade115ToNewestAndBack(t *testing.T) {
 	}
 	testenv.RequireEqual(t, want, after, "database after 1.15.0 -> 2.4.0")
 
-	waitJobsFinished(t, e)
+	// 2.4.0 renamed the init Jobs (<release>-casdoor-migrate, ...)
+	if err := e.C.WaitJobsFinished(context.Background(), e.Namespace, 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	rb := e.Plugin("rollback", "1", "--dir", dir, "--yes", "-o", "json")
 	if rb.Code != 0 {
 		t.Fatalf("rollback 1: exit %d\n%s\n%s", rb.Code, rb.Stdout, rb.Stderr)
