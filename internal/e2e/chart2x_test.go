@@ -4,10 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/opencsgs/helm-csghub/internal/devenv"
 	"github.com/opencsgs/helm-csghub/internal/testenv"
 )
 
@@ -65,9 +70,16 @@ func migrationNames(t *testing.T, sum []struct{ Version, Name string }) string {
 // named; then `rollback 1` restores 1.15.0 and its data exactly.
 func TestUpgrade115ToNewestAndBack(t *testing.T) {
 	e := testenv.NewEnv(t)
-	e.Install("1.15.0")
+	// a custom runner value of the flat layout 2.2.3 restructured (runner.runner.region from 2.3.0)
+	e.Install("1.15.0", "--set", "runner.region=region-e2e")
 	e.LoadSampleData()
 	dataflowRows(t, e)
+	if e.Mongo == nil {
+		t.Fatal("no FerretDB behind csghub-mongo-0 after installing 1.15.0")
+	}
+	if _, err := devenv.SeedDataflowLogs(context.Background(), e.Mongo.URL, devenv.DefaultSeedTasks(), true); err != nil {
+		t.Fatal(err)
+	}
 	waitJobsFinished(t, e)
 	want := testenv.TakeSnapshot(t, e.PG)
 	dir := t.TempDir()
@@ -84,7 +96,7 @@ func TestUpgrade115ToNewestAndBack(t *testing.T) {
 		steps = append(steps, struct{ Version, Name string }{m.Version, m.Name})
 	}
 	got := migrationNames(t, steps)
-	for _, w := range []string{"v1.16.0 envoy-gateway-crds", "v1.17.0 helm-takeover", "v2.0.0 dataflow-logs", "v2.2.0 dataflow-tables-hook", "v2.2.0 leftover-volumes"} {
+	for _, w := range []string{"v1.16.0 envoy-gateway-crds", "v1.17.0 helm-takeover", "v2.0.0 dataflow-logs", "v2.2.0 dataflow-tables-hook", "v2.2.0 leftovers"} {
 		if !strings.Contains(got, w) {
 			t.Errorf("step %s missing: %s", w, got)
 		}
@@ -101,6 +113,28 @@ func TestUpgrade115ToNewestAndBack(t *testing.T) {
 	}
 	if !strings.Contains(notes, "kept in backup "+sum.Backup) || !strings.Contains(notes, e.Release+"-dataflow-migrations") {
 		t.Errorf("notes do not say where the Dataflow logs are or name the hook:\n%s", notes)
+	}
+	// the logs are exported into the backup and kept there: 2.4.0 has no task-log database
+	exported := ""
+	for _, m := range sum.Migrations {
+		for _, c := range m.Changes {
+			if m.Name == "dataflow-logs" && c.Kind == "file" && c.Action == "create" {
+				exported = c.Detail
+			}
+		}
+	}
+	if exported == "" || strings.HasPrefix(exported, "0 documents") {
+		t.Errorf("Dataflow logs not exported into the backup: %+v", sum.Migrations)
+	}
+	if _, err := os.Stat(filepath.Join(sum.BackupPath, "dataflow-logs.jsonl.zst")); err != nil {
+		t.Errorf("export not in the backup: %v", err)
+	}
+	if imp := e.Plugin("dataflow-logs", "import", "--dir", dir); imp.Code != 4 || !strings.Contains(imp.Stderr, "nothing to import into") {
+		t.Errorf("dataflow-logs import on 2.4.0: exit %d %s", imp.Code, imp.Stderr)
+	}
+	// the runner's configuration as 2.4.0 renders it (its keys moved in 2.2.3)
+	if cfg := runnerConfig(t, e); cfg["MODEL_DEPLOY_TIMEOUT_MINUTES"] == "" {
+		t.Errorf("runner config of 2.4.0: %v", cfg)
 	}
 	after := testenv.TakeSnapshot(t, e.PG)
 	requireHookRan(t, want, after)
@@ -138,6 +172,17 @@ func TestUpgrade115ToNewestAndBack(t *testing.T) {
 	}
 }
 
+// runnerConfig is ConfigMap <release>-runner-config: what the runner gets
+// from the deployed values (REGION, ...).
+func runnerConfig(t *testing.T, e *testenv.Env) map[string]string {
+	t.Helper()
+	cm, err := e.C.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(context.Background(), e.Release+"-runner-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cm.Data
+}
+
 // compareVersions compares two x.y.z strings.
 func compareVersions(a, b string) int {
 	var x, y [3]int
@@ -172,8 +217,8 @@ func TestUpgrade2xTo240(t *testing.T) {
 				t.Fatalf("summary %+v", sum)
 			}
 			notes := strings.Join(sum.Notes, "\n")
-			if from == "2.0.0" && !strings.Contains(notes, "delete pvc data-"+e.Release+"-dataflow-0") {
-				t.Errorf("Dataflow's StatefulSet PVC not named:\n%s", notes)
+			if from == "2.0.0" && (!strings.Contains(notes, "delete pvc data-"+e.Release+"-dataflow-0") || !strings.Contains(notes, "Database csghub_dataflow_logs")) {
+				t.Errorf("Dataflow's StatefulSet PVC or its unused logs database not named:\n%s", notes)
 			}
 			if a := crd(t, e, "gateways.gateway.networking.k8s.io").GetAnnotations(); a["gateway.networking.k8s.io/bundle-version"] != "v1.5.0" {
 				t.Errorf("gateways CRD not gateway-helm 1.7.5's: %v", a)
@@ -200,7 +245,7 @@ func TestPlan117To240(t *testing.T) {
 	}
 	p := getPlan(t, e, "--version", "2.4.0")
 	got := strings.Join(stepNames(p), ", ")
-	want := "v1.16.0 envoy-gateway-crds, v2.0.0 knative-serving-takeover, v2.0.0 dataflow-logs, v2.2.0 dataflow-tables-hook, v2.2.0 leftover-volumes, helm-upgrade"
+	want := "v1.16.0 envoy-gateway-crds, v2.0.0 knative-serving-takeover, v2.0.0 dataflow-logs, v2.2.0 dataflow-tables-hook, v2.2.0 leftovers, helm-upgrade"
 	if i := strings.Index(got, "v1.16.0"); i < 0 || !strings.HasPrefix(got[i:], want) {
 		t.Errorf("plan 1.17.0 -> 2.4.0: %s\nwant in order: %s", got, want)
 	}

@@ -80,13 +80,14 @@ func (dataflowTablesHook) Apply(_ context.Context, c *Context) ([]Change, error)
 }
 
 func (leftoverVolumes) Version() *semver.Version { return MustVersion("2.2.0") }
-func (leftoverVolumes) Name() string             { return "leftover-volumes" }
+func (leftoverVolumes) Name() string             { return "leftovers" }
 func (leftoverVolumes) EveryUpgrade()            {}
 
 func (leftoverVolumes) Describe(c *Context) Description {
 	return Description{
 		Reason: "Helm keeps the PersistentVolumeClaims of StatefulSets the target no longer has (Dataflow's data-" + c.Release +
-			"-dataflow-0 from 2.2.0, MongoDB's from 2.0.0): after the upgrade they are named in the summary with the delete command; nothing is deleted",
+			"-dataflow-0 from 2.2.0, MongoDB's from 2.0.0) and nothing drops csghub_dataflow_logs (unused from 2.2.0): after the upgrade " +
+			"they are named in the summary, the volumes with the delete command; nothing is deleted",
 		Touches: []string{"PersistentVolumeClaims of release " + c.Release + " (read only)"},
 	}
 }
@@ -115,8 +116,13 @@ func (leftoverVolumes) AfterUpgrade(ctx context.Context, c *Context) ([]Change, 
 	for _, p := range pvcs.Items {
 		names = append(names, p.Name)
 	}
-	left := UnmountedVolumes(names, objs)
 	var changes []Change
+	if c.Current != nil && !c.Current.LessThan(MustVersion("2.0.0")) && c.Current.LessThan(MustVersion("2.2.0")) {
+		// 2.0.x/2.1.x created it; 2.2.0 stops listing it and nothing drops it
+		c.Note("Database csghub_dataflow_logs (Dataflow 2.0/2.1 task logs) is no longer used by chart %s and was kept (it is in the backup's dump too); drop it once you no longer need the logs", c.Target)
+		changes = append(changes, Change{Action: "unchanged", Kind: "database", Name: "csghub_dataflow_logs", Detail: "no longer used by the target; kept"})
+	}
+	left := UnmountedVolumes(names, objs)
 	var fresh []string
 	for _, n := range left {
 		changes = append(changes, Change{Action: "unchanged", Kind: "PersistentVolumeClaim", Name: n, Detail: "no longer mounted by the target; kept"})

@@ -44,7 +44,7 @@ func TestDataflowLogsKeptForTargetsFrom220(t *testing.T) {
 // The 2.2.0 hook step is planned for every upgrade to >= 2.2.0 and is off
 // with dataflow.migrations.enabled=false.
 func TestDataflowTablesHookPlanned(t *testing.T) {
-	if got := names(Between(MustVersion("2.2.0"), MustVersion("2.4.0"))); !contains(got, "v2.2.0 dataflow-tables-hook") || !contains(got, "v2.2.0 leftover-volumes") {
+	if got := names(Between(MustVersion("2.2.0"), MustVersion("2.4.0"))); !contains(got, "v2.2.0 dataflow-tables-hook") || !contains(got, "v2.2.0 leftovers") {
 		t.Errorf("2.2.0 -> 2.4.0: %s", got)
 	}
 	if got := names(Between(MustVersion("2.0.0"), MustVersion("2.1.0"))); contains(got, "dataflow-tables-hook") {
