@@ -136,6 +136,10 @@ func TestUpgrade115ToNewestAndBack(t *testing.T) {
 	if cfg := runnerConfig(t, e); cfg["MODEL_DEPLOY_TIMEOUT_MINUTES"] == "" {
 		t.Errorf("runner config of 2.4.0: %v", cfg)
 	}
+	// the custom runner.region set at install is carried to where 2.4.0 reads it
+	if got, _ := dig(deployedValues(t, e), "runner.runner.region"); got != "region-e2e" || runnerConfig(t, e)["REGION"] != "region-e2e" {
+		t.Errorf("runner.region not carried: deployed runner.runner.region %v, runner config %v", got, runnerConfig(t, e))
+	}
 	after := testenv.TakeSnapshot(t, e.PG)
 	requireHookRan(t, want, after)
 	for _, db := range []string{"csghub_agenticflow", "csghub_superset"} {
@@ -169,6 +173,10 @@ func TestUpgrade115ToNewestAndBack(t *testing.T) {
 	st := parseStatus(t, e.Plugin("status", "-o", "json"))
 	if st.ChartVersion != "1.15.0" || st.Status != "deployed" {
 		t.Fatalf("status after rollback %+v", st)
+	}
+	// the rollback installs revision 1's stored values: the old key again
+	if got, _ := dig(deployedValues(t, e), "runner.region"); got != "region-e2e" {
+		t.Errorf("after rollback 1: runner.region %v", got)
 	}
 }
 
