@@ -128,7 +128,10 @@ func (s *Stack) ApplyUnmanaged(ctx context.Context, namespace, release string) e
 // `<release>-db-init` whenever Helm creates it (its pod runs nothing under
 // KWOK): the databases it creates and the objects the real chart's Jobs create
 // outside Helm. Like the real Job this happens while `helm upgrade` waits for
-// the hook. It runs until ctx ends; problems go to logf.
+// the hook: from chart 2.1.0 the pod carries HarnessGate, removed once played,
+// so the hook cannot complete before the databases exist. It also plays the
+// 2.2.0+ pre-upgrade hook `<release>-dataflow-migrations`
+// (PlayDataflowMigrations). It runs until ctx ends; problems go to logf.
 func (s *Stack) PlayHookJobs(ctx context.Context, namespace, release string, pg *Postgres, logf func(string, ...any)) error {
 	w, err := s.Clientset.BatchV1().Jobs(namespace).Watch(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -155,6 +158,10 @@ func (s *Stack) PlayHookJobs(ctx context.Context, namespace, release string, pg 
 			}
 			if err := s.ApplyUnmanaged(ctx, namespace, release); err != nil && ctx.Err() == nil {
 				logf("playing the unmanaged resources: %v", err)
+			}
+			// charts >= 2.1.0 gate the pod: the hook ends after the databases exist
+			if err := s.ungateJobPods(ctx, namespace, job.Name); err != nil && ctx.Err() == nil {
+				logf("releasing the db-init pod: %v", err)
 			}
 		}
 	}()

@@ -26,6 +26,8 @@ csghub.features: what this chart version renders, as YAML (use with fromYaml).
                                runner.model.deployTimeoutInMin / dockerRegBase (old keys ignored)
   envoyProxyRenamed    >=2.2.3 EnvoyProxy <release>-envoy-proxy (was <release>-envoy-proxy-custom)
   initJobsRenamed      >=2.4   init Jobs <release>-casdoor-migrate, <release>-server-migrate
+  gatedDbInit          >=2.1   the db-init hook pod carries the test-harness scheduling gate (the hook
+                               completes only after the harness created the databases; test-only)
   brokenServer         2.0.1   <release>-server pods can never be scheduled, so never become Ready
   knativeOperator      >=1.17  the KnativeServing CRD (knative-operator subchart) + KnativeServing knative-serving
   knativeServingHook   1.17.x  ... rendered as a post-install/post-upgrade hook (never Helm-owned)
@@ -49,6 +51,7 @@ agentichub: {{ semverCompare ">=2.1.0-0" $v }}
 runnerValuesNested: {{ semverCompare ">=2.2.3-0" $v }}
 envoyProxyRenamed: {{ semverCompare ">=2.2.3-0" $v }}
 initJobsRenamed: {{ semverCompare ">=2.4.0-0" $v }}
+gatedDbInit: {{ semverCompare ">=2.1.0-0" $v }}
 brokenServer: {{ eq $v "2.0.1" }}
 knativeOperator: {{ semverCompare ">=1.17.0-0" $v }}
 knativeServingHook: {{ semverCompare ">=1.17.0-0, <2.0.0-0" $v }}
