@@ -10,6 +10,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/dataflowlogs"
 	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
 )
 
 func newDataflowLogsCmd(app *App) *command {
@@ -159,6 +160,14 @@ func (c *dataflowLogsImportCmd) run(ctx context.Context, _ []string) error {
 		return err
 	}
 	ns, rel := c.app.Env.Namespace, c.app.Env.Release
+	// never wait for a database the deployed chart does not create: Dataflow
+	// >= 2.2 keeps task logs in files (the export stays in the backup)
+	if cfg, err := c.app.Env.ActionConfig(ns); err == nil {
+		if last, err := c.app.Env.LastRelease(cfg); err == nil && dataflowlogs.NoLogsDatabase(helmenv.ChartVersion(last)) {
+			return errs.Preconditionf("chart %s has no %s (Dataflow >= 2.2 keeps task logs in files): there is nothing to import into; the export stays in the backup",
+				helmenv.ChartVersion(last), dataflowlogs.LogsDatabase)
+		}
+	}
 	cat := backup.Catalog{Root: orDefault(c.dir, backup.DefaultDir())}
 	var e *backup.Entry
 	if c.backupID != "" {

@@ -81,6 +81,12 @@ func printPlan(app *App, pl *plan.Plan) {
 			fmt.Fprintf(w, "   status: %s\n", s.Status)
 		}
 	}
+	if len(pl.Warnings) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, x := range pl.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", x)
+	}
 }
 
 // warner prints non-fatal notes on stderr.

@@ -150,6 +150,9 @@ func printUpgradeSummary(app *App, s *upgrade.Summary, runErr error) {
 		}
 		t.row("migration:", fmt.Sprintf("v%s %s: %s", m.Version, m.Name, state))
 	}
+	for _, c := range s.Rewrites {
+		t.row("values:", c.String())
+	}
 	if s.Readiness != nil {
 		t.row("pods:", fmt.Sprintf("%d/%d Ready (waited %s)", s.Readiness.Ready, s.Readiness.Total, s.Readiness.Waited.Round(time.Millisecond)))
 	}

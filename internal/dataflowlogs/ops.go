@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/jackc/pgx/v5/pgconn"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -138,4 +139,12 @@ func (r *Release) KeptVolumes(ctx context.Context) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// NoLogsDatabase says chart version v has no LogsDatabase: from 2.2.0 the
+// chart drops it and Dataflow writes task logs to files in its pod
+// (data_server/log_tools/tools.py of csghub-dataflow v2.2.0).
+func NoLogsDatabase(v string) bool {
+	sv, err := semver.NewVersion(v)
+	return err == nil && !sv.LessThan(semver.MustParse("2.2.0"))
 }

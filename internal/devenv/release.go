@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -127,7 +128,10 @@ func (s *Stack) ApplyUnmanaged(ctx context.Context, namespace, release string) e
 // `<release>-db-init` whenever Helm creates it (its pod runs nothing under
 // KWOK): the databases it creates and the objects the real chart's Jobs create
 // outside Helm. Like the real Job this happens while `helm upgrade` waits for
-// the hook. It runs until ctx ends; problems go to logf.
+// the hook: from chart 2.1.0 the pod carries HarnessGate, removed once played,
+// so the hook cannot complete before the databases exist. It also plays the
+// 2.2.0+ pre-upgrade hook `<release>-dataflow-migrations`
+// (PlayDataflowMigrations). It runs until ctx ends; problems go to logf.
 func (s *Stack) PlayHookJobs(ctx context.Context, namespace, release string, pg *Postgres, logf func(string, ...any)) error {
 	w, err := s.Clientset.BatchV1().Jobs(namespace).Watch(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -137,7 +141,16 @@ func (s *Stack) PlayHookJobs(ctx context.Context, namespace, release string, pg 
 		defer w.Stop()
 		for ev := range w.ResultChan() {
 			job, ok := ev.Object.(*batchv1.Job)
-			if !ok || ev.Type != watch.Added || job.Name != release+"-db-init" {
+			if !ok || ev.Type != watch.Added {
+				continue
+			}
+			if job.Name == release+"-dataflow-migrations" {
+				if err := s.PlayDataflowMigrations(ctx, namespace, release, pg); err != nil && ctx.Err() == nil {
+					logf("playing the dataflow-migrations hook job: %v", err)
+				}
+				continue
+			}
+			if job.Name != release+"-db-init" {
 				continue
 			}
 			if err := s.PlayImageInit(ctx, namespace, release, pg); err != nil && ctx.Err() == nil {
@@ -146,9 +159,97 @@ func (s *Stack) PlayHookJobs(ctx context.Context, namespace, release string, pg 
 			if err := s.ApplyUnmanaged(ctx, namespace, release); err != nil && ctx.Err() == nil {
 				logf("playing the unmanaged resources: %v", err)
 			}
+			// charts >= 2.1.0 gate the pod: the hook ends after the databases exist
+			if err := s.ungateJobPods(ctx, namespace, job.Name); err != nil && ctx.Err() == nil {
+				logf("releasing the db-init pod: %v", err)
+			}
 		}
 	}()
 	return nil
+}
+
+// HarnessGate is the scheduling gate on the pods of the mirror charts' hook
+// Jobs that change data (2.2.0+ `<release>-dataflow-migrations`): the pod is
+// scheduled, and so completes under KWOK, only once the harness has played it.
+const HarnessGate = "csghub.opencsg.com/test-harness"
+
+// PlayDataflowMigrations plays the 2.2.0+ pre-upgrade hook Job
+// `<release>-dataflow-migrations` as its shell loop does: each script of
+// ConfigMap `<release>-dataflow-migrations`, in name order, runs on database
+// csghub_dataflow as user csghub unless table _migrations records it, and is
+// then recorded. Then the gate of the Job's pods is removed so the Job
+// completes and Helm, which waits for the hook, goes on.
+func (s *Stack) PlayDataflowMigrations(ctx context.Context, namespace, release string, pg *Postgres) error {
+	name := release + "-dataflow-migrations"
+	cm, err := s.Clientset.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("configmap %s: %w", name, err)
+	}
+	if err := runMigrationScripts(ctx, pg, "csghub_dataflow", cm.Data); err != nil {
+		return err
+	}
+	return s.ungateJobPods(ctx, namespace, name)
+}
+
+func runMigrationScripts(ctx context.Context, pg *Postgres, db string, scripts map[string]string) error {
+	conn, err := pg.Connect(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	names := make([]string, 0, len(scripts))
+	for n := range scripts {
+		if strings.HasSuffix(n, ".sql") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		// the ledger does not exist before the first script creates it
+		var ledger, done bool
+		if err := conn.QueryRow(ctx, "SELECT to_regclass('_migrations') IS NOT NULL").Scan(&ledger); err != nil {
+			return err
+		}
+		if ledger {
+			if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM _migrations WHERE name = $1)", n).Scan(&done); err != nil {
+				return err
+			}
+		}
+		if done {
+			continue
+		}
+		if _, err := conn.Exec(ctx, scripts[n]); err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+		if _, err := conn.Exec(ctx, "INSERT INTO _migrations (name) VALUES ($1)", n); err != nil {
+			return fmt.Errorf("recording %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// ungateJobPods removes HarnessGate from the pods of Job name as they appear
+// (the Job controller creates them a moment after the Job), until one was
+// released or a minute passed.
+func (s *Stack) ungateJobPods(ctx context.Context, namespace, name string) error {
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		pods, err := s.Clientset.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "job-name=" + name})
+		if err != nil {
+			return false, nil
+		}
+		released := false
+		for _, p := range pods.Items {
+			if len(p.Spec.SchedulingGates) == 0 {
+				released = true
+				continue
+			}
+			patch := []byte(`{"spec":{"schedulingGates":null}}`)
+			if _, err := s.Clientset.CoreV1().Pods(namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err == nil {
+				released = true
+			}
+		}
+		return released, nil
+	})
 }
 
 // LoadSampleData fills pg's databases with the deterministic sample rows.

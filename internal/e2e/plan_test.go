@@ -61,8 +61,8 @@ func TestPlan(t *testing.T) {
 		t.Fatalf("plan 1.15.0 -> 2.0.0: %s (%s -> %s)", got, p.From, p.To)
 	}
 	// default target: the newest version in the repository
-	if latest := getPlan(t, e); latest.To != "2.0.1" {
-		t.Fatalf("default target %s, want the newest 2.0.1", latest.To)
+	if latest := getPlan(t, e); latest.To != "2.4.0" {
+		t.Fatalf("default target %s, want the newest 2.4.0", latest.To)
 	}
 	table := e.Plugin("plan", "--version", "1.17.0")
 	if table.Code != 0 || !strings.Contains(table.Stdout, "v1.16.0 envoy-gateway-crds") || strings.Contains(table.Stdout, "v2.0.0") {

@@ -27,7 +27,26 @@ func init() { Register(dataflowLogs{}) }
 func (dataflowLogs) Version() *semver.Version { return MustVersion("2.0.0") }
 func (dataflowLogs) Name() string             { return "dataflow-logs" }
 
+// filesFrom is the first chart whose Dataflow (2.2) keeps task logs in files
+// under runtime_logs/ in its container (data_server/log_tools/tools.py of
+// OpenCSGs/csghub-dataflow v2.2.0) and creates no csghub_dataflow_logs: there
+// is no database to import into, and its pre-upgrade hook empties the task
+// tables the old logs belong to. The export then stays in the backup.
+var filesFrom = MustVersion("2.2.0")
+
+func keepsExportOnly(c *Context) bool { return c.Target != nil && !c.Target.LessThan(filesFrom) }
+
 func (dataflowLogs) Describe(c *Context) Description {
+	if keepsExportOnly(c) {
+		return Description{
+			Reason: "Dataflow >= 2.2 keeps task logs in files inside its pod (no database; " + dataflowlogs.LogsDatabase + " is not created) " +
+				"and the chart removes MongoDB: the logs are exported into the backup before the Helm upgrade and kept there (nothing to import into)",
+			Touches: []string{
+				"MongoDB " + c.Namespace + "/" + dataflowlogs.MongoPod(c.Release) + " (read only, port-forward)",
+				"backup file " + dataflowlogs.ExportFile,
+			},
+		}
+	}
 	return Description{
 		Reason: "Dataflow 2.0 keeps task logs in PostgreSQL and the chart removes MongoDB: the logs are exported " +
 			"into the backup before the Helm upgrade and imported into " + dataflowlogs.LogsDatabase + " after it",
@@ -53,6 +72,9 @@ func (d dataflowLogs) Check(ctx context.Context, c *Context) (bool, string, erro
 	}
 	if !runs {
 		return true, "nothing to move: the release runs no StatefulSet " + dataflowlogs.MongoName(c.Release), nil
+	}
+	if keepsExportOnly(c) {
+		return false, "export the task logs of " + dataflowlogs.MongoName(c.Release) + " into the backup and keep them there (the target has no task-log database)", nil
 	}
 	return false, "export the task logs of " + dataflowlogs.MongoName(c.Release) + " into the backup, import them after the upgrade", nil
 }
@@ -114,6 +136,17 @@ func (d dataflowLogs) AfterUpgrade(ctx context.Context, c *Context) ([]Change, e
 		return nil, nil // the release ran no MongoDB
 	}
 	r := d.release(c)
+	if keepsExportOnly(c) {
+		// never wait for a database the target does not create
+		c.Note("Dataflow logs: chart %s keeps Dataflow task logs in files in its pod and has no %s, so the MongoDB export is kept in backup %s (%s), not imported; `helm csghub rollback` to the backed-up revision brings them back with MongoDB",
+			c.Target, dataflowlogs.LogsDatabase, e.ID, dataflowlogs.ExportFile)
+		if vols, verr := r.KeptVolumes(ctx); verr == nil && len(vols) > 0 {
+			c.Note("MongoDB's data is kept in PersistentVolumeClaim(s) %s (namespace %s) with Secret %s; once you no longer need it, delete them with: kubectl -n %s delete pvc %s && kubectl -n %s delete secret %s",
+				strings.Join(vols, ", "), c.Namespace, dataflowlogs.MongoName(c.Release),
+				c.Namespace, strings.Join(vols, " "), c.Namespace, dataflowlogs.MongoName(c.Release))
+		}
+		return []Change{{Action: "unchanged", Kind: "file", Name: c.BackupDir + "/" + dataflowlogs.ExportFile, Detail: "kept in the backup: the target has no task-log database"}}, nil
+	}
 	res, err := r.Import(ctx, e, c.Wait)
 	var changes []Change
 	if res != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/render"
+	"github.com/opencsgs/helm-csghub/internal/valuemigrate"
 )
 
 // Options select the target and the values of an upgrade.
@@ -48,10 +49,17 @@ type Prepared struct {
 	// the backup stores as values.yaml); Overrides the operator's -f/--set.
 	BaseValues map[string]any
 	Overrides  map[string]any
-	// Values is BaseValues with Overrides on top: what the upgrade installs.
-	Values     map[string]any
-	Migrations []migrate.Migration
-	Migrate    *migrate.Context
+	// Values is BaseValues, with the value rewrites of the versions crossed
+	// applied, and Overrides on top: what the upgrade installs.
+	Values map[string]any
+	// ValueChanges are the rewrites applied to BaseValues (renamed keys
+	// carried); ValueWarnings what the operator should look at: settings not
+	// carried, old keys in this run's -f/--set, keys the target does not know.
+	ValueChanges  []valuemigrate.Change
+	ValueWarnings []string
+	sources       []valuemigrate.Source
+	Migrations    []migrate.Migration
+	Migrate       *migrate.Context
 	// Live compares the target with the live objects (one snapshot).
 	Live *Live
 }
@@ -88,9 +96,14 @@ func Prepare(ctx context.Context, o Options) (*Prepared, error) {
 	if base == nil {
 		base = map[string]any{}
 	}
+	sources, err := valuemigrate.Sources(o.Values, getter.All(env.Settings))
+	if err != nil {
+		return nil, errs.Usagef("values: %v", err)
+	}
 	p := &Prepared{Env: env, Config: cfg, Release: rel, Current: current, Target: target,
-		BaseValues: base, Overrides: overrides, Values: MergeValues(base, overrides),
+		BaseValues: base, Overrides: overrides, sources: sources,
 		Migrations: migrate.Between(current, target.Version)}
+	p.Values = p.UpgradeValues(base)
 
 	restCfg, err := env.RESTConfig()
 	if err != nil {
@@ -135,6 +148,20 @@ func Prepare(ctx context.Context, o Options) (*Prepared, error) {
 	return p, nil
 }
 
+// UpgradeValues is what the Helm upgrade installs: base (the deployed
+// revision's values, or the backup's copy of them) with the value rewrites of
+// the versions crossed applied, and the operator's -f/--set on top, untouched.
+// It also records the rewrites and the warnings (the last call's).
+func (p *Prepared) UpgradeValues(base map[string]any) map[string]any {
+	res := valuemigrate.Migrate(base, p.Current, p.Target.Version, p.sources)
+	vals := MergeValues(res.Values, p.Overrides)
+	p.ValueChanges, p.ValueWarnings = res.Changes, res.Warnings
+	for _, k := range valuemigrate.Unknown(vals, p.Target.Chart) {
+		p.ValueWarnings = append(p.ValueWarnings, fmt.Sprintf("values key %s: unknown to chart %s (not in its values.yaml or schema): it has no effect", k, p.Target.VersionS))
+	}
+	return vals
+}
+
 // MergeValues deep-merges override onto base (maps merge, anything else
 // replaces), as successive -f files do in Helm.
 func MergeValues(base, override map[string]any) map[string]any {
@@ -176,6 +203,23 @@ type Plan struct {
 	// Refused says why an upgrade to this target would be refused before
 	// anything changes (the target does not render with the values).
 	Refused string `json:"refused,omitempty"`
+	// Warnings about the values: settings not carried, old keys in -f/--set,
+	// keys the target chart does not know.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// valuesStep lists the value rewrites (nil when there are none).
+func (p *Prepared) valuesStep() *Step {
+	if len(p.ValueChanges) == 0 {
+		return nil
+	}
+	st := &Step{Name: "values",
+		Reason: fmt.Sprintf("chart versions after %s renamed keys of the deployed values, which the Helm upgrade installs as its base: carried to the new keys (your -f/--set are never rewritten)", p.Current)}
+	for _, c := range p.ValueChanges {
+		st.Touches = append(st.Touches, c.String())
+	}
+	st.Status = fmt.Sprintf("%d rewrite(s), applied to the values the upgrade installs", len(p.ValueChanges))
+	return st
 }
 
 // CheckRender renders the target chart with the values the upgrade would
@@ -198,6 +242,10 @@ func (p *Prepared) Build(ctx context.Context, backupNote string) *Plan {
 	pl := &Plan{Release: p.Env.Release, Namespace: p.Env.Namespace, Revision: p.Release.Version,
 		From: p.Current.String(), To: p.Target.VersionS, Chart: p.Target.Ref}
 	pl.Steps = append(pl.Steps, p.liveStep())
+	if vs := p.valuesStep(); vs != nil {
+		pl.Steps = append(pl.Steps, *vs)
+	}
+	pl.Warnings = p.ValueWarnings
 	pl.Steps = append(pl.Steps, Step{Name: "backup",
 		Reason:  "Helm values and PostgreSQL dump of revision " + fmt.Sprint(p.Release.Version) + ", so the upgrade can be undone (guide section 2)",
 		Touches: []string{backupNote}})

@@ -30,6 +30,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/redact"
 	"github.com/opencsgs/helm-csghub/internal/render"
 	"github.com/opencsgs/helm-csghub/internal/restore"
+	"github.com/opencsgs/helm-csghub/internal/valuemigrate"
 	"github.com/opencsgs/helm-csghub/internal/verify"
 )
 
@@ -93,6 +94,8 @@ type Summary struct {
 	StaleLock    string                   `json:"staleLockTakenOver,omitempty"`
 	Notes        []string                 `json:"notes,omitempty"`
 	Recovered    []string                 `json:"recovered,omitempty"`
+	// renamed keys carried in the values installed (runner.region -> runner.runner.region)
+	Rewrites []valuemigrate.Change `json:"valueRewrites,omitempty"`
 }
 
 func (u *Upgrade) logf(format string, args ...any) {
@@ -164,8 +167,10 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 		p.Migrate.Options[k] = v
 	}
 	defer func() { sum.Notes = append(sum.Notes, p.Migrate.Notes...) }()
+	sum.Rewrites = p.ValueChanges
 	if err := timed("preflight", func() (string, error) {
 		w, err := u.preflight(ctx, p)
+		w = append(append([]string(nil), p.ValueWarnings...), w...)
 		sum.Warnings = append(sum.Warnings, w...)
 		for _, x := range w {
 			j.add(Event{Step: "preflight", Status: "warning", Detail: x})
@@ -222,7 +227,9 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	// --- 4..6: from here a failure or Ctrl-C rolls back, and the rollback is
 	// finished even if another signal comes.
 	keep := context.WithoutCancel(ctx)
-	values := plan.MergeValues(base, p.Overrides)
+	// the backup's values are the deployed ones: the same rewrites apply
+	values := p.UpgradeValues(base)
+	sum.Rewrites = p.ValueChanges
 	failed := func(step string, cause error) (*Summary, error) {
 		return u.undo(keep, ctx, p, entry, sum, j, step, cause)
 	}

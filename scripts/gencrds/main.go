@@ -30,7 +30,9 @@ type release struct {
 
 var (
 	gwOld = release{chart: "v1.6.3", bundle: "v1.4.1", controllerGen: "v0.18.0"}
-	gwNew = release{chart: "v1.7.5", bundle: "v1.5.0", controllerGen: "v0.19.0", newer: true}
+	// a patch release: the same API markers and schemas as v1.6.3
+	gwPatch = release{chart: "v1.6.7", bundle: "v1.4.1", controllerGen: "v0.18.0"}
+	gwNew   = release{chart: "v1.7.5", bundle: "v1.5.0", controllerGen: "v0.19.0", newer: true}
 )
 
 // crd describes one generated CRD.
@@ -114,6 +116,8 @@ func main() {
 	}{
 		{"csghub-1.16.0", gwOld, gwOld}, {"csghub-1.17.0", gwOld, gwOld},
 		{"csghub-2.0.0", gwNew, gwOld}, {"csghub-2.0.1", gwNew, gwOld},
+		{"csghub-2.1.0", gwPatch, gwOld}, {"csghub-2.2.0", gwPatch, gwOld},
+		{"csghub-2.3.0", gwNew, gwOld}, {"csghub-2.4.0", gwNew, gwOld},
 	} {
 		gatewayCopy(filepath.Join(*root, v.chart, "charts", "gateway-helm"), v.envoy)
 		gatewayCopy(filepath.Join(*root, v.chart, "charts", "runner", "charts", "gateway-helm"), v.runner)

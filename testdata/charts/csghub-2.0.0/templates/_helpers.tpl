@@ -15,7 +15,19 @@ csghub.features: what this chart version renders, as YAML (use with fromYaml).
   knativeWorkloads     >=1.16  activator/autoscaler/controller/webhook Deployments in knative-serving
                                (kubectl Job in 1.16, Knative operator later: never Helm-owned)
   mongo                <2.0    dataflow task logs in MongoDB (<release>-mongo)
-  dataflowLogsPostgres >=2.0   dataflow task logs in PostgreSQL (csghub_dataflow_logs)
+  dataflowLogsPostgres 2.0-2.1 dataflow task logs in PostgreSQL (csghub_dataflow_logs)
+  dataflowLogsFiles    >=2.2   dataflow task logs in files inside its pod (csghub_dataflow_logs dropped)
+  dataflowDeployment   >=2.2   dataflow is a Deployment with PVC <release>-dataflow (a StatefulSet before:
+                               its PVC data-<release>-dataflow-0 is orphaned)
+  dataflowMigrationsHook >=2.2 pre-upgrade hook Job <release>-dataflow-migrations: snapshots the dataflow
+                               tables to *_20260608 and TRUNCATEs them (once, ledger _migrations)
+  agentichub           >=2.1   <release>-agentichub on database csghub_agenticflow (agentichub.enabled)
+  runnerValuesNested   >=2.2.3 runner values restructured: runner.runner.region, runner.space.*,
+                               runner.model.deployTimeoutInMin / dockerRegBase (old keys ignored)
+  envoyProxyRenamed    >=2.2.3 EnvoyProxy <release>-envoy-proxy (was <release>-envoy-proxy-custom)
+  initJobsRenamed      >=2.4   init Jobs <release>-casdoor-migrate, <release>-server-migrate
+  gatedDbInit          >=2.1   the db-init hook pod carries the test-harness scheduling gate (the hook
+                               completes only after the harness created the databases; test-only)
   brokenServer         2.0.1   <release>-server pods can never be scheduled, so never become Ready
   knativeOperator      >=1.17  the KnativeServing CRD (knative-operator subchart) + KnativeServing knative-serving
   knativeServingHook   1.17.x  ... rendered as a post-install/post-upgrade hook (never Helm-owned)
@@ -31,7 +43,15 @@ knativeNsUnmanaged: {{ semverCompare ">=1.16.0-0, <2.0.0-0" $v }}
 knativeNsOwned: {{ semverCompare ">=2.0.0-0" $v }}
 knativeWorkloads: {{ semverCompare ">=1.16.0-0" $v }}
 mongo: {{ semverCompare "<2.0.0-0" $v }}
-dataflowLogsPostgres: {{ semverCompare ">=2.0.0-0" $v }}
+dataflowLogsPostgres: {{ semverCompare ">=2.0.0-0, <2.2.0-0" $v }}
+dataflowLogsFiles: {{ semverCompare ">=2.2.0-0" $v }}
+dataflowDeployment: {{ semverCompare ">=2.2.0-0" $v }}
+dataflowMigrationsHook: {{ semverCompare ">=2.2.0-0" $v }}
+agentichub: {{ semverCompare ">=2.1.0-0" $v }}
+runnerValuesNested: {{ semverCompare ">=2.2.3-0" $v }}
+envoyProxyRenamed: {{ semverCompare ">=2.2.3-0" $v }}
+initJobsRenamed: {{ semverCompare ">=2.4.0-0" $v }}
+gatedDbInit: {{ semverCompare ">=2.1.0-0" $v }}
 brokenServer: {{ eq $v "2.0.1" }}
 knativeOperator: {{ semverCompare ">=1.17.0-0" $v }}
 knativeServingHook: {{ semverCompare ">=1.17.0-0, <2.0.0-0" $v }}

@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/opencsgs/helm-csghub/internal/testenv"
+)
+
+// deployedValues is `helm get values -o json` of the release.
+func deployedValues(t *testing.T, e *testenv.Env) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(e.MustHelm("get", "values", e.Release, "-n", e.Namespace, "-o", "json")), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func dig(m map[string]any, path string) (any, bool) {
+	var cur any = m
+	for _, k := range strings.Split(path, ".") {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = mm[k]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// Values set at install under keys a later chart renamed are carried to the
+// new keys by the upgrade (the runner keeps its configuration); plan lists
+// each rewrite; an old key passed with --set in the run is warned about and
+// left as passed; a key the target does not know is warned about by name and
+// nothing else changes.
+func TestUpgradeCarriesRenamedValues(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("2.0.0", "--set", "runner.region=eu-west-7", "--set", "runner.model.deployTimeout=1800",
+		"--set", "server.agent.langflow.host=http://agents.example", "--set", "legacyThing.enabled=true")
+	if cfg := runnerConfig(t, e); cfg["REGION"]+" "+cfg["MODEL_DEPLOY_TIMEOUT_MINUTES"] != "eu-west-7 1800" {
+		t.Fatalf("runner config at 2.0.0: %v", cfg)
+	}
+
+	// plan: the rewrites, the warnings; it changes nothing
+	r := e.Plugin("plan", "--version", "2.4.0", "--set", "runner.interval=30", "-o", "json")
+	if r.Code != 0 {
+		t.Fatalf("plan: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	var pl struct {
+		Steps []struct {
+			Name    string   `json:"name"`
+			Touches []string `json:"touches"`
+		} `json:"steps"`
+		Warnings []string `json:"warnings"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &pl); err != nil {
+		t.Fatal(err)
+	}
+	var rewrites []string
+	for _, s := range pl.Steps {
+		if s.Name == "values" {
+			rewrites = s.Touches
+		}
+	}
+	want := []string{"server.agent.langflow -> server.agenticflow", "runner.region -> runner.runner.region",
+		"runner.model.deployTimeout -> runner.model.deployTimeoutInMin"}
+	if strings.Join(rewrites, "; ") != strings.Join(want, "; ") {
+		t.Errorf("plan's values step: %q, want %q", rewrites, want)
+	}
+	warnings := strings.Join(pl.Warnings, "\n")
+	for _, w := range []string{"--set runner.interval: 2.4.0 reads runner.runner.interval (left as you passed it)",
+		"values key legacyThing: unknown to chart 2.4.0", "values key runner.interval: unknown to chart 2.4.0"} {
+		if !strings.Contains(warnings, w) {
+			t.Errorf("plan warnings lack %q:\n%s", w, warnings)
+		}
+	}
+	if strings.Contains(warnings, "runner.region") {
+		t.Errorf("a carried key is warned about:\n%s", warnings)
+	}
+	if table := e.Plugin("plan", "--version", "2.4.0"); table.Code != 0 || !strings.Contains(table.Stdout, "runner.region -> runner.runner.region") ||
+		!strings.Contains(table.Stdout, "WARNING: values key legacyThing: unknown to chart 2.4.0") {
+		t.Errorf("plan table: exit %d\n%s\n%s", table.Code, table.Stdout, table.Stderr)
+	}
+
+	// the upgrade installs the rewritten values
+	r = e.Plugin("upgrade", "--version", "2.4.0", "--set", "runner.interval=30", "--yes", "--dir", t.TempDir(), "--timeout", "3m", "-o", "json")
+	if r.Code != 0 {
+		t.Fatalf("upgrade: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	sum, _ := lastSummary(t, r.Stdout)
+	var listed []string
+	for _, c := range sum.Rewrites {
+		listed = append(listed, c.String())
+	}
+	if strings.Join(listed, "; ") != strings.Join(want, "; ") {
+		t.Errorf("summary rewrites %q, want %q", listed, want)
+	}
+	if sw := strings.Join(sum.Warnings, "\n"); !strings.Contains(sw, "values key legacyThing: unknown to chart 2.4.0") ||
+		!strings.Contains(sw, "--set runner.interval: 2.4.0 reads runner.runner.interval") {
+		t.Errorf("summary warnings:\n%s", sw)
+	}
+	vals := deployedValues(t, e)
+	for path, want := range map[string]any{
+		"runner.runner.region":            "eu-west-7",
+		"runner.model.deployTimeoutInMin": float64(1800), // minutes, as 2.0.0 rendered it
+		"server.agenticflow.host":         "http://agents.example",
+		"runner.interval":                 float64(30), // the operator's --set, as passed
+		"legacyThing.enabled":             true,        // unknown: warned, kept
+	} {
+		if got, ok := dig(vals, path); !ok || got != want {
+			t.Errorf("deployed values %s = %v (%v), want %v", path, got, ok, want)
+		}
+	}
+	for _, gone := range []string{"runner.region", "runner.model.deployTimeout", "server.agent"} {
+		if got, ok := dig(vals, gone); ok {
+			t.Errorf("deployed values still have %s = %v", gone, got)
+		}
+	}
+	// the runner is configured as before the upgrade; the old --set key has no effect
+	if cfg := runnerConfig(t, e); cfg["REGION"]+" "+cfg["MODEL_DEPLOY_TIMEOUT_MINUTES"]+" "+cfg["INTERVAL"] != "eu-west-7 1800 60" {
+		t.Errorf("runner config at 2.4.0: %v, want REGION eu-west-7, MODEL_DEPLOY_TIMEOUT_MINUTES 1800, INTERVAL 60", cfg)
+	}
+}
