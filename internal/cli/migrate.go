@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/plan"
@@ -18,7 +17,7 @@ type migrateCmd struct {
 	dryRun         bool
 	forceConflicts bool
 	skipLogs       bool
-	dir            string
+	dir            catalogDir
 	output         output
 }
 
@@ -38,7 +37,7 @@ helm upgrade.`,
 			fs.BoolVar(&c.dryRun, "dry-run", false, "show each object that would be created, patched or deleted; change nothing")
 			fs.BoolVar(&c.forceConflicts, "force-conflicts", false, "take over CRD fields owned by another field manager")
 			fs.BoolVar(&c.skipLogs, "skip-dataflow-logs", false, "do not export Dataflow task logs from MongoDB (v2.0.0)")
-			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			c.dir.bind(fs)
 			c.output.bind(fs)
 		},
 		Run: c.run,
@@ -66,7 +65,7 @@ func (c *migrateCmd) run(ctx context.Context, _ []string) error {
 	p.Migrate.Progress = c.app.progressWriter(c.output)
 	p.Migrate.Options[migrate.SkipDataflowLogs] = c.skipLogs
 	// migrations that export data put it beside the deployed revision's backup
-	cat := backup.Catalog{Root: orDefault(c.dir, backup.DefaultDir())}
+	cat := c.dir.catalog()
 	if e, err := cat.ForRevision(p.Env.Namespace, p.Env.Release, p.Release.Version); err != nil {
 		return err
 	} else if e != nil {

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
 
 // MongoPort is the port of the chart's MongoDB.
@@ -85,21 +86,12 @@ func ConnectMongo(ctx context.Context, kc *kube.Client, namespace, release strin
 // mongoCause is the useful part of a driver error: a server selection
 // timeout carries the last connection error inside a topology dump.
 func mongoCause(err error) string {
-	s := oneLine(err.Error())
+	s := steplog.OneLine(err.Error())
 	if _, after, ok := strings.Cut(s, "Last error: "); ok {
 		if cause, _, ok := strings.Cut(after, " }"); ok {
 			return cause
 		}
 		return after
-	}
-	return s
-}
-
-func oneLine(s string) string {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			return s[:i]
-		}
 	}
 	return s
 }

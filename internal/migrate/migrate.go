@@ -29,6 +29,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/crds"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/livediff"
+	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
 
 // FieldManager is the plugin's server-side apply field manager.
@@ -119,7 +120,7 @@ type Context struct {
 	Wait time.Duration
 	// Notes are what the operator should know afterwards (e.g. data kept).
 	Notes []string
-	Log   func(format string, args ...any)
+	Log   steplog.Func
 }
 
 // Note records something the operator should know after the run.
@@ -132,12 +133,6 @@ func (c *Context) Note(format string, args ...any) {
 		}
 	}
 	c.Notes = append(c.Notes, n)
-}
-
-func (c *Context) logf(format string, args ...any) {
-	if c.Log != nil {
-		c.Log(format, args...)
-	}
 }
 
 func (c *Context) concurrency() int {
@@ -206,7 +201,7 @@ func Run(ctx context.Context, c *Context, ms []Migration) ([]Result, error) {
 		r.Detail = detail
 		if applied {
 			r.AlreadyApplied = true
-			c.logf("v%s %s: already applied (%s)", m.Version(), m.Name(), detail)
+			c.Log.Printf("v%s %s: already applied (%s)", m.Version(), m.Name(), detail)
 			out = append(out, r)
 			continue
 		}
@@ -214,7 +209,7 @@ func Run(ctx context.Context, c *Context, ms []Migration) ([]Result, error) {
 		if c.DryRun {
 			verb = "dry run of"
 		}
-		c.logf("v%s %s: %s (%s)", m.Version(), m.Name(), verb, detail)
+		c.Log.Printf("v%s %s: %s (%s)", m.Version(), m.Name(), verb, detail)
 		changes, err := m.Apply(ctx, c)
 		r.Changes = append(r.Changes, changes...)
 		out = append(out, r)

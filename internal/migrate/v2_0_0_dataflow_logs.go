@@ -71,7 +71,7 @@ func (d dataflowLogs) Preflight(ctx context.Context, c *Context) error {
 	if err != nil {
 		return fmt.Errorf("Dataflow logs cannot be exported: %v; fix MongoDB or pass --skip-dataflow-logs to leave the logs in its volume", err)
 	}
-	c.logf("v2.0.0 dataflow-logs: MongoDB reachable, %d task collection(s), %d document(s)", len(inv.Collections), inv.Documents)
+	c.Log.Printf("v2.0.0 dataflow-logs: MongoDB reachable, %d task collection(s), %d document(s)", len(inv.Collections), inv.Documents)
 	return nil
 }
 

@@ -128,7 +128,7 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 // the dump, estimated from the database size (SQL text is about the size of
 // the data; zstd shrinks it several times; half the data size is asked for).
 func (u *Upgrade) checkBackupSpace(ctx context.Context, p *plan.Prepared) error {
-	dir := u.backupDir()
+	dir := backup.CatalogAt(u.BackupDir).Root
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return errs.Preconditionf("backup folder %s is not writable: %v", dir, err)
 	}
@@ -193,11 +193,4 @@ func (u *Upgrade) externalDB(p *plan.Prepared) bool {
 	}
 	enabled, ok := pg["enabled"].(bool)
 	return ok && !enabled
-}
-
-func (u *Upgrade) backupDir() string {
-	if u.BackupDir != "" {
-		return u.BackupDir
-	}
-	return backup.DefaultDir()
 }

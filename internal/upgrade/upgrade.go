@@ -30,6 +30,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/redact"
 	"github.com/opencsgs/helm-csghub/internal/render"
 	"github.com/opencsgs/helm-csghub/internal/restore"
+	"github.com/opencsgs/helm-csghub/internal/steplog"
 	"github.com/opencsgs/helm-csghub/internal/verify"
 )
 
@@ -57,7 +58,7 @@ type Upgrade struct {
 	// Progress gets live progress lines on a terminal (nil: silent).
 	Progress io.Writer
 	// Log receives human-readable step lines (nil: silent).
-	Log func(format string, args ...any)
+	Log steplog.Func
 	// Recover first rolls back a release left pending by a killed plugin
 	// run (see internal/recovery).
 	Recover bool
@@ -93,12 +94,6 @@ type Summary struct {
 	StaleLock    string                   `json:"staleLockTakenOver,omitempty"`
 	Notes        []string                 `json:"notes,omitempty"`
 	Recovered    []string                 `json:"recovered,omitempty"`
-}
-
-func (u *Upgrade) logf(format string, args ...any) {
-	if u.Log != nil {
-		u.Log(format, args...)
-	}
 }
 
 // Run performs the upgrade.
@@ -272,7 +267,7 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 					}
 				}
 				for _, c := range ch {
-					u.logf("  %s", c)
+					u.Log.Printf("  %s", c)
 				}
 				return fmt.Sprintf("%d change(s)", len(ch)), err
 			}); err != nil {
@@ -359,7 +354,7 @@ func (u *Upgrade) undo(keep, ctx context.Context, p *plan.Prepared, entry *backu
 		return sum, errs.NeedsAttentionf("upgrade failed at %s: %v; not rolled back (--no-rollback): roll back with `helm csghub rollback %d --backup %s`",
 			step, cause, p.Release.Version, entry.ID)
 	}
-	u.logf("upgrade failed at %s: %v; rolling back to revision %d and restoring backup %s", step, cause, p.Release.Version, entry.ID)
+	u.Log.Printf("upgrade failed at %s: %v; rolling back to revision %d and restoring backup %s", step, cause, p.Release.Version, entry.ID)
 	var problems []string
 	_, err := j.step("rollback", func() (string, error) {
 		if err := u.clearForRollback(keep, p); err != nil {
@@ -450,16 +445,9 @@ func (u *Upgrade) dryRun(ctx context.Context, p *plan.Prepared, sum *Summary, ti
 			return "", rerr
 		}
 		sum.Manifest = redact.Manifest(manifest)
-		sum.Notes = append(sum.Notes, "rendered client-side: the server-side dry run needs the migrations applied first ("+oneLine(err.Error())+")")
+		sum.Notes = append(sum.Notes, "rendered client-side: the server-side dry run needs the migrations applied first ("+steplog.OneLine(err.Error())+")")
 		return fmt.Sprintf("would be revision %d with chart %s (client-side render)", p.Release.Version+1, p.Target.VersionS), nil
 	})
-}
-
-func oneLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i] + " ..."
-	}
-	return s
 }
 
 func readValues(path string) (map[string]any, error) {

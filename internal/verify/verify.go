@@ -232,7 +232,7 @@ func (v *Verify) Run(ctx context.Context) (*Report, error) {
 				}
 				c.Status, c.Detail = Failed, err.Error()
 			}
-			c.Detail = redact(oneLine(c.Detail), secrets)
+			c.Detail = redact(squash(c.Detail), secrets)
 			d := time.Since(t0)
 			if c.Name == CheckRelease {
 				d += readRelease
@@ -275,8 +275,9 @@ func asSkip(err error, s *skipped) bool {
 	return false
 }
 
-// oneLine keeps a detail on one line (some server errors span several).
-func oneLine(s string) string {
+// squash keeps a whole detail on one line (some server errors span several;
+// unlike steplog.OneLine, nothing is dropped: a check's detail is the evidence).
+func squash(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
