@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
-	"helm.sh/helm/v3/pkg/chartutil"
 	"sigs.k8s.io/yaml"
 
 	"github.com/opencsgs/helm-csghub/internal/buildinfo"
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
@@ -104,7 +104,7 @@ func (b *Backup) Run(ctx context.Context) (res *Result, err error) {
 
 	var pod *dbpod.Pod
 	var clients []*dbpod.Client
-	external := ExternalPostgres(allValues)
+	external := csghub.ExternalPostgres(allValues.m)
 	switch {
 	case b.SkipDatabase:
 		m.DatabaseSkipped = "skipped on request (--skip-db-backup)"
@@ -479,20 +479,6 @@ func nonNil(m map[string]any) map[string]any {
 		return map[string]any{}
 	}
 	return m
-}
-
-// ValuesOf wraps computed values for ExternalPostgres.
-func ValuesOf(m map[string]any) values { return values{m: m} }
-
-// ExternalPostgres reports whether the chart's values turn the bundled
-// PostgreSQL off (global.postgresql.enabled: false).
-func ExternalPostgres(v values) bool {
-	enabled, err := chartutil.Values(v.m).PathValue("global.postgresql.enabled")
-	if err != nil {
-		return false
-	}
-	b, ok := enabled.(bool)
-	return ok && !b
 }
 
 // StartExternalClients starts a client pod for every external server the

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dataflowlogs"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 )
@@ -61,7 +62,7 @@ func (c *dataflowLogsExportCmd) run(ctx context.Context, _ []string) error {
 		return errs.Failedf("%v", err)
 	}
 	if !runs {
-		return errs.NotFoundf("release %q runs no StatefulSet %s: there are no Dataflow logs in MongoDB to export", r.Name, dataflowlogs.MongoName(r.Name))
+		return errs.NotFoundf("release %q runs no StatefulSet %s: there are no Dataflow logs in MongoDB to export", r.Name, csghub.MongoStatefulSet(r.Name))
 	}
 	cat := c.dir.catalog()
 	var e *backup.Entry

@@ -16,7 +16,7 @@ type migrateCmd struct {
 	target         targetFlags
 	dryRun         bool
 	forceConflicts bool
-	skipLogs       bool
+	switches       switchFlags
 	dir            catalogDir
 	output         output
 }
@@ -36,7 +36,7 @@ helm upgrade.`,
 			c.target.bind(fs, true)
 			fs.BoolVar(&c.dryRun, "dry-run", false, "show each object that would be created, patched or deleted; change nothing")
 			fs.BoolVar(&c.forceConflicts, "force-conflicts", false, "take over CRD fields owned by another field manager")
-			fs.BoolVar(&c.skipLogs, "skip-dataflow-logs", false, "do not export Dataflow task logs from MongoDB (v2.0.0)")
+			c.switches.bind(fs, "migrate")
 			c.dir.bind(fs)
 			c.output.bind(fs)
 		},
@@ -63,7 +63,7 @@ func (c *migrateCmd) run(ctx context.Context, _ []string) error {
 	p.Migrate.ForceConflicts = c.forceConflicts
 	p.Migrate.Log = c.app.stepLogger(c.output)
 	p.Migrate.Progress = c.app.progressWriter(c.output)
-	p.Migrate.Options[migrate.SkipDataflowLogs] = c.skipLogs
+	p.Migrate.Skip = c.switches.off()
 	// migrations that export data put it beside the deployed revision's backup
 	cat := c.dir.catalog()
 	if e, err := cat.ForRevision(p.Env.Namespace, p.Env.Release, p.Release.Version); err != nil {
@@ -105,9 +105,9 @@ func (c *migrateCmd) run(ctx context.Context, _ []string) error {
 			}
 		}
 	}
-	for _, r := range results {
-		if r.Name == "dataflow-logs" && !r.AlreadyApplied && !c.dryRun && runErr == nil && c.output != outputJSON {
-			fmt.Fprintf(c.app.Stdout, "after the Helm upgrade, import the Dataflow logs with: helm csghub dataflow-logs import -n %s\n", p.Env.Namespace)
+	if !c.dryRun && runErr == nil && c.output != outputJSON {
+		for _, line := range migrate.FollowUps(p.Migrate, p.Migrations, results) {
+			fmt.Fprintln(c.app.Stdout, line)
 		}
 	}
 	if runErr != nil {

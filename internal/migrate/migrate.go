@@ -109,8 +109,8 @@ type Context struct {
 	// BackupPending says the caller takes that backup after preflight and
 	// before the migrations run (upgrade), so an empty BackupDir is fine then.
 	BackupPending bool
-	// Options holds migration-specific switches, e.g. "skip-dataflow-logs".
-	Options map[string]bool
+	// Skip holds the Switches the operator turned off (see Switchable).
+	Skip map[*Switch]bool
 	// Kube does exec and port-forwards (migrations that read pods' data).
 	Kube *kube.Client
 	// Progress gets live progress lines on a terminal (nil: silent).

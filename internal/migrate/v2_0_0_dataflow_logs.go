@@ -8,12 +8,16 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dataflowlogs"
 )
 
-// SkipDataflowLogs is the option (--skip-dataflow-logs) that leaves the
-// Dataflow logs in MongoDB.
-const SkipDataflowLogs = "skip-dataflow-logs"
+// skipDataflowLogs (--skip-dataflow-logs) leaves the Dataflow logs in MongoDB.
+var skipDataflowLogs = &Switch{Flag: "skip-dataflow-logs", Help: map[string]string{
+	"upgrade": "do not move Dataflow task logs from MongoDB to PostgreSQL (v2.0.0); they stay in MongoDB's volume",
+	"migrate": "do not export Dataflow task logs from MongoDB (v2.0.0)",
+	"plan":    "plan without moving Dataflow task logs (as upgrade --skip-dataflow-logs)",
+}}
 
 // dataflowLogs is the guide's v2.0.0 note "perform the migration operation
 // to switch the database": Dataflow 2.0 keeps task logs in PostgreSQL and
@@ -27,12 +31,25 @@ func init() { Register(dataflowLogs{}) }
 func (dataflowLogs) Version() *semver.Version { return MustVersion("2.0.0") }
 func (dataflowLogs) Name() string             { return "dataflow-logs" }
 
+func (dataflowLogs) Switches() []*Switch { return []*Switch{skipDataflowLogs} }
+
+// Permissions: the export reads MongoDB's StatefulSet and lists its volumes.
+func (dataflowLogs) Permissions(c *Context) []Permission {
+	return []Permission{{Verb: "get", Group: "apps", Resource: "statefulsets", Namespace: c.Namespace},
+		{Verb: "list", Resource: "persistentvolumeclaims", Namespace: c.Namespace}}
+}
+
+// FollowUp: after a plain helm upgrade the logs wait in the backup.
+func (dataflowLogs) FollowUp(c *Context) string {
+	return "after the Helm upgrade, import the Dataflow logs with: helm csghub dataflow-logs import -n " + c.Namespace
+}
+
 func (dataflowLogs) Describe(c *Context) Description {
 	return Description{
 		Reason: "Dataflow 2.0 keeps task logs in PostgreSQL and the chart removes MongoDB: the logs are exported " +
 			"into the backup before the Helm upgrade and imported into " + dataflowlogs.LogsDatabase + " after it",
 		Touches: []string{
-			"MongoDB " + c.Namespace + "/" + dataflowlogs.MongoPod(c.Release) + " (read only, port-forward)",
+			"MongoDB " + c.Namespace + "/" + csghub.MongoPod(c.Release) + " (read only, port-forward)",
 			"backup file " + dataflowlogs.ExportFile,
 			"PostgreSQL " + dataflowlogs.LogsDatabase + ": task_log, operator_status, " + dataflowlogs.LedgerTable,
 		},
@@ -44,7 +61,7 @@ func (dataflowLogs) release(c *Context) *dataflowlogs.Release {
 }
 
 func (d dataflowLogs) Check(ctx context.Context, c *Context) (bool, string, error) {
-	if c.Options[SkipDataflowLogs] {
+	if c.Off(skipDataflowLogs) {
 		return true, "skipped on request (--skip-dataflow-logs): the logs stay in MongoDB's volume", nil
 	}
 	runs, err := d.release(c).RunsMongo(ctx)
@@ -52,9 +69,9 @@ func (d dataflowLogs) Check(ctx context.Context, c *Context) (bool, string, erro
 		return false, "", err
 	}
 	if !runs {
-		return true, "nothing to move: the release runs no StatefulSet " + dataflowlogs.MongoName(c.Release), nil
+		return true, "nothing to move: the release runs no StatefulSet " + csghub.MongoStatefulSet(c.Release), nil
 	}
-	return false, "export the task logs of " + dataflowlogs.MongoName(c.Release) + " into the backup, import them after the upgrade", nil
+	return false, "export the task logs of " + csghub.MongoStatefulSet(c.Release) + " into the backup, import them after the upgrade", nil
 }
 
 // Preflight connects to MongoDB and lists the logs, so an unreachable server
@@ -103,7 +120,7 @@ func (d dataflowLogs) Apply(ctx context.Context, c *Context) ([]Change, error) {
 // AfterUpgrade imports the export of this run's backup, then says where
 // MongoDB's data stays.
 func (d dataflowLogs) AfterUpgrade(ctx context.Context, c *Context) ([]Change, error) {
-	if c.Options[SkipDataflowLogs] || c.BackupDir == "" {
+	if c.Off(skipDataflowLogs) || c.BackupDir == "" {
 		return nil, nil
 	}
 	e, err := backup.Open(c.BackupDir)
@@ -128,8 +145,8 @@ func (d dataflowLogs) AfterUpgrade(ctx context.Context, c *Context) ([]Change, e
 	c.Note("Dataflow logs: %d row(s) imported into %s (%d already there) from %s", res.Imported, dataflowlogs.LogsDatabase, res.Already, e.ID)
 	if vols, verr := r.KeptVolumes(ctx); verr == nil && len(vols) > 0 {
 		c.Note("MongoDB's data is kept in PersistentVolumeClaim(s) %s (namespace %s) with Secret %s; once the logs are checked, delete them with: kubectl -n %s delete pvc %s && kubectl -n %s delete secret %s",
-			strings.Join(vols, ", "), c.Namespace, dataflowlogs.MongoName(c.Release),
-			c.Namespace, strings.Join(vols, " "), c.Namespace, dataflowlogs.MongoName(c.Release))
+			strings.Join(vols, ", "), c.Namespace, csghub.MongoStatefulSet(c.Release),
+			c.Namespace, strings.Join(vols, " "), c.Namespace, csghub.MongoStatefulSet(c.Release))
 	}
 	return changes, nil
 }

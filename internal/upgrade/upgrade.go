@@ -51,8 +51,8 @@ type Upgrade struct {
 	RecreateStatefulSets bool
 	BackupDir            string
 	Keep                 int
-	// MigrationOptions are migration switches (e.g. "skip-dataflow-logs").
-	MigrationOptions map[string]bool
+	// MigrationSkip are the migrations' switches turned off (e.g. --skip-dataflow-logs).
+	MigrationSkip map[*migrate.Switch]bool
 	// Events receives each step transition (JSON lines for --output json).
 	Events func(Event)
 	// Progress gets live progress lines on a terminal (nil: silent).
@@ -155,8 +155,8 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	p.Migrate.Wait = u.Timeout
 	p.Migrate.BackupPending = true
 	p.Migrate.Log = u.Log
-	for k, v := range u.MigrationOptions {
-		p.Migrate.Options[k] = v
+	for k, v := range u.MigrationSkip {
+		p.Migrate.Skip[k] = v
 	}
 	defer func() { sum.Notes = append(sum.Notes, p.Migrate.Notes...) }()
 	if err := timed("preflight", func() (string, error) {
