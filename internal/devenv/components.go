@@ -471,7 +471,7 @@ func (m *MinIO) MakeBuckets(ctx context.Context, region string, names ...string)
 		return err
 	}
 	for _, b := range names {
-		ok, err := cl.BucketExists(ctx, b)
+		ok, err := bucketExists(ctx, cl, b)
 		if err != nil {
 			return fmt.Errorf("bucket %s: %w", b, err)
 		}
@@ -482,6 +482,24 @@ func (m *MinIO) MakeBuckets(ctx context.Context, region string, names ...string)
 		}
 	}
 	return nil
+}
+
+// bucketExists asks until the server has initialised its object layer:
+// /minio/health/live (what scripts/minio.sh waits for) answers before that,
+// and a request in between gets XMinioServerNotInitialized.
+func bucketExists(ctx context.Context, cl *minio.Client, bucket string) (bool, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, err := cl.BucketExists(ctx, bucket)
+		if err == nil || minio.ToErrorResponse(err).Code != "XMinioServerNotInitialized" || time.Now().After(deadline) {
+			return ok, err
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // Stop stops the server (idempotent); its data stays until the state dir is removed.
