@@ -15,16 +15,17 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
-	"helm.sh/helm/v3/pkg/chartutil"
 	"sigs.k8s.io/yaml"
 
 	"github.com/opencsgs/helm-csghub/internal/buildinfo"
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/parallel"
 	"github.com/opencsgs/helm-csghub/internal/progress"
+	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
 
 // Backup takes one backup of the release's values and database.
@@ -47,7 +48,7 @@ type Backup struct {
 	PGImage    string
 	PodTimeout time.Duration
 	// Log receives one line per step (nil: silent).
-	Log func(format string, args ...any)
+	Log steplog.Func
 }
 
 // Result is a finished backup.
@@ -103,7 +104,7 @@ func (b *Backup) Run(ctx context.Context) (res *Result, err error) {
 
 	var pod *dbpod.Pod
 	var clients []*dbpod.Client
-	external := ExternalPostgres(allValues)
+	external := csghub.ExternalPostgres(allValues.m)
 	switch {
 	case b.SkipDatabase:
 		m.DatabaseSkipped = "skipped on request (--skip-db-backup)"
@@ -129,7 +130,7 @@ func (b *Backup) Run(ctx context.Context) (res *Result, err error) {
 		}
 	}
 
-	cat := Catalog{Root: b.dir()}
+	cat := CatalogAt(b.Dir)
 	relDir := cat.ReleaseDir(rel.Namespace, rel.Name)
 	// an unusable folder is a precondition (exit 4), as in upgrade's preflight
 	if err := mkdirAll(relDir); err != nil {
@@ -200,13 +201,6 @@ func (b *Backup) Run(ctx context.Context) (res *Result, err error) {
 	return res, nil
 }
 
-func (b *Backup) dir() string {
-	if b.Dir != "" {
-		return b.Dir
-	}
-	return DefaultDir()
-}
-
 // dumpParallel is how many dumps stream at once. Two keep both ends busy: the
 // small databases and the exec round trips overlap the biggest dump, without
 // flooding the API server or the database pod (restore replays two at once too).
@@ -268,21 +262,15 @@ func (b *Backup) inspect(ctx context.Context, pod *dbpod.Pod, clients []*dbpod.C
 			srv.Databases = append(srv.Databases, d.Name)
 		}
 		for _, n := range missing {
-			b.logf("PostgreSQL %s has no database %s (named in the release's values): not backed up", c.Server.Key(), n)
+			b.Log.Printf("PostgreSQL %s has no database %s (named in the release's values): not backed up", c.Server.Key(), n)
 		}
 		if !canRead {
-			b.logf("PostgreSQL %s: user %s may not read role password hashes (pg_authid): roles are backed up without passwords (--no-role-passwords)", c.Server.Key(), c.Server.User)
+			b.Log.Printf("PostgreSQL %s: user %s may not read role password hashes (pg_authid): roles are backed up without passwords (--no-role-passwords)", c.Server.Key(), c.Server.User)
 		}
 		m.Servers = append(m.Servers, srv)
 		sources = append(sources, src)
 	}
 	return sources, nil
-}
-
-func (b *Backup) logf(format string, args ...any) {
-	if b.Log != nil {
-		b.Log(format, args...)
-	}
 }
 
 // dumpDatabase streams globals and one dump per database of every source
@@ -491,20 +479,6 @@ func nonNil(m map[string]any) map[string]any {
 		return map[string]any{}
 	}
 	return m
-}
-
-// ValuesOf wraps computed values for ExternalPostgres.
-func ValuesOf(m map[string]any) values { return values{m: m} }
-
-// ExternalPostgres reports whether the chart's values turn the bundled
-// PostgreSQL off (global.postgresql.enabled: false).
-func ExternalPostgres(v values) bool {
-	enabled, err := chartutil.Values(v.m).PathValue("global.postgresql.enabled")
-	if err != nil {
-		return false
-	}
-	b, ok := enabled.(bool)
-	return ok && !b
 }
 
 // StartExternalClients starts a client pod for every external server the

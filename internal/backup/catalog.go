@@ -27,6 +27,14 @@ func DefaultDir() string { return helmpath.DataPath("csghub", "backups") }
 // Catalog is the folder of all backups.
 type Catalog struct{ Root string }
 
+// CatalogAt is the catalog under dir (a --dir flag), DefaultDir when dir is empty.
+func CatalogAt(dir string) Catalog {
+	if dir == "" {
+		dir = DefaultDir()
+	}
+	return Catalog{Root: dir}
+}
+
 // ReleaseDir holds the backups of one release.
 func (c Catalog) ReleaseDir(namespace, release string) string {
 	return filepath.Join(c.Root, namespace, release)

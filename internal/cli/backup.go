@@ -14,7 +14,7 @@ import (
 
 type backupCmd struct {
 	app          *App
-	dir          string
+	dir          catalogDir
 	keep         int
 	skipDatabase bool
 	pg           pgClientFlags
@@ -33,7 +33,7 @@ in the pod), checksummed, and a manifest.json written last. Older backups beyond
 are pruned, never a rollback target: the newest backup of each of Helm's last
 max(2, --keep) revisions is always kept, and so is the newest backup.`,
 		Flags: func(fs *pflag.FlagSet) {
-			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			c.dir.bind(fs)
 			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "complete backups to keep for the release (at least 2)")
 			fs.BoolVar(&c.skipDatabase, "skip-db-backup", false, "back up the values only (the database is not dumped)")
 			c.pg.bind(fs)
@@ -55,17 +55,13 @@ func (c *backupCmd) run(ctx context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
-	b := &backup.Backup{Env: c.app.Env, Kube: kc, Dir: c.dir, Keep: c.keep, SkipDatabase: c.skipDatabase,
+	b := &backup.Backup{Env: c.app.Env, Kube: kc, Dir: string(c.dir), Keep: c.keep, SkipDatabase: c.skipDatabase,
 		Progress: c.app.progressWriter(c.output), PGImage: c.pg.image, PodTimeout: c.pg.timeout, Log: c.app.stepLogger(c.output)}
 	res, err := b.Run(ctx)
 	if err != nil {
 		return err
 	}
-	if c.output == outputJSON {
-		return writeJSON(c.app.Stdout, res)
-	}
-	printBackup(c.app.Stdout, res)
-	return nil
+	return c.app.print(c.output, res, func(w io.Writer) { printBackup(w, res) })
 }
 
 func printBackup(w io.Writer, res *backup.Result) {
@@ -100,7 +96,7 @@ func printBackup(w io.Writer, res *backup.Result) {
 
 type backupListCmd struct {
 	app    *App
-	dir    string
+	dir    catalogDir
 	keep   int
 	output output
 }
@@ -111,7 +107,7 @@ func newBackupListCmd(app *App) *command {
 		Name:    "list",
 		Summary: "List the release's backups, oldest first, and which retention keeps",
 		Flags: func(fs *pflag.FlagSet) {
-			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			c.dir.bind(fs)
 			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "the --keep of the next backup, to show what it would keep")
 			c.output.bind(fs)
 		},
@@ -128,7 +124,7 @@ func (c *backupListCmd) run(_ context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
-	cat := backup.Catalog{Root: orDefault(c.dir, backup.DefaultDir())}
+	cat := c.dir.catalog()
 	list, err := cat.List(ns, env.Release)
 	if err != nil {
 		return err
@@ -180,7 +176,7 @@ func (c *backupListCmd) run(_ context.Context, _ []string) error {
 
 type backupVerifyCmd struct {
 	app    *App
-	dir    string
+	dir    catalogDir
 	output output
 }
 
@@ -191,7 +187,7 @@ func newBackupVerifyCmd(app *App) *command {
 		Summary: "Recompute a backup's checksums and check every dump is complete",
 		Usage:   "ID|latest [flags]",
 		Flags: func(fs *pflag.FlagSet) {
-			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			c.dir.bind(fs)
 			c.output.bind(fs)
 		},
 		Args: exactArgs("backup verify", 1, "ID"),
@@ -204,7 +200,7 @@ func (c *backupVerifyCmd) run(_ context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cat := backup.Catalog{Root: orDefault(c.dir, backup.DefaultDir())}
+	cat := c.dir.catalog()
 	e, err := cat.Find(ns, c.app.Env.Release, args[0])
 	if err != nil {
 		return err

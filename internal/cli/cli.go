@@ -21,6 +21,7 @@ import (
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
 
 // App is what every subcommand shares: Helm's environment and the streams.
@@ -96,7 +97,7 @@ func Main(ctx context.Context, app *App, args []string) int {
 	if errors.As(err, &h) {
 		return 0
 	}
-	fmt.Fprintf(app.Stderr, "Error: %s\n", oneLine(err.Error()))
+	fmt.Fprintf(app.Stderr, "Error: %s\n", steplog.OneLine(err.Error()))
 	return errs.ExitCode(err)
 }
 
@@ -237,15 +238,6 @@ func (c *command) printHelp(w io.Writer, path []string, fs *pflag.FlagSet) {
 	if fs != nil {
 		fmt.Fprintf(w, "\nFlags:\n%s", fs.FlagUsages())
 	}
-}
-
-// oneLine keeps an error to one line: the first line, trimmed.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = strings.TrimSpace(s[:i]) + " (…)"
-	}
-	return s
 }
 
 // checkEnv refuses what Helm's environment gets wrong before anything reads

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dataflowlogs"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
@@ -25,7 +26,7 @@ func newDataflowLogsCmd(app *App) *command {
 
 type dataflowLogsExportCmd struct {
 	app      *App
-	dir      string
+	dir      catalogDir
 	backupID string
 	output   output
 }
@@ -40,7 +41,7 @@ func newDataflowLogsExportCmd(app *App) *command {
 revision; take one with helm csghub backup). The file joins the backup's manifest, so
 helm csghub backup verify checks it. Exporting again replaces it.`,
 		Flags: func(fs *pflag.FlagSet) {
-			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			c.dir.bind(fs)
 			fs.StringVar(&c.backupID, "backup", "", "backup ID to export into (default: the newest backup of the deployed revision)")
 			c.output.bind(fs)
 		},
@@ -62,9 +63,9 @@ func (c *dataflowLogsExportCmd) run(ctx context.Context, _ []string) error {
 		return errs.Failedf("%v", err)
 	}
 	if !runs {
-		return errs.NotFoundf("release %q runs no StatefulSet %s: there are no Dataflow logs in MongoDB to export", r.Name, dataflowlogs.MongoName(r.Name))
+		return errs.NotFoundf("release %q runs no StatefulSet %s: there are no Dataflow logs in MongoDB to export", r.Name, csghub.MongoStatefulSet(r.Name))
 	}
-	cat := backup.Catalog{Root: orDefault(c.dir, backup.DefaultDir())}
+	cat := c.dir.catalog()
 	var e *backup.Entry
 	if c.backupID != "" {
 		e, err = cat.Find(r.Namespace, r.Name, c.backupID)
@@ -123,7 +124,7 @@ func (c *dataflowLogsExportCmd) deployedBackup(cat backup.Catalog, r *dataflowlo
 
 type dataflowLogsImportCmd struct {
 	app      *App
-	dir      string
+	dir      catalogDir
 	backupID string
 	wait     time.Duration
 	output   output
@@ -139,7 +140,7 @@ if Dataflow has not, and imports each collection with COPY in one transaction, r
 table ` + dataflowlogs.LedgerTable + `: running it again imports nothing twice.
 Default backup: the newest one holding an export.`,
 		Flags: func(fs *pflag.FlagSet) {
-			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			c.dir.bind(fs)
 			fs.StringVar(&c.backupID, "backup", "", "backup ID holding the export (default: the newest that has one)")
 			fs.DurationVar(&c.wait, "wait", 2*time.Minute, "how long to wait for database "+dataflowlogs.LogsDatabase+" to exist")
 			c.output.bind(fs)
@@ -168,7 +169,7 @@ func (c *dataflowLogsImportCmd) run(ctx context.Context, _ []string) error {
 				helmenv.ChartVersion(last), dataflowlogs.LogsDatabase)
 		}
 	}
-	cat := backup.Catalog{Root: orDefault(c.dir, backup.DefaultDir())}
+	cat := c.dir.catalog()
 	var e *backup.Entry
 	if c.backupID != "" {
 		if e, err = cat.Find(ns, rel, c.backupID); err != nil {

@@ -12,14 +12,13 @@ import (
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
 
-	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 )
 
 type historyCmd struct {
 	app    *App
-	dir    string
+	dir    catalogDir
 	output output
 }
 
@@ -29,7 +28,7 @@ func newHistoryCmd(app *App) *command {
 		Name:    "history",
 		Summary: "Show helm history with the backups available for each revision",
 		Flags: func(fs *pflag.FlagSet) {
-			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			c.dir.bind(fs)
 			c.output.bind(fs)
 		},
 		Run: c.run,
@@ -64,7 +63,7 @@ func (c *historyCmd) run(_ context.Context, _ []string) error {
 		return errs.Failedf("reading history: %w", err)
 	}
 	sort.Slice(hist, func(i, j int) bool { return hist[i].Version < hist[j].Version })
-	entries, err := backup.Catalog{Root: orDefault(c.dir, backup.DefaultDir())}.List(env.Namespace, env.Release)
+	entries, err := c.dir.catalog().List(env.Namespace, env.Release)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/plan"
@@ -17,8 +16,8 @@ type migrateCmd struct {
 	target         targetFlags
 	dryRun         bool
 	forceConflicts bool
-	skipLogs       bool
-	dir            string
+	switches       switchFlags
+	dir            catalogDir
 	output         output
 }
 
@@ -37,8 +36,8 @@ helm upgrade.`,
 			c.target.bind(fs, true)
 			fs.BoolVar(&c.dryRun, "dry-run", false, "show each object that would be created, patched or deleted; change nothing")
 			fs.BoolVar(&c.forceConflicts, "force-conflicts", false, "take over CRD fields owned by another field manager")
-			fs.BoolVar(&c.skipLogs, "skip-dataflow-logs", false, "do not export Dataflow task logs from MongoDB (v2.0.0)")
-			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			c.switches.bind(fs, "migrate")
+			c.dir.bind(fs)
 			c.output.bind(fs)
 		},
 		Run: c.run,
@@ -64,9 +63,9 @@ func (c *migrateCmd) run(ctx context.Context, _ []string) error {
 	p.Migrate.ForceConflicts = c.forceConflicts
 	p.Migrate.Log = c.app.stepLogger(c.output)
 	p.Migrate.Progress = c.app.progressWriter(c.output)
-	p.Migrate.Options[migrate.SkipDataflowLogs] = c.skipLogs
+	p.Migrate.Skip = c.switches.off()
 	// migrations that export data put it beside the deployed revision's backup
-	cat := backup.Catalog{Root: orDefault(c.dir, backup.DefaultDir())}
+	cat := c.dir.catalog()
 	if e, err := cat.ForRevision(p.Env.Namespace, p.Env.Release, p.Release.Version); err != nil {
 		return err
 	} else if e != nil {
@@ -106,9 +105,9 @@ func (c *migrateCmd) run(ctx context.Context, _ []string) error {
 			}
 		}
 	}
-	for _, r := range results {
-		if r.Name == "dataflow-logs" && !r.AlreadyApplied && !c.dryRun && runErr == nil && c.output != outputJSON {
-			fmt.Fprintf(c.app.Stdout, "after the Helm upgrade, import the Dataflow logs with: helm csghub dataflow-logs import -n %s\n", p.Env.Namespace)
+	if !c.dryRun && runErr == nil && c.output != outputJSON {
+		for _, line := range migrate.FollowUps(p.Migrate, p.Migrations, results) {
+			fmt.Fprintln(c.app.Stdout, line)
 		}
 	}
 	if runErr != nil {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/opencsgs/helm-csghub/internal/backup"
+
 	"github.com/opencsgs/helm-csghub/internal/errs"
 )
 
@@ -57,3 +59,23 @@ func (t *table) row(cells ...any) {
 }
 
 func (t *table) flush() error { return t.tw.Flush() }
+
+// print writes v as JSON for scripts, or calls table for people.
+func (a *App) print(o output, v any, table func(w io.Writer)) error {
+	if o == outputJSON {
+		return writeJSON(a.Stdout, v)
+	}
+	table(a.Stdout)
+	return nil
+}
+
+// catalogDir is the --dir flag of every command that reads or writes the
+// backup catalog.
+type catalogDir string
+
+func (d *catalogDir) bind(fs *pflag.FlagSet) {
+	fs.StringVar((*string)(d), "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+}
+
+// catalog is the catalog the flag names (the default folder when not given).
+func (d catalogDir) catalog() backup.Catalog { return backup.CatalogAt(string(d)) }

@@ -10,16 +10,16 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
 	"github.com/opencsgs/helm-csghub/internal/errs"
-	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/plan"
 )
 
 type planCmd struct {
 	app      *App
 	target   targetFlags
-	skipLogs bool
+	switches switchFlags
 	skipDB   bool
 	pg       pgClientFlags
 	output   output
@@ -32,7 +32,7 @@ func newPlanCmd(app *App) *command {
 		Summary: "Show what an upgrade would do, step by step, and change nothing",
 		Flags: func(fs *pflag.FlagSet) {
 			c.target.bind(fs, true)
-			fs.BoolVar(&c.skipLogs, "skip-dataflow-logs", false, "plan without moving Dataflow task logs (as upgrade --skip-dataflow-logs)")
+			c.switches.bind(fs, "plan")
 			fs.BoolVar(&c.skipDB, "skip-db-backup", false, "do not check that an external PostgreSQL answers from the cluster (as upgrade --skip-db-backup)")
 			c.pg.bind(fs)
 			c.output.bind(fs)
@@ -46,7 +46,7 @@ func (c *planCmd) run(ctx context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
-	p.Migrate.Options[migrate.SkipDataflowLogs] = c.skipLogs
+	p.Migrate.Skip = c.switches.off()
 	if err := c.checkExternalDB(ctx, p); err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (c *planCmd) checkExternalDB(ctx context.Context, p *plan.Prepared) error {
 		return nil
 	}
 	all, err := chartutil.CoalesceValues(p.Release.Chart, p.Release.Config)
-	if err != nil || !backup.ExternalPostgres(backup.ValuesOf(all)) {
+	if err != nil || !csghub.ExternalPostgres(all) {
 		return nil
 	}
 	kc, err := c.app.kubeClient()

@@ -15,7 +15,7 @@ import (
 // run came from and restores the run's backup. done is false when the
 // release is not pending (a normal rollback follows).
 func (c *rollbackCmd) recoverKilledRun(ctx context.Context, kc *kube.Client, rev int) (done bool, err error) {
-	rec := &recovery.Recovery{Env: c.app.Env, Kube: kc, Dir: c.dir, Timeout: c.timeout,
+	rec := &recovery.Recovery{Env: c.app.Env, Kube: kc, Dir: string(c.dir), Timeout: c.timeout,
 		Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
 	p, err := rec.Check(ctx, nil)
 	if err != nil || p == nil {

@@ -14,7 +14,7 @@ import (
 
 type restoreCmd struct {
 	app      *App
-	dir      string
+	dir      catalogDir
 	backupID string
 	parallel int
 	insecure bool
@@ -35,7 +35,7 @@ NetworkPolicy on every exit path, Ctrl-C included. Databases not in the backup a
 and listed. Rerunning it after a failure finishes the job.`,
 		Flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&c.backupID, "backup", "", "backup ID to restore, or \"latest\" (required; see: helm csghub backup list)")
-			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			c.dir.bind(fs)
 			fs.IntVar(&c.parallel, "parallel", 2, "databases restored at once")
 			fs.BoolVar(&c.insecure, "allow-insecure-permissions", false, "restore a backup whose folder or files others can read or change")
 			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")
@@ -65,17 +65,13 @@ func (c *restoreCmd) run(ctx context.Context, _ []string) error {
 		return err
 	}
 	defer unlock()
-	r := &restore.Restore{Env: c.app.Env, Kube: kc, Dir: c.dir, BackupID: c.backupID, Parallel: c.parallel,
+	r := &restore.Restore{Env: c.app.Env, Kube: kc, Dir: string(c.dir), BackupID: c.backupID, Parallel: c.parallel,
 		AllowInsecurePermissions: c.insecure, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output), PGImage: c.pg.image, PodTimeout: c.pg.timeout}
 	res, err := r.Run(ctx)
 	if err != nil {
 		return err
 	}
-	if c.output == outputJSON {
-		return writeJSON(c.app.Stdout, res)
-	}
-	printRestore(c.app.Stdout, res)
-	return nil
+	return c.app.print(c.output, res, func(w io.Writer) { printRestore(w, res) })
 }
 
 func printRestore(w io.Writer, res *restore.Result) {

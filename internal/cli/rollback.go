@@ -15,7 +15,7 @@ import (
 
 type rollbackCmd struct {
 	app           *App
-	dir           string
+	dir           catalogDir
 	backupID      string
 	skipDBRestore bool
 	insecure      bool
@@ -41,7 +41,7 @@ recovered: rolled back to the revision the run came from, the run's backup resto
 			fs.StringVar(&c.backupID, "backup", "", "restore this backup instead of the one taken at REVISION")
 			fs.BoolVar(&c.skipDBRestore, "skip-db-restore", false, "roll back the release only, leave the database as it is")
 			c.pg.bind(fs)
-			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			c.dir.bind(fs)
 			fs.BoolVar(&c.insecure, "allow-insecure-permissions", false, "restore a backup whose folder or files others can read or change")
 			fs.BoolVar(&c.recreateSTS, "recreate-statefulsets", false, "delete StatefulSets whose immutable fields differ with --cascade=orphan (pods and volumes kept) so Helm recreates them")
 			fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "time to wait for the rolled-back resources")
@@ -80,7 +80,7 @@ func (c *rollbackCmd) run(ctx context.Context, args []string) error {
 	if done, err := c.recoverKilledRun(ctx, kc, rev); done {
 		return err
 	}
-	rb := &rollback.Rollback{Env: c.app.Env, Kube: kc, Dir: c.dir, Revision: rev, BackupID: c.backupID,
+	rb := &rollback.Rollback{Env: c.app.Env, Kube: kc, Dir: string(c.dir), Revision: rev, BackupID: c.backupID,
 		SkipDBRestore: c.skipDBRestore, AllowInsecurePermissions: c.insecure, RecreateStatefulSets: c.recreateSTS, Timeout: c.timeout, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),
 		PGImage: c.pg.image, PGPodTimeout: c.pg.timeout}
 	t, err := rb.Resolve(ctx)

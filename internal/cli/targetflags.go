@@ -5,6 +5,8 @@ import (
 	"helm.sh/helm/v3/pkg/cli/values"
 
 	"github.com/opencsgs/helm-csghub/internal/plan"
+
+	"github.com/opencsgs/helm-csghub/internal/migrate"
 )
 
 // targetFlags select the target chart and values, shared by plan, migrate and upgrade.
@@ -38,3 +40,29 @@ func (t *targetFlags) options(app *App, warn func(string, ...any)) plan.Options 
 }
 
 func parseVersionFlag(s string) (any, error) { return plan.ParseVersion(s) }
+
+// switchFlags are the opt-outs the registered migrations offer (e.g.
+// --skip-dataflow-logs), bound for one command.
+type switchFlags map[*migrate.Switch]*bool
+
+func (s *switchFlags) bind(fs *pflag.FlagSet, command string) {
+	*s = switchFlags{}
+	for _, sw := range migrate.Switches() {
+		if help := sw.Help[command]; help != "" {
+			v := new(bool)
+			fs.BoolVar(v, sw.Flag, false, help)
+			(*s)[sw] = v
+		}
+	}
+}
+
+// off is the set of switches given on the command line.
+func (s switchFlags) off() map[*migrate.Switch]bool {
+	out := map[*migrate.Switch]bool{}
+	for sw, v := range s {
+		if *v {
+			out[sw] = true
+		}
+	}
+	return out
+}

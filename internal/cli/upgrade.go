@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
-	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/upgrade"
 )
 
@@ -22,11 +21,11 @@ type upgradeCmd struct {
 	noRollback     bool
 	skipDBBackup   bool
 	pg             pgClientFlags
-	skipLogs       bool
+	switches       switchFlags
 	forceConflicts bool
 	recreateSTS    bool
 	yes            bool
-	dir            string
+	dir            catalogDir
 	keep           int
 	recover        bool
 	output         output
@@ -49,10 +48,10 @@ nothing changed but the backup; after it, the automatic rollback is finished.`,
 			fs.BoolVar(&c.noRollback, "no-rollback", false, "on failure, leave the release and database as they are")
 			fs.BoolVar(&c.skipDBBackup, "skip-db-backup", false, "do not dump PostgreSQL before upgrading (explicit opt-out)")
 			c.pg.bind(fs)
-			fs.BoolVar(&c.skipLogs, "skip-dataflow-logs", false, "do not move Dataflow task logs from MongoDB to PostgreSQL (v2.0.0); they stay in MongoDB's volume")
+			c.switches.bind(fs, "upgrade")
 			fs.BoolVar(&c.forceConflicts, "force-conflicts", false, "take over CRD fields owned by another field manager")
 			fs.BoolVar(&c.recreateSTS, "recreate-statefulsets", false, "delete StatefulSets whose immutable fields change with --cascade=orphan (pods and volumes kept) so Helm recreates them")
-			fs.StringVar(&c.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+			c.dir.bind(fs)
 			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "complete backups to keep for the release (at least 2)")
 			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")
 			fs.BoolVar(&c.recover, "recover", false, "first recover a release left pending by a killed helm csghub run (as helm csghub rollback does)")
@@ -86,9 +85,9 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 	}
 	u := &upgrade.Upgrade{Env: c.app.Env, Kube: kc, Plan: c.target.options(c.app, c.app.warner()),
 		Timeout: c.timeout, DryRun: c.dryRun, NoRollback: c.noRollback, SkipDBBackup: c.skipDBBackup,
-		ForceConflicts: c.forceConflicts, RecreateStatefulSets: c.recreateSTS, BackupDir: c.dir, Keep: c.keep, Recover: c.recover,
-		MigrationOptions: map[string]bool{migrate.SkipDataflowLogs: c.skipLogs},
-		Progress:         c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),
+		ForceConflicts: c.forceConflicts, RecreateStatefulSets: c.recreateSTS, BackupDir: string(c.dir), Keep: c.keep, Recover: c.recover,
+		MigrationSkip: c.switches.off(),
+		Progress:      c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),
 		PGImage: c.pg.image, PGPodTimeout: c.pg.timeout}
 	enc := json.NewEncoder(c.app.Stdout)
 	if c.output == outputJSON {

@@ -13,17 +13,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
 
 // MongoPort is the port of the chart's MongoDB.
 const MongoPort = 27017
-
-// MongoName is the chart's MongoDB StatefulSet, Service and Secret.
-func MongoName(release string) string { return release + "-mongo" }
-
-// MongoPod is the pod Export reads from.
-func MongoPod(release string) string { return MongoName(release) + "-0" }
 
 // Mongo is a client of the release's MongoDB through a port-forward.
 type Mongo struct {
@@ -42,7 +38,7 @@ func (m *Mongo) Close(ctx context.Context) {
 // MONGO_INITDB_ROOT_PASSWORD, authSource admin as the image creates them) and
 // pings it, so an unreachable or refusing server fails here with one line.
 func ConnectMongo(ctx context.Context, kc *kube.Client, namespace, release string) (*Mongo, error) {
-	name := MongoName(release)
+	name := csghub.MongoStatefulSet(release)
 	sec, err := kc.Clientset.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("secret %s/%s not found: the MongoDB credentials are needed to read the Dataflow logs", namespace, name)
@@ -54,7 +50,7 @@ func ConnectMongo(ctx context.Context, kc *kube.Client, namespace, release strin
 	if user == "" {
 		return nil, fmt.Errorf("secret %s/%s has no MONGO_INITDB_ROOT_USERNAME", namespace, name)
 	}
-	pod := MongoPod(release)
+	pod := csghub.MongoPod(release)
 	fw, err := kc.PortForward(ctx, namespace, pod, MongoPort)
 	if err != nil {
 		return nil, fmt.Errorf("MongoDB not reachable: %w", err)
@@ -85,21 +81,12 @@ func ConnectMongo(ctx context.Context, kc *kube.Client, namespace, release strin
 // mongoCause is the useful part of a driver error: a server selection
 // timeout carries the last connection error inside a topology dump.
 func mongoCause(err error) string {
-	s := oneLine(err.Error())
+	s := steplog.OneLine(err.Error())
 	if _, after, ok := strings.Cut(s, "Last error: "); ok {
 		if cause, _, ok := strings.Cut(after, " }"); ok {
 			return cause
 		}
 		return after
-	}
-	return s
-}
-
-func oneLine(s string) string {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			return s[:i]
-		}
 	}
 	return s
 }

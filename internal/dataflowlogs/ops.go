@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/progress"
@@ -33,12 +34,12 @@ type Release struct {
 // RunsMongo reports whether the release runs the chart's MongoDB
 // (StatefulSet `<release>-mongo`).
 func (r *Release) RunsMongo(ctx context.Context) (bool, error) {
-	_, err := r.Kube.Clientset.AppsV1().StatefulSets(r.Namespace).Get(ctx, MongoName(r.Name), metav1.GetOptions{})
+	_, err := r.Kube.Clientset.AppsV1().StatefulSets(r.Namespace).Get(ctx, csghub.MongoStatefulSet(r.Name), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("reading StatefulSet %s/%s: %w", r.Namespace, MongoName(r.Name), err)
+		return false, fmt.Errorf("reading StatefulSet %s/%s: %w", r.Namespace, csghub.MongoStatefulSet(r.Name), err)
 	}
 	return true, nil
 }
@@ -132,7 +133,7 @@ func (r *Release) KeptVolumes(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	var out []string
-	suffix := "-" + MongoPod(r.Name) // <template>-<statefulset>-<ordinal>
+	suffix := "-" + csghub.MongoPod(r.Name) // <template>-<statefulset>-<ordinal>
 	for _, p := range pvcs.Items {
 		if strings.HasSuffix(p.Name, suffix) && len(p.Name) > len(suffix) {
 			out = append(out, p.Name)

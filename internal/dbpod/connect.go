@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 )
 
@@ -28,7 +29,7 @@ func (c *Conn) Close(ctx context.Context) {
 // the user and password of Secret `<release>-postgresql`. The password only
 // ever sits in the pgx config, never in a string that could be printed.
 func Connect(ctx context.Context, kc *kube.Client, namespace, release, db string) (*Conn, error) {
-	sec, err := kc.Clientset.CoreV1().Secrets(namespace).Get(ctx, release+"-postgresql", metav1.GetOptions{})
+	sec, err := kc.Clientset.CoreV1().Secrets(namespace).Get(ctx, csghub.PostgresSecret(release), metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("secret %s-postgresql: %w", release, err)
 	}
@@ -36,7 +37,7 @@ func Connect(ctx context.Context, kc *kube.Client, namespace, release, db string
 	if user == "" {
 		user = DefaultUser
 	}
-	fw, err := kc.PortForward(ctx, namespace, PodName(release), 5432)
+	fw, err := kc.PortForward(ctx, namespace, csghub.PostgresPod(release), 5432)
 	if err != nil {
 		return nil, err
 	}

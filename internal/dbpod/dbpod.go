@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 )
@@ -32,12 +33,9 @@ type Pod struct {
 	User      string // PostgreSQL superuser
 }
 
-// PodName is the chart's database pod for release.
-func PodName(release string) string { return release + "-postgresql-0" }
-
 // New describes the database pod of release in namespace.
 func New(kc *kube.Client, namespace, release string) *Pod {
-	return &Pod{Kube: kc, Namespace: namespace, Name: PodName(release), User: DefaultUser}
+	return &Pod{Kube: kc, Namespace: namespace, Name: csghub.PostgresPod(release), User: DefaultUser}
 }
 
 // CheckReady fails with a clear error when the pod is missing or not Ready, and

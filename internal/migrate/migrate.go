@@ -29,6 +29,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/crds"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/livediff"
+	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
 
 // FieldManager is the plugin's server-side apply field manager.
@@ -108,8 +109,8 @@ type Context struct {
 	// BackupPending says the caller takes that backup after preflight and
 	// before the migrations run (upgrade), so an empty BackupDir is fine then.
 	BackupPending bool
-	// Options holds migration-specific switches, e.g. "skip-dataflow-logs".
-	Options map[string]bool
+	// Skip holds the Switches the operator turned off (see Switchable).
+	Skip map[*Switch]bool
 	// Kube does exec and port-forwards (migrations that read pods' data).
 	Kube *kube.Client
 	// Progress gets live progress lines on a terminal (nil: silent).
@@ -119,7 +120,7 @@ type Context struct {
 	Wait time.Duration
 	// Notes are what the operator should know afterwards (e.g. data kept).
 	Notes []string
-	Log   func(format string, args ...any)
+	Log   steplog.Func
 
 	// running is set while Run checks and applies (Check is followed by
 	// Apply at once); crdExam is the CRD step's Check result for that Apply.
@@ -137,12 +138,6 @@ func (c *Context) Note(format string, args ...any) {
 		}
 	}
 	c.Notes = append(c.Notes, n)
-}
-
-func (c *Context) logf(format string, args ...any) {
-	if c.Log != nil {
-		c.Log(format, args...)
-	}
 }
 
 func (c *Context) concurrency() int {
@@ -217,7 +212,7 @@ func Run(ctx context.Context, c *Context, ms []Migration) ([]Result, error) {
 		r.Detail = detail
 		if applied {
 			r.AlreadyApplied = true
-			c.logf("v%s %s: already applied (%s)", m.Version(), m.Name(), detail)
+			c.Log.Printf("v%s %s: already applied (%s)", m.Version(), m.Name(), detail)
 			out = append(out, r)
 			continue
 		}
@@ -225,7 +220,7 @@ func Run(ctx context.Context, c *Context, ms []Migration) ([]Result, error) {
 		if c.DryRun {
 			verb = "dry run of"
 		}
-		c.logf("v%s %s: %s (%s)", m.Version(), m.Name(), verb, detail)
+		c.Log.Printf("v%s %s: %s (%s)", m.Version(), m.Name(), verb, detail)
 		changes, err := m.Apply(ctx, c)
 		r.Seconds = time.Since(t0).Seconds()
 		r.Changes = append(r.Changes, changes...)

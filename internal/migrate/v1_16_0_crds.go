@@ -41,6 +41,12 @@ func (envoyGatewayCRDs) Version() *semver.Version { return MustVersion("1.16.0")
 func (envoyGatewayCRDs) Name() string             { return "envoy-gateway-crds" }
 func (envoyGatewayCRDs) EveryUpgrade()            {}
 
+// Permissions: CRDs are applied server-side (cluster-scoped).
+func (envoyGatewayCRDs) Permissions(*Context) []Permission {
+	return []Permission{{Verb: "patch", Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"},
+		{Verb: "list", Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"}}
+}
+
 func (m envoyGatewayCRDs) Describe(c *Context) Description {
 	d := Description{Reason: "Helm installs CRDs only on install, never on upgrade (from 1.16.0 Envoy Gateway and the Gateway API come as CRDs): " +
 		"on every upgrade apply the CRDs Helm would install for the target chart and values (crds/ of the chart and of its enabled subcharts, " +

@@ -59,6 +59,12 @@ var (
 func (m helmTakeover) Version() *semver.Version { return MustVersion(m.version) }
 func (m helmTakeover) Name() string             { return m.name }
 
+// Permissions: adopted CRDs are patched, lws webhook configurations deleted.
+func (helmTakeover) Permissions(*Context) []Permission {
+	return []Permission{{Verb: "patch", Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"},
+		{Verb: "delete", Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations"}}
+}
+
 func (m helmTakeover) Describe(c *Context) Description {
 	return Description{
 		Reason: m.reason,

@@ -8,12 +8,16 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dataflowlogs"
 )
 
-// SkipDataflowLogs is the option (--skip-dataflow-logs) that leaves the
-// Dataflow logs in MongoDB.
-const SkipDataflowLogs = "skip-dataflow-logs"
+// skipDataflowLogs (--skip-dataflow-logs) leaves the Dataflow logs in MongoDB.
+var skipDataflowLogs = &Switch{Flag: "skip-dataflow-logs", Help: map[string]string{
+	"upgrade": "do not move Dataflow task logs from MongoDB to PostgreSQL (v2.0.0); they stay in MongoDB's volume",
+	"migrate": "do not export Dataflow task logs from MongoDB (v2.0.0)",
+	"plan":    "plan without moving Dataflow task logs (as upgrade --skip-dataflow-logs)",
+}}
 
 // dataflowLogs is the guide's v2.0.0 note "perform the migration operation
 // to switch the database": Dataflow 2.0 keeps task logs in PostgreSQL and
@@ -36,13 +40,26 @@ var filesFrom = MustVersion("2.2.0")
 
 func keepsExportOnly(c *Context) bool { return c.Target != nil && !c.Target.LessThan(filesFrom) }
 
+func (dataflowLogs) Switches() []*Switch { return []*Switch{skipDataflowLogs} }
+
+// Permissions: the export reads MongoDB's StatefulSet and lists its volumes.
+func (dataflowLogs) Permissions(c *Context) []Permission {
+	return []Permission{{Verb: "get", Group: "apps", Resource: "statefulsets", Namespace: c.Namespace},
+		{Verb: "list", Resource: "persistentvolumeclaims", Namespace: c.Namespace}}
+}
+
+// FollowUp: after a plain helm upgrade the logs wait in the backup.
+func (dataflowLogs) FollowUp(c *Context) string {
+	return "after the Helm upgrade, import the Dataflow logs with: helm csghub dataflow-logs import -n " + c.Namespace
+}
+
 func (dataflowLogs) Describe(c *Context) Description {
 	if keepsExportOnly(c) {
 		return Description{
 			Reason: "Dataflow >= 2.2 keeps task logs in files inside its pod (no database; " + dataflowlogs.LogsDatabase + " is not created) " +
 				"and the chart removes MongoDB: the logs are exported into the backup before the Helm upgrade and kept there (nothing to import into)",
 			Touches: []string{
-				"MongoDB " + c.Namespace + "/" + dataflowlogs.MongoPod(c.Release) + " (read only, port-forward)",
+				"MongoDB " + c.Namespace + "/" + csghub.MongoPod(c.Release) + " (read only, port-forward)",
 				"backup file " + dataflowlogs.ExportFile,
 			},
 		}
@@ -51,7 +68,7 @@ func (dataflowLogs) Describe(c *Context) Description {
 		Reason: "Dataflow 2.0 keeps task logs in PostgreSQL and the chart removes MongoDB: the logs are exported " +
 			"into the backup before the Helm upgrade and imported into " + dataflowlogs.LogsDatabase + " after it",
 		Touches: []string{
-			"MongoDB " + c.Namespace + "/" + dataflowlogs.MongoPod(c.Release) + " (read only, port-forward)",
+			"MongoDB " + c.Namespace + "/" + csghub.MongoPod(c.Release) + " (read only, port-forward)",
 			"backup file " + dataflowlogs.ExportFile,
 			"PostgreSQL " + dataflowlogs.LogsDatabase + ": task_log, operator_status, " + dataflowlogs.LedgerTable,
 		},
@@ -63,7 +80,7 @@ func (dataflowLogs) release(c *Context) *dataflowlogs.Release {
 }
 
 func (d dataflowLogs) Check(ctx context.Context, c *Context) (bool, string, error) {
-	if c.Options[SkipDataflowLogs] {
+	if c.Off(skipDataflowLogs) {
 		return true, "skipped on request (--skip-dataflow-logs): the logs stay in MongoDB's volume", nil
 	}
 	runs, err := d.release(c).RunsMongo(ctx)
@@ -71,12 +88,12 @@ func (d dataflowLogs) Check(ctx context.Context, c *Context) (bool, string, erro
 		return false, "", err
 	}
 	if !runs {
-		return true, "nothing to move: the release runs no StatefulSet " + dataflowlogs.MongoName(c.Release), nil
+		return true, "nothing to move: the release runs no StatefulSet " + csghub.MongoStatefulSet(c.Release), nil
 	}
 	if keepsExportOnly(c) {
-		return false, "export the task logs of " + dataflowlogs.MongoName(c.Release) + " into the backup and keep them there (the target has no task-log database)", nil
+		return false, "export the task logs of " + csghub.MongoStatefulSet(c.Release) + " into the backup and keep them there (the target has no task-log database)", nil
 	}
-	return false, "export the task logs of " + dataflowlogs.MongoName(c.Release) + " into the backup, import them after the upgrade", nil
+	return false, "export the task logs of " + csghub.MongoStatefulSet(c.Release) + " into the backup, import them after the upgrade", nil
 }
 
 // Preflight connects to MongoDB and lists the logs, so an unreachable server
@@ -93,7 +110,7 @@ func (d dataflowLogs) Preflight(ctx context.Context, c *Context) error {
 	if err != nil {
 		return fmt.Errorf("Dataflow logs cannot be exported: %v; fix MongoDB or pass --skip-dataflow-logs to leave the logs in its volume", err)
 	}
-	c.logf("v2.0.0 dataflow-logs: MongoDB reachable, %d task collection(s), %d document(s)", len(inv.Collections), inv.Documents)
+	c.Log.Printf("v2.0.0 dataflow-logs: MongoDB reachable, %d task collection(s), %d document(s)", len(inv.Collections), inv.Documents)
 	return nil
 }
 
@@ -125,7 +142,7 @@ func (d dataflowLogs) Apply(ctx context.Context, c *Context) ([]Change, error) {
 // AfterUpgrade imports the export of this run's backup, then says where
 // MongoDB's data stays.
 func (d dataflowLogs) AfterUpgrade(ctx context.Context, c *Context) ([]Change, error) {
-	if c.Options[SkipDataflowLogs] || c.BackupDir == "" {
+	if c.Off(skipDataflowLogs) || c.BackupDir == "" {
 		return nil, nil
 	}
 	e, err := backup.Open(c.BackupDir)
@@ -142,8 +159,8 @@ func (d dataflowLogs) AfterUpgrade(ctx context.Context, c *Context) ([]Change, e
 			c.Target, dataflowlogs.LogsDatabase, e.ID, dataflowlogs.ExportFile)
 		if vols, verr := r.KeptVolumes(ctx); verr == nil && len(vols) > 0 {
 			c.Note("MongoDB's data is kept in PersistentVolumeClaim(s) %s (namespace %s) with Secret %s; once you no longer need it, delete them with: kubectl -n %s delete pvc %s && kubectl -n %s delete secret %s",
-				strings.Join(vols, ", "), c.Namespace, dataflowlogs.MongoName(c.Release),
-				c.Namespace, strings.Join(vols, " "), c.Namespace, dataflowlogs.MongoName(c.Release))
+				strings.Join(vols, ", "), c.Namespace, csghub.MongoStatefulSet(c.Release),
+				c.Namespace, strings.Join(vols, " "), c.Namespace, csghub.MongoStatefulSet(c.Release))
 		}
 		return []Change{{Action: "unchanged", Kind: "file", Name: c.BackupDir + "/" + dataflowlogs.ExportFile, Detail: "kept in the backup: the target has no task-log database"}}, nil
 	}
@@ -161,8 +178,8 @@ func (d dataflowLogs) AfterUpgrade(ctx context.Context, c *Context) ([]Change, e
 	c.Note("Dataflow logs: %d row(s) imported into %s (%d already there) from %s", res.Imported, dataflowlogs.LogsDatabase, res.Already, e.ID)
 	if vols, verr := r.KeptVolumes(ctx); verr == nil && len(vols) > 0 {
 		c.Note("MongoDB's data is kept in PersistentVolumeClaim(s) %s (namespace %s) with Secret %s; once the logs are checked, delete them with: kubectl -n %s delete pvc %s && kubectl -n %s delete secret %s",
-			strings.Join(vols, ", "), c.Namespace, dataflowlogs.MongoName(c.Release),
-			c.Namespace, strings.Join(vols, " "), c.Namespace, dataflowlogs.MongoName(c.Release))
+			strings.Join(vols, ", "), c.Namespace, csghub.MongoStatefulSet(c.Release),
+			c.Namespace, strings.Join(vols, " "), c.Namespace, csghub.MongoStatefulSet(c.Release))
 	}
 	return changes, nil
 }

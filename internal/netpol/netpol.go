@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 )
 
 // Name is the guide's policy name.
@@ -35,11 +37,7 @@ type Block struct {
 
 // Selector is the PostgreSQL pod's labels in the chart.
 func Selector(release string) map[string]string {
-	return map[string]string{
-		"app.kubernetes.io/instance": release,
-		"app.kubernetes.io/name":     "csghub",
-		"app.kubernetes.io/service":  "postgresql",
-	}
+	return csghub.PostgresLabels(release)
 }
 
 // Create blocks all ingress to the release's PostgreSQL pod: policy type Ingress

@@ -142,7 +142,7 @@ func Prepare(ctx context.Context, o Options) (*Prepared, error) {
 			crdOnce.Do(func() { crdSet, crdErr = crds.Collect(target.Chart, p.Values) })
 			return crdSet, crdErr
 		},
-		Options: map[string]bool{},
+		Skip: map[*migrate.Switch]bool{},
 	}
 	p.analyzeLive(ctx)
 	return p, nil

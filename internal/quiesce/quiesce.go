@@ -21,6 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 )
 
 // Annotations on a scaled-down workload.
@@ -49,7 +51,7 @@ type Guard struct {
 }
 
 // Selector picks the release's workloads (the chart labels every object so).
-func Selector(release string) string { return "app.kubernetes.io/instance=" + release }
+func Selector(release string) string { return csghub.InstanceSelector(release) }
 
 // Stop scales every Deployment and StatefulSet of release in ns to 0 and
 // waits until their pods are gone (at most wait). Each one is annotated with

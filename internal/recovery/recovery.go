@@ -26,6 +26,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/readiness"
 	"github.com/opencsgs/helm-csghub/internal/restore"
+	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
 
 // Recovery rolls a release left pending by a killed plugin run back to the
@@ -37,7 +38,7 @@ type Recovery struct {
 	Dir      string // backup catalog root
 	Timeout  time.Duration
 	Progress io.Writer
-	Log      func(format string, args ...any)
+	Log      steplog.Func
 }
 
 // Plan is a pending release proven to be a dead plugin run's.
@@ -59,12 +60,6 @@ type Result struct {
 	Backup          string          `json:"backupId,omitempty"`
 	Restore         *restore.Result `json:"restore,omitempty"`
 	Done            []string        `json:"done"`
-}
-
-func (r *Recovery) logf(format string, args ...any) {
-	if r.Log != nil {
-		r.Log(format, args...)
-	}
 }
 
 // Check returns nil when the release is not pending, a Plan when it is and a
@@ -122,7 +117,7 @@ func (r *Recovery) Check(ctx context.Context, mark *lock.Mark) (*Plan, error) {
 		return nil, errs.Preconditionf("revision %d, which the killed run upgraded from, is no longer in Helm's history: roll back by hand (`helm rollback %s REVISION -n %s`)", mark.From, name, ns)
 	}
 	if mark.Backup != "" {
-		e, err := backup.Catalog{Root: r.dir()}.Find(ns, name, mark.Backup)
+		e, err := backup.CatalogAt(r.Dir).Find(ns, name, mark.Backup)
 		if err != nil {
 			return nil, fmt.Errorf("the killed run's backup: %w", err)
 		}
@@ -150,7 +145,7 @@ func (r *Recovery) Run(ctx context.Context, p *Plan, l *lock.Lock) (*Result, err
 	res := &Result{PendingRevision: p.Pending.Version, PendingStatus: p.Pending.Info.Status.String(), RolledBackTo: p.To.Version}
 	if p.Backup != nil && p.HelmStarted {
 		// proven before anything changes, as a rollback does
-		r.logf("verifying backup %s", p.Backup.ID)
+		r.Log.Printf("verifying backup %s", p.Backup.ID)
 		if err := backup.VerifyError(backup.Verify(p.Backup)); err != nil {
 			return nil, err
 		}
@@ -164,7 +159,7 @@ func (r *Recovery) Run(ctx context.Context, p *Plan, l *lock.Lock) (*Result, err
 	rb.Wait = true
 	rb.Timeout = r.Timeout
 	rb.MaxHistory = r.Env.Settings.MaxHistory
-	r.logf("rolling back %s from pending revision %d to revision %d (chart %s)", r.Env.Release, p.Pending.Version, p.To.Version, helmenv.ChartVersion(p.To))
+	r.Log.Printf("rolling back %s from pending revision %d to revision %d (chart %s)", r.Env.Release, p.Pending.Version, p.To.Version, helmenv.ChartVersion(p.To))
 	if err := rb.Run(r.Env.Release); err != nil {
 		l.KeepInherited() // still pending: the evidence stays for the next try
 		return res, errs.NeedsAttentionf("recovering: helm rollback to revision %d: %v", p.To.Version, err)
@@ -213,13 +208,6 @@ func (r *Recovery) Run(ctx context.Context, p *Plan, l *lock.Lock) (*Result, err
 	}
 	res.Done = append(res.Done, fmt.Sprintf("%d/%d pods Ready", rep.Ready, rep.Total))
 	return res, nil
-}
-
-func (r *Recovery) dir() string {
-	if r.Dir != "" {
-		return r.Dir
-	}
-	return backup.DefaultDir()
 }
 
 // lastDeployed is the newest revision Helm marks deployed or superseded (the

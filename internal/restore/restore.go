@@ -26,6 +26,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/netpol"
 	"github.com/opencsgs/helm-csghub/internal/parallel"
 	"github.com/opencsgs/helm-csghub/internal/progress"
+	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
 
 // Restore restores one backup's databases.
@@ -45,7 +46,7 @@ type Restore struct {
 	Parallel int
 	Progress io.Writer
 	// Log receives one line per step (nil: silent).
-	Log func(format string, args ...any)
+	Log steplog.Func
 	// PGImage and PodTimeout: the client pod for an external database (see backup).
 	PGImage    string
 	PodTimeout time.Duration
@@ -76,10 +77,7 @@ const terminateSQL = `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activ
 
 // Run restores. The NetworkPolicy is removed whatever happens, also on Ctrl-C.
 func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
-	logf := r.Log
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
+	logf := r.Log.Printf
 	t0 := time.Now()
 	if err := r.Env.Resolve(); err != nil {
 		return nil, err
@@ -87,7 +85,7 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	ns, rel := r.Env.Namespace, r.Env.Release
 	entry := r.Entry
 	if entry == nil {
-		cat := backup.Catalog{Root: r.dir()}
+		cat := backup.CatalogAt(r.Dir)
 		if entry, err = cat.Find(ns, rel, r.BackupID); err != nil {
 			return nil, err
 		}
@@ -205,13 +203,6 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	}
 	res.Duration = time.Since(t0)
 	return res, nil
-}
-
-func (r *Restore) dir() string {
-	if r.Dir != "" {
-		return r.Dir
-	}
-	return backup.DefaultDir()
 }
 
 // failed classifies an error during the restore: the database may be half

@@ -22,6 +22,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/readiness"
 	"github.com/opencsgs/helm-csghub/internal/render"
 	"github.com/opencsgs/helm-csghub/internal/restore"
+	"github.com/opencsgs/helm-csghub/internal/steplog"
 	"github.com/opencsgs/helm-csghub/internal/verify"
 )
 
@@ -41,7 +42,7 @@ type Rollback struct {
 	RecreateStatefulSets bool
 	Timeout              time.Duration
 	Progress             io.Writer
-	Log                  func(format string, args ...any)
+	Log                  steplog.Func
 
 	// AllowInsecurePermissions restores a backup others can read or change.
 	AllowInsecurePermissions bool
@@ -74,12 +75,6 @@ type Target struct {
 	Current *release.Release
 	To      *release.Release
 	Backup  *backup.Entry
-}
-
-func (r *Rollback) logf(format string, args ...any) {
-	if r.Log != nil {
-		r.Log(format, args...)
-	}
 }
 
 // Resolve validates the target revision against the history and finds the backup
@@ -129,7 +124,7 @@ func (r *Rollback) Resolve(ctx context.Context) (*Target, error) {
 	if r.SkipDBRestore {
 		return t, nil
 	}
-	cat := backup.Catalog{Root: r.dir()}
+	cat := backup.CatalogAt(r.Dir)
 	if r.BackupID != "" {
 		t.Backup, err = cat.Find(r.Env.Namespace, r.Env.Release, r.BackupID)
 	} else {
@@ -151,18 +146,11 @@ func (r *Rollback) Resolve(ctx context.Context) (*Target, error) {
 	// The full check (decompressing every dump), not restore's stored-checksum
 	// one: the Helm rollback changes the release before the restore reads a
 	// byte, so a dump that could fail mid-replay must be refused here.
-	r.logf("verifying backup %s", t.Backup.ID)
+	r.Log.Printf("verifying backup %s", t.Backup.ID)
 	if err := backup.VerifyError(backup.Verify(t.Backup)); err != nil {
 		return nil, err
 	}
 	return t, nil
-}
-
-func (r *Rollback) dir() string {
-	if r.Dir != "" {
-		return r.Dir
-	}
-	return backup.DefaultDir()
 }
 
 // Run validates, rolls the release back with Helm (waiting for its resources)
@@ -195,7 +183,7 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	if !im.Empty() {
-		r.logf("making room for the rollback")
+		r.Log.Printf("making room for the rollback")
 		if res.Cleared, err = guard.Clear(ctx, im); err != nil {
 			return nil, errs.Failedf("%v (the release is unchanged at revision %d, the database untouched)", err, t.Current.Version)
 		}
@@ -205,7 +193,7 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 	rb.Wait = true
 	rb.Timeout = r.Timeout
 	rb.MaxHistory = r.Env.Settings.MaxHistory
-	r.logf("rolling back %s from revision %d (chart %s) to revision %d (chart %s)", r.Env.Release,
+	r.Log.Printf("rolling back %s from revision %d (chart %s) to revision %d (chart %s)", r.Env.Release,
 		res.From, res.FromChart, res.To, res.ToChart)
 	// Helm's rollback runs to its end even on Ctrl-C (it takes no context), so
 	// the release is never left pending-rollback by us.
@@ -217,7 +205,7 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	res.NewRevision, res.Status = last.Version, last.Info.Status.String()
-	r.logf("release %s at revision %d (%s)", r.Env.Release, res.NewRevision, res.Status)
+	r.Log.Printf("release %s at revision %d (%s)", r.Env.Release, res.NewRevision, res.Status)
 	if t.Backup != nil {
 		if ctx.Err() != nil {
 			return res, errs.Wrap(errs.Interrupted, fmt.Errorf("interrupted after the Helm rollback: the database was NOT restored; run `helm csghub restore --backup %s`", t.Backup.ID))
@@ -233,12 +221,12 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 	if ok, _ := kube.NamespaceExists(ctx, r.Kube.Clientset, kube.KnativeNamespace); ok && r.Env.Namespace != kube.KnativeNamespace {
 		nss = append(nss, kube.KnativeNamespace)
 	}
-	r.logf("waiting for pods in %s", strings.Join(nss, ", "))
+	r.Log.Printf("waiting for pods in %s", strings.Join(nss, ", "))
 	w := &readiness.Waiter{Clientset: r.Kube.Clientset, Namespaces: nss, Timeout: r.Timeout, Progress: r.Progress}
 	if res.Readiness, err = w.Wait(ctx); err != nil {
 		return res, errs.NeedsAttentionf("rolled back to revision %d but not ready: %v", res.NewRevision, err)
 	}
-	r.logf("verifying")
+	r.Log.Printf("verifying")
 	v := &verify.Verify{Env: r.Env, Kube: r.Kube, Revision: res.NewRevision}
 	if res.Verify, err = v.Run(ctx); err != nil {
 		return res, errs.NeedsAttentionf("rolled back to revision %d but %v", res.NewRevision, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/migrate"
@@ -79,18 +80,8 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 	if p.Live != nil && p.Live.Immutable != nil && len(p.Live.Immutable.StatefulSets) > 0 {
 		perms = append(perms, permission{"delete", "apps", "statefulsets", "", ns})
 	}
-	for _, m := range p.Migrations {
-		switch m.Name() {
-		case "envoy-gateway-crds":
-			perms = append(perms, permission{"patch", "apiextensions.k8s.io", "customresourcedefinitions", "", ""},
-				permission{"list", "apiextensions.k8s.io", "customresourcedefinitions", "", ""})
-		case "dataflow-logs":
-			perms = append(perms, permission{"get", "apps", "statefulsets", "", ns},
-				permission{"list", "", "persistentvolumeclaims", "", ns})
-		case "helm-takeover", "knative-serving-takeover", "takeover":
-			perms = append(perms, permission{"patch", "apiextensions.k8s.io", "customresourcedefinitions", "", ""},
-				permission{"delete", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "", ""})
-		}
+	for _, m := range migrate.Permissions(p.Migrate, p.Migrations) {
+		perms = append(perms, permission{m.Verb, m.Group, m.Resource, m.Subresource, m.Namespace})
 	}
 	var denied []string
 	for _, pm := range perms {
@@ -128,7 +119,7 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 // the dump, estimated from the database size (SQL text is about the size of
 // the data; zstd shrinks it several times; half the data size is asked for).
 func (u *Upgrade) checkBackupSpace(ctx context.Context, p *plan.Prepared) error {
-	dir := u.backupDir()
+	dir := backup.CatalogAt(u.BackupDir).Root
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return errs.Preconditionf("backup folder %s is not writable: %v", dir, err)
 	}
@@ -139,7 +130,7 @@ func (u *Upgrade) checkBackupSpace(ctx context.Context, p *plan.Prepared) error 
 	probe.Close()
 	os.Remove(probe.Name())
 	var size int64
-	if u.externalDB(p) {
+	if csghub.ExternalPostgres(p.Values) {
 		// the servers must answer from inside the cluster, through the
 		// client pods the backup will use, before anything changes
 		all, err := chartutil.CoalesceValues(p.Release.Chart, p.Release.Config)
@@ -180,24 +171,4 @@ func (u *Upgrade) checkBackupSpace(ctx context.Context, p *plan.Prepared) error 
 		}
 	}
 	return nil
-}
-
-func (u *Upgrade) externalDB(p *plan.Prepared) bool {
-	v, ok := p.Values["global"].(map[string]any)
-	if !ok {
-		return false
-	}
-	pg, ok := v["postgresql"].(map[string]any)
-	if !ok {
-		return false
-	}
-	enabled, ok := pg["enabled"].(bool)
-	return ok && !enabled
-}
-
-func (u *Upgrade) backupDir() string {
-	if u.BackupDir != "" {
-		return u.BackupDir
-	}
-	return backup.DefaultDir()
 }

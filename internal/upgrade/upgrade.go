@@ -30,6 +30,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/redact"
 	"github.com/opencsgs/helm-csghub/internal/render"
 	"github.com/opencsgs/helm-csghub/internal/restore"
+	"github.com/opencsgs/helm-csghub/internal/steplog"
 	"github.com/opencsgs/helm-csghub/internal/valuemigrate"
 	"github.com/opencsgs/helm-csghub/internal/verify"
 )
@@ -51,14 +52,14 @@ type Upgrade struct {
 	RecreateStatefulSets bool
 	BackupDir            string
 	Keep                 int
-	// MigrationOptions are migration switches (e.g. "skip-dataflow-logs").
-	MigrationOptions map[string]bool
+	// MigrationSkip are the migrations' switches turned off (e.g. --skip-dataflow-logs).
+	MigrationSkip map[*migrate.Switch]bool
 	// Events receives each step transition (JSON lines for --output json).
 	Events func(Event)
 	// Progress gets live progress lines on a terminal (nil: silent).
 	Progress io.Writer
 	// Log receives human-readable step lines (nil: silent).
-	Log func(format string, args ...any)
+	Log steplog.Func
 	// Recover first rolls back a release left pending by a killed plugin
 	// run (see internal/recovery).
 	Recover bool
@@ -96,12 +97,6 @@ type Summary struct {
 	Recovered    []string                 `json:"recovered,omitempty"`
 	// renamed keys carried in the values installed (runner.region -> runner.runner.region)
 	Rewrites []valuemigrate.Change `json:"valueRewrites,omitempty"`
-}
-
-func (u *Upgrade) logf(format string, args ...any) {
-	if u.Log != nil {
-		u.Log(format, args...)
-	}
 }
 
 // Run performs the upgrade.
@@ -163,8 +158,8 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	p.Migrate.Wait = u.Timeout
 	p.Migrate.BackupPending = true
 	p.Migrate.Log = u.Log
-	for k, v := range u.MigrationOptions {
-		p.Migrate.Options[k] = v
+	for k, v := range u.MigrationSkip {
+		p.Migrate.Skip[k] = v
 	}
 	defer func() { sum.Notes = append(sum.Notes, p.Migrate.Notes...) }()
 	sum.Rewrites = p.ValueChanges
@@ -279,7 +274,7 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 					}
 				}
 				for _, c := range ch {
-					u.logf("  %s", c)
+					u.Log.Printf("  %s", c)
 				}
 				return fmt.Sprintf("%d change(s)", len(ch)), err
 			}); err != nil {
@@ -366,7 +361,7 @@ func (u *Upgrade) undo(keep, ctx context.Context, p *plan.Prepared, entry *backu
 		return sum, errs.NeedsAttentionf("upgrade failed at %s: %v; not rolled back (--no-rollback): roll back with `helm csghub rollback %d --backup %s`",
 			step, cause, p.Release.Version, entry.ID)
 	}
-	u.logf("upgrade failed at %s: %v; rolling back to revision %d and restoring backup %s", step, cause, p.Release.Version, entry.ID)
+	u.Log.Printf("upgrade failed at %s: %v; rolling back to revision %d and restoring backup %s", step, cause, p.Release.Version, entry.ID)
 	var problems []string
 	_, err := j.step("rollback", func() (string, error) {
 		if err := u.clearForRollback(keep, p); err != nil {
@@ -457,16 +452,9 @@ func (u *Upgrade) dryRun(ctx context.Context, p *plan.Prepared, sum *Summary, ti
 			return "", rerr
 		}
 		sum.Manifest = redact.Manifest(manifest)
-		sum.Notes = append(sum.Notes, "rendered client-side: the server-side dry run needs the migrations applied first ("+oneLine(err.Error())+")")
+		sum.Notes = append(sum.Notes, "rendered client-side: the server-side dry run needs the migrations applied first ("+steplog.OneLine(err.Error())+")")
 		return fmt.Sprintf("would be revision %d with chart %s (client-side render)", p.Release.Version+1, p.Target.VersionS), nil
 	})
-}
-
-func oneLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i] + " ..."
-	}
-	return s
 }
 
 func readValues(path string) (map[string]any, error) {

@@ -11,7 +11,6 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -21,12 +20,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"helm.sh/helm/v3/pkg/chartutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 )
@@ -62,7 +61,7 @@ func lastLine(s string) string {
 // to the pod port the Service's first port targets.
 func (v *Verify) forward(ctx context.Context, component string) (*target, error) {
 	ns := v.Env.Namespace
-	name := v.Env.Release + "-" + component
+	name := csghub.Service(v.Env.Release, component)
 	svc, err := v.Kube.Clientset.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("service %s: %w", name, err)
@@ -128,7 +127,7 @@ func httpGet(ctx context.Context, t *target, path string) (*http.Response, []byt
 
 // checkWebUI: the portal answers GET / with 2xx and an HTML page.
 func (v *Verify) checkWebUI(ctx context.Context) (string, error) {
-	t, err := v.forward(ctx, "portal")
+	t, err := v.forward(ctx, csghub.Portal)
 	if err != nil {
 		return "", err
 	}
@@ -157,7 +156,7 @@ const HealthPath = "/healthz"
 
 // checkAPI: csghub-server answers its health endpoint with 2xx.
 func (v *Verify) checkAPI(ctx context.Context) (string, error) {
-	t, err := v.forward(ctx, "server")
+	t, err := v.forward(ctx, csghub.Server)
 	if err != nil {
 		return "", err
 	}
@@ -183,7 +182,7 @@ func (v *Verify) checkLogin(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t, err := v.forward(ctx, "casdoor")
+	t, err := v.forward(ctx, csghub.Casdoor)
 	if err != nil {
 		return "", err
 	}
@@ -228,7 +227,7 @@ func ParseOrigin(appConf string) string {
 }
 
 func (v *Verify) configuredIssuer(ctx context.Context) (string, error) {
-	name := v.Env.Release + "-casdoor"
+	name := csghub.Service(v.Env.Release, csghub.Casdoor)
 	cm, err := v.Kube.Clientset.CoreV1().ConfigMaps(v.Env.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return "", fmt.Errorf("configmap %s (Casdoor's app.conf): %w", name, err)
@@ -257,7 +256,7 @@ func (v *Verify) checkDatabase(ctx context.Context, values map[string]any) (stri
 	for _, d := range present {
 		have[d] = true
 	}
-	want := ExpectedDatabases(values)
+	want := csghub.ExpectedDatabases(values)
 	var missing []string
 	for _, d := range want {
 		if !have[d] {
@@ -270,31 +269,12 @@ func (v *Verify) checkDatabase(ctx context.Context, values map[string]any) (stri
 	return fmt.Sprintf("connected as %s through a port-forward; %d expected databases present", user, len(want)), nil
 }
 
-// ExpectedDatabases is the chart's postgresql.databases list.
-func ExpectedDatabases(values map[string]any) []string {
-	raw, err := chartutil.Values(values).PathValue("postgresql.databases")
-	if err != nil {
-		return nil
-	}
-	var out []string
-	switch l := raw.(type) {
-	case []any:
-		for _, x := range l {
-			out = append(out, fmt.Sprint(x))
-		}
-	case string:
-		out = strings.FieldsFunc(l, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' })
-	}
-	sort.Strings(out)
-	return out
-}
-
 // MinIOHealthPath is MinIO's liveness endpoint (the chart's readiness probe).
 const MinIOHealthPath = "/minio/health/live"
 
 // checkMinIO: the built-in MinIO answers its liveness endpoint.
 func (v *Verify) checkMinIO(ctx context.Context) (string, error) {
-	t, err := v.forward(ctx, "minio")
+	t, err := v.forward(ctx, csghub.MinIO)
 	if err != nil {
 		return "", err
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"helm.sh/helm/v3/pkg/chartutil"
+
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
@@ -28,7 +30,7 @@ type S3Config struct {
 // server.objectStore.* on top; the bucket defaults to <release>-server.
 func ExternalS3(values map[string]any, release string) S3Config {
 	v := chartutil.Values(values)
-	c := S3Config{Region: "cn-north-1", Bucket: release + "-server", PathStyle: true}
+	c := S3Config{Region: "cn-north-1", Bucket: csghub.ServerBucket(release), PathStyle: true}
 	for _, base := range []string{"global.objectStore.external", "server.objectStore"} {
 		str := func(key string) string {
 			x, err := v.PathValue(base + "." + key)

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
-	"helm.sh/helm/v3/pkg/chartutil"
 
+	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
@@ -232,7 +232,7 @@ func (v *Verify) Run(ctx context.Context) (*Report, error) {
 				}
 				c.Status, c.Detail = Failed, err.Error()
 			}
-			c.Detail = redact(oneLine(c.Detail), secrets)
+			c.Detail = redact(squash(c.Detail), secrets)
 			d := time.Since(t0)
 			if c.Name == CheckRelease {
 				d += readRelease
@@ -275,8 +275,9 @@ func asSkip(err error, s *skipped) bool {
 	return false
 }
 
-// oneLine keeps a detail on one line (some server errors span several).
-func oneLine(s string) string {
+// squash keeps a whole detail on one line (some server errors span several;
+// unlike steplog.OneLine, nothing is dropped: a check's detail is the evidence).
+func squash(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
@@ -302,13 +303,12 @@ type components struct {
 }
 
 func componentsOf(values map[string]any, release string) components {
-	v := chartutil.Values(values)
 	c := components{
-		externalPostgres: isFalse(v, "global.postgresql.enabled"),
-		redis:            !isFalse(v, "global.redis.enabled"),
-		gitaly:           !isFalse(v, "global.gitaly.enabled"),
+		externalPostgres: csghub.ExternalPostgres(values),
+		redis:            !csghub.Disabled(values, "global.redis.enabled"),
+		gitaly:           !csghub.Disabled(values, "global.gitaly.enabled"),
 	}
-	if isFalse(v, "global.objectStore.enabled") {
+	if csghub.Disabled(values, "global.objectStore.enabled") {
 		s3 := ExternalS3(values, release)
 		c.s3 = &s3
 	}
@@ -320,11 +320,4 @@ func (c components) secrets() []string {
 		return nil
 	}
 	return []string{c.s3.SecretKey}
-}
-
-// isFalse is true only for an explicit false (a missing key keeps the chart's default, true).
-func isFalse(v chartutil.Values, path string) bool {
-	x, err := v.PathValue(path)
-	b, ok := x.(bool)
-	return err == nil && ok && !b
 }

@@ -74,7 +74,7 @@ func TestComponentsOf(t *testing.T) {
 }
 
 func TestRedactAndOneLine(t *testing.T) {
-	got := redact(oneLine("bad\n  key SK-secret-long and SK-secret"), []string{"SK-secret", "SK-secret-long", "ab"})
+	got := redact(squash("bad\n  key SK-secret-long and SK-secret"), []string{"SK-secret", "SK-secret-long", "ab"})
 	if got != "bad key *** and ***" {
 		t.Fatalf("%q", got)
 	}
