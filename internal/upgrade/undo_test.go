@@ -1,0 +1,336 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	kubefake "helm.sh/helm/v3/pkg/kube/fake"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage"
+	"helm.sh/helm/v3/pkg/storage/driver"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/lock"
+	"github.com/opencsgs/helm-csghub/internal/netpol"
+	"github.com/opencsgs/helm-csghub/internal/plan"
+)
+
+// These tests drive upgrade's failure handling with fakes: Helm's
+// action.Configuration on the memory storage driver with Helm's fake kube
+// client, and client-go's fake clientset for pods, leases and policies.
+
+// testEnv is a Helm environment with an explicit namespace (no storage is
+// read to find it) and a kubeconfig whose server is never contacted.
+func testEnv(t *testing.T) *helmenv.Env {
+	t.Helper()
+	kc := filepath.Join(t.TempDir(), "config")
+	data := `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: ctx, context: {cluster: c, user: u}}]
+current-context: ctx
+`
+	if err := os.WriteFile(kc, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kc)
+	t.Setenv("HELM_KUBECONTEXT", "")
+	t.Setenv("HELM_NAMESPACE", "ns")
+	t.Setenv("HELM_DRIVER", "memory")
+	e := helmenv.New()
+	e.NamespaceFlag = "ns"
+	return e
+}
+
+func rel(version int, chartVersion string, st release.Status) *release.Release {
+	return &release.Release{Name: "csghub", Namespace: "ns", Version: version,
+		Info:     &release.Info{Status: st},
+		Chart:    &chart.Chart{Metadata: &chart.Metadata{Name: "csghub", Version: chartVersion, APIVersion: "v2"}},
+		Config:   map[string]any{},
+		Manifest: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: csghub-" + chartVersion + "\n"}
+}
+
+// memConfig is Helm's action config on the memory driver holding revs.
+func memConfig(t *testing.T, kc *kubefake.FailingKubeClient, revs ...*release.Release) *action.Configuration {
+	t.Helper()
+	d := driver.NewMemory()
+	d.SetNamespace("ns")
+	cfg := &action.Configuration{Releases: storage.Init(d), KubeClient: kc,
+		Capabilities: chartutil.DefaultCapabilities, Log: func(string, ...any) {}}
+	for _, r := range revs {
+		if err := cfg.Releases.Create(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cfg
+}
+
+func history(t *testing.T, cfg *action.Configuration) []string {
+	t.Helper()
+	h, err := cfg.Releases.History("csghub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, len(h))
+	for _, r := range h {
+		out[r.Version-1] = r.Chart.Metadata.Version + " " + r.Info.Status.String()
+	}
+	return out
+}
+
+func readyPod(name string, ready bool) *corev1.Pod {
+	st := corev1.ConditionFalse
+	if ready {
+		st = corev1.ConditionTrue
+	}
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns"},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st}}}}
+}
+
+type undoCase struct {
+	u     *Upgrade
+	cfg   *action.Configuration
+	cs    *fake.Clientset
+	p     *plan.Prepared
+	entry *backup.Entry
+	sum   *Summary
+	j     *journal
+}
+
+// failedUpgrade is the state after a Helm upgrade from chart 1.0.0
+// (revision 1) to 2.0.0 (revision 2) whose later step failed.
+func failedUpgrade(t *testing.T, kc *kubefake.FailingKubeClient, pods ...*corev1.Pod) *undoCase {
+	t.Helper()
+	if kc == nil {
+		kc = &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}}
+	}
+	cfg := memConfig(t, kc, rel(1, "1.0.0", release.StatusSuperseded), rel(2, "2.0.0", release.StatusDeployed))
+	objs := make([]runtime.Object, 0, len(pods))
+	for _, p := range pods {
+		objs = append(objs, p)
+	}
+	cs := fake.NewClientset(objs...)
+	env := testEnv(t)
+	if err := env.Resolve(); err != nil {
+		t.Fatal(err)
+	}
+	entry := &backup.Entry{ID: "1-20260101T000000Z", Path: filepath.Join(t.TempDir(), "1-20260101T000000Z"), Revision: 1, Complete: true,
+		Manifest: &backup.Manifest{ID: "1-20260101T000000Z", Revision: 1, DatabaseSkipped: "--skip-db-backup"}}
+	first, _ := cfg.Releases.Get("csghub", 1)
+	return &undoCase{
+		u:   &Upgrade{Env: env, Kube: &kube.Client{Clientset: cs}, Timeout: 2 * time.Second, BackupDir: filepath.Dir(entry.Path)},
+		cfg: cfg, cs: cs, entry: entry,
+		p:   &plan.Prepared{Env: env, Config: cfg, Release: first},
+		sum: &Summary{From: "1.0.0", To: "2.0.0", FromRevision: 1, Revision: 2, Steps: map[string]time.Duration{}},
+		j:   &journal{},
+	}
+}
+
+// has reports whether the journal recorded step reaching status.
+func (j *journal) has(step, status string) bool {
+	for _, e := range j.events {
+		if e.Step == step && e.Status == status {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *undoCase) run(step string, cause error) error {
+	ctx := context.Background()
+	_, err := c.u.undo(ctx, ctx, c.p, c.entry, c.sum, c.j, step, cause)
+	return err
+}
+
+func (c *undoCase) noPolicy(t *testing.T) {
+	t.Helper()
+	if _, err := c.cs.NetworkingV1().NetworkPolicies("ns").Get(context.Background(), netpol.Name, metav1.GetOptions{}); err == nil {
+		t.Fatal("NetworkPolicy left behind")
+	}
+}
+
+// A failed step is undone: Helm rolls the release back to the revision
+// before the upgrade (a new revision with the old chart), pods are Ready
+// again, exit 5 and the summary says what was undone.
+func TestUndoRollsBackExit5(t *testing.T) {
+	c := failedUpgrade(t, nil, readyPod("portal", true))
+	err := c.run("verify", errors.New("portal answers 502"))
+	if errs.KindOf(err) != errs.RolledBack || errs.ExitCode(err) != 5 {
+		t.Fatalf("undo = %v (exit %d), want RolledBack/5", err, errs.ExitCode(err))
+	}
+	if got := strings.Join(history(t, c.cfg), ", "); got != "1.0.0 superseded, 2.0.0 superseded, 1.0.0 deployed" {
+		t.Fatalf("history after undo: %s", got)
+	}
+	if !c.sum.RolledBack || c.sum.Revision != 3 || c.sum.Status != "deployed" {
+		t.Fatalf("summary %+v", c.sum)
+	}
+	if len(c.sum.Undone) != 1 || c.sum.Undone[0] != "release rolled back to chart 1.0.0 (revision 3)" {
+		t.Fatalf("undone %q", c.sum.Undone)
+	}
+	if c.sum.Failure != "verify: portal answers 502" || !strings.Contains(err.Error(), "upgrade failed at verify: portal answers 502; rolled back") {
+		t.Fatalf("failure %q, error %q", c.sum.Failure, err)
+	}
+	for _, step := range []string{"rollback", "readiness-after-rollback"} {
+		if !c.j.has(step, "done") {
+			t.Fatalf("journal lacks %s done: %+v", step, c.j.events)
+		}
+	}
+	c.noPolicy(t)
+}
+
+// --no-rollback: nothing is undone, exit 6 with the command that rolls back.
+func TestUndoNoRollbackExit6(t *testing.T) {
+	c := failedUpgrade(t, nil, readyPod("portal", true))
+	c.u.NoRollback = true
+	err := c.run("readiness", errors.New("not ready"))
+	if errs.ExitCode(err) != 6 {
+		t.Fatalf("undo = %v (exit %d), want 6", err, errs.ExitCode(err))
+	}
+	if got := strings.Join(history(t, c.cfg), ", "); got != "1.0.0 superseded, 2.0.0 deployed" {
+		t.Fatalf("history changed with --no-rollback: %s", got)
+	}
+	if !strings.Contains(err.Error(), "helm csghub rollback 1 --backup 1-20260101T000000Z") || c.sum.RolledBack || len(c.sum.Undone) != 0 {
+		t.Fatalf("error %q summary %+v", err, c.sum)
+	}
+}
+
+// The Helm rollback itself fails: exit 6, the database NOT restored, the
+// current revision named and the one command that finishes.
+func TestUndoHelmRollbackFailsExit6(t *testing.T) {
+	kc := &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard},
+		UpdateError: errors.New("admission webhook denied")}
+	c := failedUpgrade(t, kc, readyPod("portal", true))
+	err := c.run("readiness", errors.New("not ready"))
+	if errs.KindOf(err) != errs.NeedsAttention {
+		t.Fatalf("undo = %v, want NeedsAttention", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"the automatic rollback failed", "admission webhook denied", "the database was NOT restored",
+		"the release is at revision 3 (chart 1.0.0, failed)", "finish with: helm csghub rollback 1 -n ns --dir " + c.u.BackupDir + " --skip-db-restore"} {
+		if !strings.Contains(msg, want) {
+			t.Fatalf("message %q lacks %q", msg, want)
+		}
+	}
+	if c.sum.RolledBack || len(c.sum.Undone) != 0 {
+		t.Fatalf("summary claims an undo: %+v", c.sum)
+	}
+	if !c.j.has("rollback", "failed") || c.j.has("readiness-after-rollback", "started") {
+		t.Fatalf("journal %+v", c.j.events)
+	}
+	c.noPolicy(t)
+}
+
+// The release is gone from storage: the rollback cannot start; exit 6.
+func TestUndoReleaseGoneExit6(t *testing.T) {
+	c := failedUpgrade(t, nil)
+	c.p.Config = memConfig(t, &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}})
+	err := c.run("helm-upgrade", errors.New("boom"))
+	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "release is at revision unknown") {
+		t.Fatalf("undo = %v (exit %d)", err, errs.ExitCode(err))
+	}
+}
+
+// Rolled back, but the pods do not come back Ready: exit 6, the release
+// rollback is reported as undone, not the whole upgrade.
+func TestUndoNotReadyAfterRollbackExit6(t *testing.T) {
+	c := failedUpgrade(t, nil, readyPod("portal", false))
+	c.u.Timeout = 300 * time.Millisecond
+	err := c.run("verify", errors.New("boom"))
+	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "readiness after rollback") {
+		t.Fatalf("undo = %v (exit %d)", err, errs.ExitCode(err))
+	}
+	if c.sum.RolledBack || len(c.sum.Undone) != 1 || !strings.HasPrefix(c.sum.Undone[0], "release rolled back") {
+		t.Fatalf("summary %+v", c.sum)
+	}
+	if got := strings.Join(history(t, c.cfg), ", "); got != "1.0.0 superseded, 2.0.0 superseded, 1.0.0 deployed" {
+		t.Fatalf("history: %s", got)
+	}
+}
+
+// The run's backup cannot be restored (a dump missing): the release is rolled
+// back, the database restore reported as failed, exit 6, no NetworkPolicy
+// left and readiness not awaited.
+func TestUndoRestoreFailsExit6(t *testing.T) {
+	c := failedUpgrade(t, nil, readyPod("portal", true))
+	c.entry.Manifest.DatabaseSkipped = ""
+	c.entry.Manifest.Databases = []string{"csghub_server"}
+	c.entry.Manifest.Dumps = []backup.Dump{{Database: "csghub_server", File: backup.File{Name: "csghub_server.sql.gz", Bytes: 10, SHA256: strings.Repeat("0", 64)}}}
+	if err := os.MkdirAll(c.entry.Path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err := c.run("verify", errors.New("boom"))
+	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "database restore:") {
+		t.Fatalf("undo = %v (exit %d)", err, errs.ExitCode(err))
+	}
+	if c.sum.RolledBack || len(c.sum.Undone) != 1 {
+		t.Fatalf("summary %+v", c.sum)
+	}
+	if !c.j.has("restore", "failed") || c.j.has("readiness-after-rollback", "started") {
+		t.Fatalf("journal %+v", c.j.events)
+	}
+	c.noPolicy(t)
+}
+
+// A Ctrl-C that caused the failure is named as an interruption; the undo
+// still runs to its end (exit 5).
+func TestUndoAfterInterruptStillRollsBack(t *testing.T) {
+	c := failedUpgrade(t, nil, readyPod("portal", true))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := c.u.undo(context.WithoutCancel(ctx), ctx, c.p, c.entry, c.sum, c.j, "readiness", context.Canceled)
+	if errs.ExitCode(err) != 5 || !strings.Contains(c.sum.Failure, "interrupted") {
+		t.Fatalf("undo after Ctrl-C = %v (exit %d), failure %q", err, errs.ExitCode(err), c.sum.Failure)
+	}
+}
+
+// Another operation holds the release lock: refused before anything is read
+// or changed, exit 4, no summary; the other holder keeps its lock.
+func TestRunLockHeldExit4(t *testing.T) {
+	env := testEnv(t)
+	cs := fake.NewClientset()
+	other, err := lock.Acquire(context.Background(), cs, "ns", "csghub", "restore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Release()
+	u := &Upgrade{Env: env, Kube: &kube.Client{Clientset: cs}, Plan: plan.Options{Env: env}}
+	sum, err := u.Run(context.Background())
+	if errs.ExitCode(err) != 4 || sum != nil || !strings.Contains(err.Error(), "another operation holds the lock") {
+		t.Fatalf("Run = %+v, %v (exit %d)", sum, err, errs.ExitCode(err))
+	}
+	info, _ := lock.Inspect(context.Background(), cs, "ns", "csghub")
+	if info == nil || !strings.HasPrefix(info.Holder, "restore ") {
+		t.Fatalf("the holder's lock was disturbed: %+v", info)
+	}
+}
+
+// No such release: exit 3, and the lock the run took is released.
+func TestRunReleaseNotFoundExit3(t *testing.T) {
+	env := testEnv(t)
+	cs := fake.NewClientset()
+	u := &Upgrade{Env: env, Kube: &kube.Client{Clientset: cs}, Plan: plan.Options{Env: env}}
+	sum, err := u.Run(context.Background())
+	if errs.ExitCode(err) != 3 || sum != nil {
+		t.Fatalf("Run = %+v, %v (exit %d), want not found", sum, err, errs.ExitCode(err))
+	}
+	if info, _ := lock.Inspect(context.Background(), cs, "ns", "csghub"); info != nil {
+		t.Fatalf("lock left after a refused run: %+v", info)
+	}
+}
