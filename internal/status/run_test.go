@@ -1,0 +1,206 @@
+package status
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage"
+	"helm.sh/helm/v3/pkg/storage/driver"
+	helmtime "helm.sh/helm/v3/pkg/time"
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/lock"
+	"github.com/opencsgs/helm-csghub/internal/netpol"
+)
+
+// Status reads everything through Helm's environment (its own action config
+// and clientset), so the cluster is client-go's fake clientset served
+// read-only by a minimal API server answering the reads status makes.
+func serve(t *testing.T, cs *fake.Clientset) {
+	t.Helper()
+	codec := scheme.Codecs.LegacyCodec(corev1.SchemeGroupVersion, appsv1.SchemeGroupVersion,
+		networkingv1.SchemeGroupVersion, coordinationv1.SchemeGroupVersion)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := context.Background()
+		lo := metav1.ListOptions{LabelSelector: r.URL.Query().Get("labelSelector")}
+		p := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+		var obj runtime.Object
+		var err error
+		switch {
+		case r.Method != http.MethodGet:
+			t.Errorf("status wrote: %s %s", r.Method, r.URL.Path)
+			err = apierrors.NewMethodNotSupported(corev1.Resource("x"), r.Method)
+		case r.URL.Path == "/version":
+			_, _ = w.Write([]byte(`{"major":"1","minor":"30","gitVersion":"v1.30.0"}`))
+			return
+		case len(p) == 4 && p[2] == "namespaces":
+			obj, err = cs.CoreV1().Namespaces().Get(ctx, p[3], metav1.GetOptions{})
+		case len(p) == 5 && p[4] == "pods":
+			obj, err = cs.CoreV1().Pods(p[3]).List(ctx, lo)
+		case len(p) == 5 && p[4] == "secrets":
+			obj, err = cs.CoreV1().Secrets(p[3]).List(ctx, lo)
+		case len(p) == 6 && p[5] == "deployments":
+			obj, err = cs.AppsV1().Deployments(p[4]).List(ctx, lo)
+		case len(p) == 6 && p[5] == "statefulsets":
+			obj, err = cs.AppsV1().StatefulSets(p[4]).List(ctx, lo)
+		case len(p) == 7 && p[5] == "networkpolicies":
+			obj, err = cs.NetworkingV1().NetworkPolicies(p[4]).Get(ctx, p[6], metav1.GetOptions{})
+		case len(p) == 7 && p[5] == "leases":
+			obj, err = cs.CoordinationV1().Leases(p[4]).Get(ctx, p[6], metav1.GetOptions{})
+		default:
+			t.Errorf("unexpected request %s %s", r.Method, r.URL.Path)
+			err = apierrors.NewNotFound(corev1.Resource(r.URL.Path), "")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			st, ok := err.(apierrors.APIStatus)
+			if !ok {
+				st = apierrors.NewInternalError(err)
+			}
+			s := st.Status()
+			s.APIVersion, s.Kind = "v1", "Status"
+			w.WriteHeader(int(s.Code))
+			_ = codec.Encode(&s, w)
+			return
+		}
+		if err := codec.Encode(obj, w); err != nil {
+			t.Error(err)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	kc := filepath.Join(t.TempDir(), "config")
+	data := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"" + srv.URL + "\"}}]\n" +
+		"users: [{name: u, user: {token: x}}]\ncontexts: [{name: ctx, context: {cluster: c, user: u}}]\ncurrent-context: ctx\n"
+	if err := os.WriteFile(kc, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kc)
+	t.Setenv("HELM_KUBECONTEXT", "")
+	t.Setenv("HELM_NAMESPACE", "ns")
+	t.Setenv("HELM_DRIVER", "secret")
+}
+
+func rel(version int, chartVersion string, st release.Status) *release.Release {
+	return &release.Release{Name: "csghub", Namespace: "ns", Version: version,
+		Info:  &release.Info{Status: st, LastDeployed: helmTime(version)},
+		Chart: &chart.Chart{Metadata: &chart.Metadata{Name: "csghub", Version: chartVersion, AppVersion: "v" + chartVersion, APIVersion: "v2"}}}
+}
+
+func pod(ns, name string, ready bool, labels map[string]string) *corev1.Pod {
+	st := corev1.ConditionFalse
+	if ready {
+		st = corev1.ConditionTrue
+	}
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st}}}}
+}
+
+func newStatus(t *testing.T, cs *fake.Clientset, revs ...*release.Release) *Status {
+	t.Helper()
+	st := storage.Init(driver.NewSecrets(cs.CoreV1().Secrets("ns")))
+	for _, r := range revs {
+		if err := st.Create(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve(t, cs)
+	env := helmenv.New()
+	env.NamespaceFlag = "ns"
+	return &Status{Env: env}
+}
+
+// The report: newest revision, its chart, history length, n/m Ready pods per
+// namespace (Job pods left out, knative-serving when present), a leftover
+// NetworkPolicy and the lease with the advice for a pending release.
+func TestRunReport(t *testing.T) {
+	cs := fake.NewClientset(
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "knative-serving"}},
+		pod("ns", "portal", true, nil), pod("ns", "server", false, nil),
+		pod("ns", "migrate-x", false, map[string]string{"job-name": "migrate"}),
+		pod("knative-serving", "activator", true, nil),
+	)
+	s := newStatus(t, cs, rel(1, "1.16.0", release.StatusSuperseded), rel(2, "1.17.0", release.StatusPendingUpgrade))
+	ctx := context.Background()
+	if _, err := netpol.Create(ctx, cs, "ns", "csghub"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lock.Acquire(ctx, cs, "ns", "csghub", "upgrade")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	rep, err := s.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Revision != 2 || rep.ChartVersion != "1.17.0" || rep.AppVersion != "v1.17.0" || rep.Status != "pending-upgrade" || rep.History != 2 || rep.Namespace != "ns" || !rep.Updated.Equal(helmTime(2).Time) {
+		t.Fatalf("report %+v", rep)
+	}
+	if len(rep.Pods) != 2 || rep.Pods[0].Ready != 1 || rep.Pods[0].Total != 2 || strings.Join(rep.Pods[0].NotReady, ",") != "server" ||
+		rep.Pods[1].Namespace != "knative-serving" || rep.Pods[1].Ready != 1 || rep.Pods[1].Total != 1 {
+		t.Fatalf("pods %+v", rep.Pods)
+	}
+	if rep.AllReady() {
+		t.Fatal("AllReady with server not Ready")
+	}
+	if rep.BlockingPolicy == nil || !rep.BlockingPolicy.Ours {
+		t.Fatalf("leftover NetworkPolicy not reported: %+v", rep.BlockingPolicy)
+	}
+	if rep.Lease == nil || !rep.Lease.Alive || !strings.Contains(rep.Todo, "revision 2 is pending-upgrade while upgrade") {
+		t.Fatalf("lease %+v todo %q", rep.Lease, rep.Todo)
+	}
+}
+
+// A healthy release: everything Ready, nothing to do, no leftovers.
+func TestRunHealthy(t *testing.T) {
+	cs := fake.NewClientset(pod("ns", "portal", true, nil))
+	s := newStatus(t, cs, rel(1, "1.17.0", release.StatusDeployed))
+	rep, err := s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.AllReady() || rep.Todo != "" || rep.BlockingPolicy != nil || rep.Lease != nil || len(rep.Pods) != 1 || len(rep.ScaledDown) != 0 || len(rep.PGClients) != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+func TestRunReleaseNotFoundExit3(t *testing.T) {
+	s := newStatus(t, fake.NewClientset())
+	rep, err := s.Run(context.Background())
+	if errs.ExitCode(err) != 3 || rep != nil || !strings.Contains(err.Error(), `release "csghub" not found in namespace "ns"`) {
+		t.Fatalf("Run = %+v, %v (exit %d)", rep, err, errs.ExitCode(err))
+	}
+}
+
+func TestLastGood(t *testing.T) {
+	h := []*release.Release{rel(1, "a", release.StatusSuperseded), rel(2, "b", release.StatusDeployed),
+		rel(3, "c", release.StatusFailed), rel(4, "d", release.StatusPendingUpgrade)}
+	if got := lastGood(h); got != 2 {
+		t.Fatalf("lastGood = %d, want 2 (3 failed, 4 pending)", got)
+	}
+	if got := lastGood(h[2:]); got != 0 {
+		t.Fatalf("no good revision: %d", got)
+	}
+}
+
+func helmTime(day int) helmtime.Time {
+	return helmtime.Time{Time: time.Date(2026, 1, day, 0, 0, 0, 0, time.UTC)}
+}
