@@ -23,7 +23,7 @@ import (
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
-	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
 )
@@ -98,23 +98,7 @@ func newFixture(t *testing.T, revs ...*release.Release) *fixture {
 	}
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	kc := filepath.Join(t.TempDir(), "config")
-	data := `apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "` + srv.URL + `"}}]
-users: [{name: u, user: {token: x}}]
-contexts: [{name: ctx, context: {cluster: c, user: u}}]
-current-context: ctx
-`
-	if err := os.WriteFile(kc, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KUBECONFIG", kc)
-	t.Setenv("HELM_KUBECONTEXT", "")
-	t.Setenv("HELM_NAMESPACE", "ns")
-	t.Setenv("HELM_DRIVER", "secret")
-	env := helmenv.New()
-	env.NamespaceFlag = "ns"
+	env := helmenvtest.Env(t, srv.URL, "secret")
 	cs := fake.NewClientset()
 	dir := t.TempDir()
 	return &fixture{api: api, cs: cs, dir: dir,

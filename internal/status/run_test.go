@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +25,7 @@ import (
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
 	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
 )
@@ -34,7 +33,7 @@ import (
 // Status reads everything through Helm's environment (its own action config
 // and clientset), so the cluster is client-go's fake clientset served
 // read-only by a minimal API server answering the reads status makes.
-func serve(t *testing.T, cs *fake.Clientset) {
+func serve(t *testing.T, cs *fake.Clientset) *helmenv.Env {
 	t.Helper()
 	codec := scheme.Codecs.LegacyCodec(corev1.SchemeGroupVersion, appsv1.SchemeGroupVersion,
 		networkingv1.SchemeGroupVersion, coordinationv1.SchemeGroupVersion)
@@ -86,16 +85,7 @@ func serve(t *testing.T, cs *fake.Clientset) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	kc := filepath.Join(t.TempDir(), "config")
-	data := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"" + srv.URL + "\"}}]\n" +
-		"users: [{name: u, user: {token: x}}]\ncontexts: [{name: ctx, context: {cluster: c, user: u}}]\ncurrent-context: ctx\n"
-	if err := os.WriteFile(kc, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KUBECONFIG", kc)
-	t.Setenv("HELM_KUBECONTEXT", "")
-	t.Setenv("HELM_NAMESPACE", "ns")
-	t.Setenv("HELM_DRIVER", "secret")
+	return helmenvtest.Env(t, srv.URL, "secret")
 }
 
 func rel(version int, chartVersion string, st release.Status) *release.Release {
@@ -121,10 +111,7 @@ func newStatus(t *testing.T, cs *fake.Clientset, revs ...*release.Release) *Stat
 			t.Fatal(err)
 		}
 	}
-	serve(t, cs)
-	env := helmenv.New()
-	env.NamespaceFlag = "ns"
-	return &Status{Env: env}
+	return &Status{Env: serve(t, cs)}
 }
 
 // The report: newest revision, its chart, history length, n/m Ready pods per

@@ -25,6 +25,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
@@ -39,24 +40,7 @@ import (
 // read to find it) and a kubeconfig whose server is never contacted.
 func testEnv(t *testing.T) *helmenv.Env {
 	t.Helper()
-	kc := filepath.Join(t.TempDir(), "config")
-	data := `apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {token: x}}]
-contexts: [{name: ctx, context: {cluster: c, user: u}}]
-current-context: ctx
-`
-	if err := os.WriteFile(kc, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KUBECONFIG", kc)
-	t.Setenv("HELM_KUBECONTEXT", "")
-	t.Setenv("HELM_NAMESPACE", "ns")
-	t.Setenv("HELM_DRIVER", "memory")
-	e := helmenv.New()
-	e.NamespaceFlag = "ns"
-	return e
+	return helmenvtest.Env(t, "https://127.0.0.1:1", "memory")
 }
 
 func rel(version int, chartVersion string, st release.Status) *release.Release {

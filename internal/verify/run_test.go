@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,7 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
-	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 )
 
@@ -59,18 +57,7 @@ func verifyFixture(t *testing.T, values map[string]any, revs ...*release.Release
 		_ = json.NewEncoder(w).Encode(l)
 	}))
 	t.Cleanup(srv.Close)
-	kc := filepath.Join(t.TempDir(), "config")
-	data := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"" + srv.URL + "\"}}]\n" +
-		"users: [{name: u, user: {token: x}}]\ncontexts: [{name: ctx, context: {cluster: c, user: u}}]\ncurrent-context: ctx\n"
-	if err := os.WriteFile(kc, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KUBECONFIG", kc)
-	t.Setenv("HELM_KUBECONTEXT", "")
-	t.Setenv("HELM_NAMESPACE", "ns")
-	t.Setenv("HELM_DRIVER", "secret")
-	env := helmenv.New()
-	env.NamespaceFlag = "ns"
+	env := helmenvtest.Env(t, srv.URL, "secret")
 	return &Verify{Env: env, Kube: &kube.Client{Clientset: fake.NewClientset()}}
 }
 
