@@ -30,8 +30,8 @@ import (
 
 // Backup takes one backup of the release's values and database.
 type Backup struct {
-	Env  *helmenv.Env
-	Kube *kube.Client
+	Release *helmenv.Release
+	Kube    *kube.Client
 	// Dir is the catalog root (DefaultDir when empty).
 	Dir string
 	// Keep is how many complete backups retention keeps (DefaultKeep when 0).
@@ -72,18 +72,12 @@ func (b *Backup) Run(ctx context.Context) (res *Result, err error) {
 	if keep < MinKeep {
 		return nil, KeepError(keep)
 	}
-	if err := b.Env.Resolve(); err != nil {
-		return nil, err
-	}
-	cfg, err := b.Env.ActionConfig(b.Env.Namespace)
+	cfg := b.Release.Helm
+	rel, err := b.Release.Last()
 	if err != nil {
 		return nil, err
 	}
-	rel, err := b.Env.LastRelease(cfg)
-	if err != nil {
-		return nil, err
-	}
-	userValues, allValues, err := releaseValues(cfg, b.Env.Release, rel.Version)
+	userValues, allValues, err := releaseValues(cfg, b.Release.Name, rel.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +105,7 @@ func (b *Backup) Run(ctx context.Context) (res *Result, err error) {
 	case external:
 		// the client pods start (and the servers answer) before anything is
 		// written; they are deleted on every path out of here
-		if clients, err = StartExternalClients(ctx, b.Kube, b.Env.Namespace, rel.Name, allValues.m, b.PGImage, b.PodTimeout, b.Log); err != nil {
+		if clients, err = StartExternalClients(ctx, b.Kube, b.Release.Namespace, rel.Name, allValues.m, b.PGImage, b.PodTimeout, b.Log); err != nil {
 			return nil, err
 		}
 		defer func() {
@@ -124,7 +118,7 @@ func (b *Backup) Run(ctx context.Context) (res *Result, err error) {
 			}
 		}()
 	default:
-		pod = dbpod.New(b.Kube, b.Env.Namespace, b.Env.Release)
+		pod = dbpod.New(b.Kube, b.Release.Namespace, b.Release.Name)
 		if err := pod.CheckReady(ctx); err != nil {
 			return nil, err
 		}

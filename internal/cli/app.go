@@ -6,21 +6,27 @@ import (
 	"io"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/lock"
 )
 
-// kubeClient is the exec/port-forward client for the selected context.
-func (a *App) kubeClient() (*kube.Client, error) {
+// resolve finds the release once and builds the cluster clients: the two
+// things every command that talks to the cluster hands its operation.
+func (a *App) resolve() (*helmenv.Release, *kube.Client, error) {
 	cfg, err := a.Env.RESTConfig()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cs, err := a.Env.Clientset()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &kube.Client{Config: cfg, Clientset: cs}, nil
+	rel, err := a.Env.Resolve()
+	if err != nil {
+		return nil, nil, err
+	}
+	return rel, &kube.Client{Config: cfg, Clientset: cs}, nil
 }
 
 // progressWriter is where live progress goes: stderr when it is a terminal and
@@ -35,18 +41,19 @@ func (a *App) progressWriter(o output) io.Writer {
 // catalogNamespace resolves the namespace for commands that read the local
 // backup catalog: the release's namespace when the cluster answers, else the
 // explicit namespace (so backups stay listable while the cluster is down).
-func (a *App) catalogNamespace() (string, error) {
-	err := a.Env.Resolve()
+// rel is nil when the cluster did not answer.
+func (a *App) catalogNamespace() (ns string, rel *helmenv.Release, err error) {
+	rel, err = a.Env.Resolve()
 	if err == nil {
-		return a.Env.Namespace, nil
+		return rel.Namespace, rel, nil
 	}
 	if cands, explicit := a.Env.Candidates(); explicit {
-		return cands[0], nil
+		return cands[0], nil, nil
 	}
 	if errs.KindOf(err) == errs.NotFound {
-		return "", errs.NotFoundf("%s (backups are kept per namespace: give it with -n)", err.Error())
+		return "", nil, errs.NotFoundf("%s (backups are kept per namespace: give it with -n)", err.Error())
 	}
-	return "", err
+	return "", nil, err
 }
 
 // stepLogger prints one line per step on stderr for people; JSON output stays clean.
@@ -61,11 +68,8 @@ func (a *App) stepLogger(o output) func(format string, args ...any) {
 
 // lockRelease takes the release's operation lock (see internal/lock) for
 // commands that change it; the returned func releases it.
-func (a *App) lockRelease(ctx context.Context, kc *kube.Client, operation string) (func(), error) {
-	if err := a.Env.Resolve(); err != nil {
-		return nil, err
-	}
-	l, err := lock.Acquire(ctx, kc.Clientset, a.Env.Namespace, a.Env.Release, operation)
+func (a *App) lockRelease(ctx context.Context, rel *helmenv.Release, kc *kube.Client, operation string) (func(), error) {
+	l, err := lock.Acquire(ctx, kc.Clientset, rel.Namespace, rel.Name, operation)
 	if err != nil {
 		return nil, err
 	}

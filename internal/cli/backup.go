@@ -51,11 +51,11 @@ func (c *backupCmd) run(ctx context.Context, _ []string) error {
 	if c.keep < backup.MinKeep { // 0 too: it is not "the default"
 		return backup.KeepError(c.keep)
 	}
-	kc, err := c.app.kubeClient()
+	rel, kc, err := c.app.resolve()
 	if err != nil {
 		return err
 	}
-	b := &backup.Backup{Env: c.app.Env, Kube: kc, Dir: string(c.dir), Keep: c.keep, SkipDatabase: c.skipDatabase,
+	b := &backup.Backup{Release: rel, Kube: kc, Dir: string(c.dir), Keep: c.keep, SkipDatabase: c.skipDatabase,
 		Progress: c.app.progressWriter(c.output), PGImage: c.pg.image, PodTimeout: c.pg.timeout, Log: c.app.stepLogger(c.output)}
 	res, err := b.Run(ctx)
 	if err != nil {
@@ -119,23 +119,21 @@ func (c *backupListCmd) run(_ context.Context, _ []string) error {
 	if c.keep < backup.MinKeep {
 		return backup.KeepError(c.keep)
 	}
-	env := c.app.Env
-	ns, err := c.app.catalogNamespace()
+	ns, rel, err := c.app.catalogNamespace()
 	if err != nil {
 		return err
 	}
+	name := c.app.Env.Release
 	cat := c.dir.catalog()
-	list, err := cat.List(ns, env.Release)
+	list, err := cat.List(ns, name)
 	if err != nil {
 		return err
 	}
 	// which backups retention keeps needs Helm's history: without the
 	// cluster, only the newest is known to be kept
 	var hist []int
-	if env.Namespace != "" {
-		if cfg, err := env.ActionConfig(ns); err == nil {
-			hist, _ = backup.HelmRevisions(cfg, env.Release)
-		}
+	if rel != nil {
+		hist, _ = backup.HelmRevisions(rel.Helm, rel.Name)
 	}
 	backup.Retention{Keep: c.keep, History: hist}.Apply(list)
 	if c.output == outputJSON {
@@ -145,7 +143,7 @@ func (c *backupListCmd) run(_ context.Context, _ []string) error {
 		return writeJSON(c.app.Stdout, list)
 	}
 	if len(list) == 0 {
-		fmt.Fprintf(c.app.Stdout, "no backups of %s/%s under %s\n", ns, env.Release, cat.Root)
+		fmt.Fprintf(c.app.Stdout, "no backups of %s/%s under %s\n", ns, name, cat.Root)
 		return nil
 	}
 	t := newTable(c.app.Stdout)
@@ -196,7 +194,7 @@ func newBackupVerifyCmd(app *App) *command {
 }
 
 func (c *backupVerifyCmd) run(_ context.Context, args []string) error {
-	ns, err := c.app.catalogNamespace()
+	ns, _, err := c.app.catalogNamespace()
 	if err != nil {
 		return err
 	}

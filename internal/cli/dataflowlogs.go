@@ -50,14 +50,11 @@ helm csghub backup verify checks it. Exporting again replaces it.`,
 }
 
 func (c *dataflowLogsExportCmd) run(ctx context.Context, _ []string) error {
-	kc, err := c.app.kubeClient()
+	hr, kc, err := c.app.resolve()
 	if err != nil {
 		return err
 	}
-	if err := c.app.Env.Resolve(); err != nil {
-		return err
-	}
-	r := &dataflowlogs.Release{Kube: kc, Namespace: c.app.Env.Namespace, Name: c.app.Env.Release, Progress: c.app.progressWriter(c.output)}
+	r := &dataflowlogs.Release{Kube: kc, Namespace: hr.Namespace, Name: hr.Name, Progress: c.app.progressWriter(c.output)}
 	runs, err := r.RunsMongo(ctx)
 	if err != nil {
 		return errs.Failedf("%v", err)
@@ -70,12 +67,12 @@ func (c *dataflowLogsExportCmd) run(ctx context.Context, _ []string) error {
 	if c.backupID != "" {
 		e, err = cat.Find(r.Namespace, r.Name, c.backupID)
 	} else {
-		e, err = c.deployedBackup(cat, r)
+		e, err = deployedBackup(cat, hr)
 	}
 	if err != nil {
 		return err
 	}
-	unlock, err := c.app.lockRelease(ctx, kc, "dataflow-logs export")
+	unlock, err := c.app.lockRelease(ctx, hr, kc, "dataflow-logs export")
 	if err != nil {
 		return err
 	}
@@ -103,16 +100,12 @@ func (c *dataflowLogsExportCmd) run(ctx context.Context, _ []string) error {
 	return nil
 }
 
-func (c *dataflowLogsExportCmd) deployedBackup(cat backup.Catalog, r *dataflowlogs.Release) (*backup.Entry, error) {
-	cfg, err := c.app.Env.ActionConfig(r.Namespace)
+func deployedBackup(cat backup.Catalog, hr *helmenv.Release) (*backup.Entry, error) {
+	rel, err := hr.Last()
 	if err != nil {
 		return nil, err
 	}
-	rel, err := c.app.Env.LastRelease(cfg)
-	if err != nil {
-		return nil, err
-	}
-	e, err := cat.ForRevision(r.Namespace, r.Name, rel.Version)
+	e, err := cat.ForRevision(hr.Namespace, hr.Name, rel.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -153,21 +146,16 @@ func (c *dataflowLogsImportCmd) run(ctx context.Context, _ []string) error {
 	if c.wait <= 0 {
 		return usageError("dataflow-logs import: --wait must be positive")
 	}
-	kc, err := c.app.kubeClient()
+	hr, kc, err := c.app.resolve()
 	if err != nil {
 		return err
 	}
-	if err := c.app.Env.Resolve(); err != nil {
-		return err
-	}
-	ns, rel := c.app.Env.Namespace, c.app.Env.Release
+	ns, rel := hr.Namespace, hr.Name
 	// never wait for a database the deployed chart does not create: Dataflow
 	// >= 2.2 keeps task logs in files (the export stays in the backup)
-	if cfg, err := c.app.Env.ActionConfig(ns); err == nil {
-		if last, err := c.app.Env.LastRelease(cfg); err == nil && dataflowlogs.NoLogsDatabase(helmenv.ChartVersion(last)) {
-			return errs.Preconditionf("chart %s has no %s (Dataflow >= 2.2 keeps task logs in files): there is nothing to import into; the export stays in the backup",
-				helmenv.ChartVersion(last), dataflowlogs.LogsDatabase)
-		}
+	if last, err := hr.Last(); err == nil && dataflowlogs.NoLogsDatabase(helmenv.ChartVersion(last)) {
+		return errs.Preconditionf("chart %s has no %s (Dataflow >= 2.2 keeps task logs in files): there is nothing to import into; the export stays in the backup",
+			helmenv.ChartVersion(last), dataflowlogs.LogsDatabase)
 	}
 	cat := c.dir.catalog()
 	var e *backup.Entry
@@ -192,7 +180,7 @@ func (c *dataflowLogsImportCmd) run(ctx context.Context, _ []string) error {
 			return errs.NotFoundf("no backup of release %q holds a Dataflow logs export (see: helm csghub dataflow-logs export)", rel)
 		}
 	}
-	unlock, err := c.app.lockRelease(ctx, kc, "dataflow-logs import")
+	unlock, err := c.app.lockRelease(ctx, hr, kc, "dataflow-logs import")
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,11 @@ func (c *migrateCmd) run(ctx context.Context, _ []string) error {
 	if c.target.version == "" {
 		return usageError("migrate: --version is required (the chart version you will upgrade to)")
 	}
-	p, err := plan.Prepare(ctx, c.target.options(c.app, c.app.warner()))
+	rel, kc, err := c.app.resolve()
+	if err != nil {
+		return err
+	}
+	p, err := plan.Prepare(ctx, c.target.options(rel, kc, c.app.warner()))
 	if err != nil {
 		return err
 	}
@@ -66,7 +70,7 @@ func (c *migrateCmd) run(ctx context.Context, _ []string) error {
 	p.Migrate.Skip = c.switches.off()
 	// migrations that export data put it beside the deployed revision's backup
 	cat := c.dir.catalog()
-	if e, err := cat.ForRevision(p.Env.Namespace, p.Env.Release, p.Release.Version); err != nil {
+	if e, err := cat.ForRevision(rel.Namespace, rel.Name, p.Release.Version); err != nil {
 		return err
 	} else if e != nil {
 		p.Migrate.BackupDir = e.Path

@@ -6,13 +6,13 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
-
 	"helm.sh/helm/v3/pkg/chartutil"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
 	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/plan"
 )
 
@@ -42,12 +42,16 @@ func newPlanCmd(app *App) *command {
 }
 
 func (c *planCmd) run(ctx context.Context, _ []string) error {
-	p, err := plan.Prepare(ctx, c.target.options(c.app, c.app.warner()))
+	rel, kc, err := c.app.resolve()
+	if err != nil {
+		return err
+	}
+	p, err := plan.Prepare(ctx, c.target.options(rel, kc, c.app.warner()))
 	if err != nil {
 		return err
 	}
 	p.Migrate.Skip = c.switches.off()
-	if err := c.checkExternalDB(ctx, p); err != nil {
+	if err := c.checkExternalDB(ctx, kc, p); err != nil {
 		return err
 	}
 	pl := p.Build(ctx, "backup catalog "+backup.DefaultDir())
@@ -97,7 +101,7 @@ func (a *App) warner() func(string, ...any) {
 // checkExternalDB: with global.postgresql.enabled=false the upgrade's backup
 // runs in a client pod; the plan checks now that the servers answer from the
 // cluster through it (the pod is deleted right after).
-func (c *planCmd) checkExternalDB(ctx context.Context, p *plan.Prepared) error {
+func (c *planCmd) checkExternalDB(ctx context.Context, kc *kube.Client, p *plan.Prepared) error {
 	if c.skipDB || p.Release == nil {
 		return nil
 	}
@@ -105,11 +109,7 @@ func (c *planCmd) checkExternalDB(ctx context.Context, p *plan.Prepared) error {
 	if err != nil || !csghub.ExternalPostgres(all) {
 		return nil
 	}
-	kc, err := c.app.kubeClient()
-	if err != nil {
-		return err
-	}
-	clients, err := backup.StartExternalClients(ctx, kc, c.app.Env.Namespace, c.app.Env.Release, all, c.pg.image, c.pg.timeout, c.app.stepLogger(c.output))
+	clients, err := backup.StartExternalClients(ctx, kc, p.Resolved.Namespace, p.Resolved.Name, all, c.pg.image, c.pg.timeout, c.app.stepLogger(c.output))
 	if err != nil {
 		return err
 	}

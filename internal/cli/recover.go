@@ -5,8 +5,8 @@ import (
 	"fmt"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
-	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/recovery"
 )
 
@@ -14,14 +14,14 @@ import (
 // killed plugin run (proven by its lease): it rolls back to the revision the
 // run came from and restores the run's backup. done is false when the
 // release is not pending (a normal rollback follows).
-func (c *rollbackCmd) recoverKilledRun(ctx context.Context, kc *kube.Client, rev int) (done bool, err error) {
-	rec := &recovery.Recovery{Env: c.app.Env, Kube: kc, Dir: string(c.dir), Timeout: c.timeout,
+func (c *rollbackCmd) recoverKilledRun(ctx context.Context, rel *helmenv.Release, kc *kube.Client, rev int) (done bool, err error) {
+	rec := &recovery.Recovery{Release: rel, Kube: kc, Dir: string(c.dir), Timeout: c.timeout,
 		Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
 	p, err := rec.Check(ctx, nil)
 	if err != nil || p == nil {
 		return err != nil, err
 	}
-	name, ns := c.app.Env.Release, c.app.Env.Namespace
+	name := rel.Name
 	if rev != 0 && rev != p.To.Version {
 		return true, errs.Usagef("rollback %d: release %q is pending from a killed run that came from revision %d; recovery rolls back to it: run `helm csghub rollback` without REVISION first", rev, name, p.To.Version)
 	}
@@ -31,17 +31,7 @@ func (c *rollbackCmd) recoverKilledRun(ctx context.Context, kc *kube.Client, rev
 	if err := c.app.confirm(ctx, c.yes, p.Describe(name)); err != nil {
 		return true, err
 	}
-	l, err := lock.Acquire(ctx, kc.Clientset, ns, name, "rollback")
-	if err != nil {
-		return true, err
-	}
-	defer l.Release()
-	if l.Inherited == nil || *l.Inherited != p.Mark {
-		l.KeepInherited()
-		return true, errs.Preconditionf("the lock of release %q changed while preparing the recovery: run `helm csghub rollback` again", name)
-	}
-	fmt.Fprintf(c.app.Stderr, "==> recovering from a killed run: %s\n", l.Stale)
-	res, err := rec.Run(ctx, p, l)
+	res, err := rec.Run(ctx, p)
 	if res != nil && c.output == outputJSON {
 		_ = writeJSON(c.app.Stdout, res)
 	}

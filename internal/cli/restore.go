@@ -53,19 +53,14 @@ func (c *restoreCmd) run(ctx context.Context, _ []string) error {
 	if c.parallel < 1 {
 		return usageError("restore: --parallel must be at least 1")
 	}
-	kc, err := c.app.kubeClient()
+	rel, kc, err := c.app.resolve()
 	if err != nil {
 		return err
 	}
-	if err := c.app.confirm(ctx, c.yes, fmt.Sprintf("This replaces every database of release %q with backup %s.", c.app.Env.Release, c.backupID)); err != nil {
+	if err := c.app.confirm(ctx, c.yes, fmt.Sprintf("This replaces every database of release %q with backup %s.", rel.Name, c.backupID)); err != nil {
 		return err
 	}
-	unlock, err := c.app.lockRelease(ctx, kc, "restore")
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	r := &restore.Restore{Env: c.app.Env, Kube: kc, Dir: string(c.dir), BackupID: c.backupID, Parallel: c.parallel,
+	r := &restore.Restore{Release: rel, Kube: kc, Dir: string(c.dir), BackupID: c.backupID, Parallel: c.parallel,
 		AllowInsecurePermissions: c.insecure, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output), PGImage: c.pg.image, PodTimeout: c.pg.timeout}
 	res, err := r.Run(ctx)
 	if err != nil {

@@ -73,21 +73,21 @@ func (c *rollbackCmd) run(ctx context.Context, args []string) error {
 	if c.timeout <= 0 {
 		return usageError("rollback: --timeout must be positive")
 	}
-	kc, err := c.app.kubeClient()
+	rel, kc, err := c.app.resolve()
 	if err != nil {
 		return err
 	}
-	if done, err := c.recoverKilledRun(ctx, kc, rev); done {
+	if done, err := c.recoverKilledRun(ctx, rel, kc, rev); done {
 		return err
 	}
-	rb := &rollback.Rollback{Env: c.app.Env, Kube: kc, Dir: string(c.dir), Revision: rev, BackupID: c.backupID,
+	rb := &rollback.Rollback{Release: rel, Kube: kc, Dir: string(c.dir), Revision: rev, BackupID: c.backupID,
 		SkipDBRestore: c.skipDBRestore, AllowInsecurePermissions: c.insecure, RecreateStatefulSets: c.recreateSTS, Timeout: c.timeout, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),
 		PGImage: c.pg.image, PGPodTimeout: c.pg.timeout}
-	t, err := rb.Resolve(ctx)
+	t, err := rb.Prepare(ctx)
 	if err != nil {
 		return err
 	}
-	what := fmt.Sprintf("Roll back %q from revision %d (chart %s) to revision %d (chart %s)", c.app.Env.Release,
+	what := fmt.Sprintf("Roll back %q from revision %d (chart %s) to revision %d (chart %s)", rel.Name,
 		t.Current.Version, chartOf(t.Current), t.To.Version, chartOf(t.To))
 	if t.Backup != nil {
 		what += fmt.Sprintf(" and replace the databases with backup %s", t.Backup.ID)
@@ -95,12 +95,7 @@ func (c *rollbackCmd) run(ctx context.Context, args []string) error {
 	if err := c.app.confirm(ctx, c.yes, what+"."); err != nil {
 		return err
 	}
-	rb.Revision = t.To.Version
-	unlock, err := c.app.lockRelease(ctx, kc, "rollback")
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	rb.Target = t
 	res, err := rb.Run(ctx)
 	if res != nil && c.output == outputJSON {
 		_ = writeJSON(c.app.Stdout, res)

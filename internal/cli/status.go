@@ -27,7 +27,11 @@ func newStatusCmd(app *App) *command {
 }
 
 func (c *statusCmd) run(ctx context.Context, _ []string) error {
-	rep, err := (&status.Status{Env: c.app.Env}).Run(ctx)
+	rel, kc, err := c.app.resolve()
+	if err != nil {
+		return err
+	}
+	rep, err := (&status.Status{Release: rel, Clientset: kc.Clientset}).Run(ctx)
 	if err != nil {
 		return err
 	}

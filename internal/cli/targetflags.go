@@ -4,9 +4,10 @@ import (
 	"github.com/spf13/pflag"
 	"helm.sh/helm/v3/pkg/cli/values"
 
-	"github.com/opencsgs/helm-csghub/internal/plan"
-
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/migrate"
+	"github.com/opencsgs/helm-csghub/internal/plan"
 )
 
 // targetFlags select the target chart and values, shared by plan, migrate and upgrade.
@@ -30,9 +31,9 @@ func (t *targetFlags) bind(fs *pflag.FlagSet, withValues bool) {
 	}
 }
 
-func (t *targetFlags) options(app *App, warn func(string, ...any)) plan.Options {
+func (t *targetFlags) options(rel *helmenv.Release, kc *kube.Client, warn func(string, ...any)) plan.Options {
 	return plan.Options{
-		Env: app.Env,
+		Release: rel, Kube: kc,
 		Target: plan.TargetOptions{Chart: t.chart, Version: t.version, NoRepoUpdate: t.noRepoUpdate,
 			Warn: warn},
 		Values: t.values,

@@ -73,17 +73,17 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 			return err
 		}
 	}
-	kc, err := c.app.kubeClient()
+	rel, kc, err := c.app.resolve()
 	if err != nil {
 		return err
 	}
 	if !c.dryRun {
-		what := fmt.Sprintf("Upgrade release %q to %s", c.app.Env.Release, orDefault(c.target.version, "the newest version"))
+		what := fmt.Sprintf("Upgrade release %q to %s", rel.Name, orDefault(c.target.version, "the newest version"))
 		if err := c.app.confirm(ctx, c.yes, what+"."); err != nil {
 			return err
 		}
 	}
-	u := &upgrade.Upgrade{Env: c.app.Env, Kube: kc, Plan: c.target.options(c.app, c.app.warner()),
+	u := &upgrade.Upgrade{Release: rel, Kube: kc, Plan: c.target.options(rel, kc, c.app.warner()),
 		Timeout: c.timeout, DryRun: c.dryRun, NoRollback: c.noRollback, SkipDBBackup: c.skipDBBackup,
 		ForceConflicts: c.forceConflicts, RecreateStatefulSets: c.recreateSTS, BackupDir: string(c.dir), Keep: c.keep, Recover: c.recover,
 		MigrationSkip: c.switches.off(),

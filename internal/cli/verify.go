@@ -41,11 +41,11 @@ func (c *verifyCmd) run(ctx context.Context, _ []string) error {
 	if err := verify.Select(c.only, c.skip); err != nil {
 		return err
 	}
-	kc, err := c.app.kubeClient()
+	rel, kc, err := c.app.resolve()
 	if err != nil {
 		return err
 	}
-	rep, err := (&verify.Verify{Env: c.app.Env, Kube: kc, Timeout: c.timeout, Only: c.only, Skip: c.skip}).Run(ctx)
+	rep, err := (&verify.Verify{Release: rel, Kube: kc, Timeout: c.timeout, Only: c.only, Skip: c.skip}).Run(ctx)
 	if rep != nil {
 		if c.output == outputJSON {
 			_ = writeJSON(c.app.Stdout, rep)

@@ -11,12 +11,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sort"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/cli"
-	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -35,8 +33,6 @@ const (
 type Env struct {
 	Settings *cli.EnvSettings
 	Release  string
-	// Namespace is the release namespace once Resolve has run.
-	Namespace string
 	// NamespaceFlag is -n given to the binary itself (when run outside Helm).
 	NamespaceFlag string
 	// Debug mirrors HELM_DEBUG / --debug.
@@ -136,22 +132,34 @@ func (e *Env) Candidates() (namespaces []string, explicit bool) {
 	return []string{def, DefaultNamespace}, false
 }
 
-// Resolve sets Namespace to where the release lives. With an explicit namespace
-// it is used as given (the release may not exist yet: callers check). Without
-// one, the release is searched in Helm's default namespace and in "csghub"; it
-// must exist in exactly one of them.
-func (e *Env) Resolve() error {
+// Resolve finds where the release lives and returns it with Helm's storage
+// for that namespace: the one resolved release a run passes to every
+// operation. With an explicit namespace it is used as given (the release may
+// not exist yet: callers check). Without one, the release is searched in
+// Helm's default namespace and in "csghub"; it must exist in exactly one.
+func (e *Env) Resolve() (*Release, error) {
+	ns, err := e.findNamespace()
+	if err != nil {
+		return nil, err
+	}
+	e.Settings.SetNamespace(ns)
+	cfg, err := e.ActionConfig(ns)
+	if err != nil {
+		return nil, err
+	}
+	return &Release{Name: e.Release, Namespace: ns, Settings: e.Settings, Helm: cfg}, nil
+}
+
+func (e *Env) findNamespace() (string, error) {
 	cands, explicit := e.Candidates()
 	if explicit {
-		e.Namespace = cands[0]
-		e.Settings.SetNamespace(e.Namespace)
-		return nil
+		return cands[0], nil
 	}
 	var found []string
 	for _, ns := range cands {
 		ok, err := e.releaseExists(ns)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if ok {
 			found = append(found, ns)
@@ -159,14 +167,12 @@ func (e *Env) Resolve() error {
 	}
 	switch len(found) {
 	case 1:
-		e.Namespace = found[0]
-		e.Settings.SetNamespace(e.Namespace)
-		return nil
+		return found[0], nil
 	case 0:
-		return errs.NotFoundf("release %q not found in namespace %s (give the namespace with -n)",
+		return "", errs.NotFoundf("release %q not found in namespace %s (give the namespace with -n)",
 			e.Release, strings.Join(quoteAll(cands), " or "))
 	default:
-		return errs.Preconditionf("release %q exists in namespaces %s: say which with -n NAMESPACE (Helm passes a plugin the same HELM_NAMESPACE for -n %s and for no -n)",
+		return "", errs.Preconditionf("release %q exists in namespaces %s: say which with -n NAMESPACE (Helm passes a plugin the same HELM_NAMESPACE for -n %s and for no -n)",
 			e.Release, strings.Join(quoteAll(found), " and "), found[0])
 	}
 }
@@ -193,37 +199,4 @@ func quoteAll(ss []string) []string {
 		out[i] = fmt.Sprintf("%q", s)
 	}
 	return out
-}
-
-// LastRelease is the newest revision of the release (whatever its status).
-func (e *Env) LastRelease(cfg *action.Configuration) (*release.Release, error) {
-	rel, err := cfg.Releases.Last(e.Release)
-	if errors.Is(err, driver.ErrReleaseNotFound) {
-		return nil, errs.NotFoundf("release %q not found in namespace %q", e.Release, e.Namespace)
-	}
-	if err != nil {
-		return nil, errs.Failedf("reading release %q: %w", e.Release, err)
-	}
-	return rel, nil
-}
-
-// History is every stored revision of the release, oldest first.
-func (e *Env) History(cfg *action.Configuration) ([]*release.Release, error) {
-	hist, err := cfg.Releases.History(e.Release)
-	if errors.Is(err, driver.ErrReleaseNotFound) {
-		return nil, errs.NotFoundf("release %q not found in namespace %q", e.Release, e.Namespace)
-	}
-	if err != nil {
-		return nil, errs.Failedf("reading history of %q: %w", e.Release, err)
-	}
-	sort.Slice(hist, func(i, j int) bool { return hist[i].Version < hist[j].Version })
-	return hist, nil
-}
-
-// ChartVersion is the chart version of rel ("" when unknown).
-func ChartVersion(rel *release.Release) string {
-	if rel == nil || rel.Chart == nil || rel.Chart.Metadata == nil {
-		return ""
-	}
-	return rel.Chart.Metadata.Version
 }

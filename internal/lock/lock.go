@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
 
 // Duration is how long a lease stays valid without renewal.
@@ -135,6 +136,22 @@ func (l *Lock) KeepInherited() { l.keepInherited = l.Inherited != nil }
 
 // ForgetInherited undoes KeepInherited: Release deletes the lease.
 func (l *Lock) ForgetInherited() { l.keepInherited = false }
+
+// Take is how every operation that changes a release takes its lock: Acquire,
+// a line when the lease of a dead holder was taken over, and that holder's
+// mark kept (a killed run's evidence, for its recovery) unless the caller
+// learns it is obsolete and calls ForgetInherited.
+func Take(ctx context.Context, cs kubernetes.Interface, namespace, release, operation string, log steplog.Func) (*Lock, error) {
+	l, err := Acquire(ctx, cs, namespace, release, operation)
+	if err != nil {
+		return nil, err
+	}
+	if l.Stale != "" {
+		log.Printf("WARNING: took over a stale lock from %s", l.Stale)
+	}
+	l.KeepInherited()
+	return l, nil
+}
 
 // Acquire takes the lease for operation on release. A live lease of another
 // holder is refused with who holds it and how to clear it.

@@ -42,14 +42,14 @@ func (p *Prepared) analyzeLive(ctx context.Context) {
 		return
 	}
 	l.Snapshot, err = livediff.Take(ctx, livediff.Clients{Dynamic: p.Migrate.Dynamic, Metadata: p.Migrate.Metadata,
-		Mapper: p.Migrate.Mapper, Concurrency: 8}, p.Env.Namespace, objs)
+		Mapper: p.Migrate.Mapper, Concurrency: 8}, p.Resolved.Namespace, objs)
 	if err != nil {
 		l.Err = fmt.Errorf("reading the live objects: %w", err)
 		return
 	}
 	p.Migrate.Live = l.Snapshot
-	l.Immutable = livediff.FindImmutable(l.Snapshot, p.Env.Namespace, objs, previous)
-	l.Ownership = livediff.FindOwnership(l.Snapshot, p.Env.Namespace, p.Env.Release, objs)
+	l.Immutable = livediff.FindImmutable(l.Snapshot, p.Resolved.Namespace, objs, previous)
+	l.Ownership = livediff.FindOwnership(l.Snapshot, p.Resolved.Namespace, p.Resolved.Name, objs)
 	if len(l.Ownership.Adopt) > 0 && !hasTakeover(p.Migrations) {
 		p.Migrations = append(p.Migrations, migrate.Takeover(p.Target.Version))
 	}

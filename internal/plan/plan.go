@@ -11,7 +11,6 @@ import (
 	"sync"
 
 	"github.com/Masterminds/semver/v3"
-	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/cli/values"
 	"helm.sh/helm/v3/pkg/getter"
 	"helm.sh/helm/v3/pkg/release"
@@ -32,19 +31,20 @@ import (
 
 // Options select the target and the values of an upgrade.
 type Options struct {
-	Env    *helmenv.Env
-	Target TargetOptions
+	Release *helmenv.Release
+	Kube    *kube.Client
+	Target  TargetOptions
 	// Values are the operator's -f/--set on top of the backed-up values.
 	Values values.Options
 }
 
 // Prepared is everything an upgrade or a migration run needs, read once.
 type Prepared struct {
-	Env     *helmenv.Env
-	Config  *action.Configuration
-	Release *release.Release
-	Current *semver.Version
-	Target  *Target
+	// Resolved is the release being upgraded; Release its deployed revision.
+	Resolved *helmenv.Release
+	Release  *release.Release
+	Current  *semver.Version
+	Target   *Target
 	// BaseValues are the user-supplied values of the deployed revision (what
 	// the backup stores as values.yaml); Overrides the operator's -f/--set.
 	BaseValues map[string]any
@@ -67,23 +67,16 @@ type Prepared struct {
 // Prepare resolves the release, its values, the target chart and the migration
 // context. It changes nothing in the cluster.
 func Prepare(ctx context.Context, o Options) (*Prepared, error) {
-	env := o.Env
-	if err := env.Resolve(); err != nil {
-		return nil, err
-	}
-	cfg, err := env.ActionConfig(env.Namespace)
+	res := o.Release
+	rel, err := res.Last()
 	if err != nil {
 		return nil, err
 	}
-	rel, err := env.LastRelease(cfg)
-	if err != nil {
-		return nil, err
-	}
-	overrides, err := o.Values.MergeValues(getter.All(env.Settings))
+	overrides, err := o.Values.MergeValues(getter.All(res.Settings))
 	if err != nil {
 		return nil, errs.Usagef("values: %v", err)
 	}
-	o.Target.Settings = env.Settings
+	o.Target.Settings = res.Settings
 	target, err := ResolveTarget(o.Target)
 	if err != nil {
 		return nil, err
@@ -96,23 +89,16 @@ func Prepare(ctx context.Context, o Options) (*Prepared, error) {
 	if base == nil {
 		base = map[string]any{}
 	}
-	sources, err := valuemigrate.Sources(o.Values, getter.All(env.Settings))
+	sources, err := valuemigrate.Sources(o.Values, getter.All(res.Settings))
 	if err != nil {
 		return nil, errs.Usagef("values: %v", err)
 	}
-	p := &Prepared{Env: env, Config: cfg, Release: rel, Current: current, Target: target,
+	p := &Prepared{Resolved: res, Release: rel, Current: current, Target: target,
 		BaseValues: base, Overrides: overrides, sources: sources,
 		Migrations: migrate.Between(current, target.Version)}
 	p.Values = p.UpgradeValues(base)
 
-	restCfg, err := env.RESTConfig()
-	if err != nil {
-		return nil, err
-	}
-	cs, err := env.Clientset()
-	if err != nil {
-		return nil, err
-	}
+	restCfg, cs := o.Kube.Config, o.Kube.Clientset
 	dyn, err := dynamic.NewForConfig(restCfg)
 	if err != nil {
 		return nil, err
@@ -127,14 +113,14 @@ func Prepare(ctx context.Context, o Options) (*Prepared, error) {
 	var renderErr, crdErr error
 	var crdSet *crds.Set
 	p.Migrate = &migrate.Context{
-		Release: env.Release, Namespace: env.Namespace, Current: current, Target: target.Version,
+		Release: res.Name, Namespace: res.Namespace, Current: current, Target: target.Version,
 		TargetChart: target.Chart, Values: p.Values, Clientset: cs, Dynamic: dyn, Metadata: meta, Discovery: disc,
-		Kube:   &kube.Client{Config: restCfg, Clientset: cs},
+		Kube:   o.Kube,
 		Mapper: restmapper.NewDeferredDiscoveryRESTMapper(disc),
 		Rendered: func() ([]*unstructured.Unstructured, error) {
 			once.Do(func() {
 				rendered, renderErr = render.Render(render.Options{Chart: target.Chart, Values: p.Values,
-					Release: env.Release, Namespace: env.Namespace, Discovery: disc})
+					Release: res.Name, Namespace: res.Namespace, Discovery: disc})
 			})
 			return rendered, renderErr
 		},
@@ -239,7 +225,7 @@ func (p *Prepared) CheckRender() error {
 // Build lists the steps. Each migration is checked (read-only) so the plan says
 // whether it still has work to do.
 func (p *Prepared) Build(ctx context.Context, backupNote string) *Plan {
-	pl := &Plan{Release: p.Env.Release, Namespace: p.Env.Namespace, Revision: p.Release.Version,
+	pl := &Plan{Release: p.Resolved.Name, Namespace: p.Resolved.Namespace, Revision: p.Release.Version,
 		From: p.Current.String(), To: p.Target.VersionS, Chart: p.Target.Ref}
 	pl.Steps = append(pl.Steps, p.liveStep())
 	if vs := p.valuesStep(); vs != nil {
@@ -264,7 +250,7 @@ func (p *Prepared) Build(ctx context.Context, backupNote string) *Plan {
 		pl.Steps = append(pl.Steps, st)
 	}
 	up := Step{Name: "helm-upgrade", Reason: fmt.Sprintf("helm upgrade %s %s --version %s with the backed-up values and the given -f/--set on top",
-		p.Env.Release, p.Target.Ref, p.Target.VersionS), Touches: []string{"release " + p.Env.Namespace + "/" + p.Env.Release}}
+		p.Resolved.Name, p.Target.Ref, p.Target.VersionS), Touches: []string{"release " + p.Resolved.Namespace + "/" + p.Resolved.Name}}
 	if err := p.CheckRender(); err != nil {
 		pl.Refused = err.Error()
 		up.Status = "refused: " + err.Error()
@@ -272,8 +258,8 @@ func (p *Prepared) Build(ctx context.Context, backupNote string) *Plan {
 		up.Status = "the target renders with these values"
 	}
 	pl.Steps = append(pl.Steps, up,
-		Step{Name: "readiness", Reason: "wait until every pod (not Job pods) in " + p.Env.Namespace + " and knative-serving is Ready and Deployments/StatefulSets are rolled out",
-			Touches: []string{"namespace " + p.Env.Namespace, "namespace knative-serving"}},
+		Step{Name: "readiness", Reason: "wait until every pod (not Job pods) in " + p.Resolved.Namespace + " and knative-serving is Ready and Deployments/StatefulSets are rolled out",
+			Touches: []string{"namespace " + p.Resolved.Namespace, "namespace knative-serving"}},
 		Step{Name: "verify", Reason: "release deployed at the new revision, PostgreSQL reachable with the expected databases, web UI answering",
 			Touches: []string{"port-forwards to PostgreSQL and the portal"}},
 	)

@@ -33,12 +33,15 @@ import (
 // revision the run came from, and restores the run's backup when the run's
 // journal shows its Helm step had started.
 type Recovery struct {
-	Env      *helmenv.Env
+	Release  *helmenv.Release
 	Kube     *kube.Client
 	Dir      string // backup catalog root
 	Timeout  time.Duration
 	Progress io.Writer
 	Log      steplog.Func
+	// Lock is the release lock the caller already holds, having taken over
+	// the killed run's lease (an upgrade with --recover); nil: Run takes it.
+	Lock *lock.Lock
 }
 
 // Plan is a pending release proven to be a dead plugin run's.
@@ -68,14 +71,7 @@ type Result struct {
 // has already taken over (an empty Mark: there was none; nil: the lease is
 // read, and must not be alive).
 func (r *Recovery) Check(ctx context.Context, mark *lock.Mark) (*Plan, error) {
-	if err := r.Env.Resolve(); err != nil {
-		return nil, err
-	}
-	cfg, err := r.Env.ActionConfig(r.Env.Namespace)
-	if err != nil {
-		return nil, err
-	}
-	hist, err := r.Env.History(cfg)
+	hist, err := r.Release.History()
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +79,7 @@ func (r *Recovery) Check(ctx context.Context, mark *lock.Mark) (*Plan, error) {
 	if !cur.Info.Status.IsPending() {
 		return nil, nil
 	}
-	name, ns := r.Env.Release, r.Env.Namespace
+	name, ns := r.Release.Name, r.Release.Namespace
 	notOurs := func(why string) error {
 		return errs.Preconditionf("release %q is %s at revision %d and %s: another operation may be running; check `helm history %s -n %s` and, once nothing runs, `helm rollback %s %d -n %s`",
 			name, cur.Info.Status, cur.Version, why, name, ns, name, lastDeployed(hist), ns)
@@ -140,8 +136,21 @@ func (p *Plan) Describe(name string) string {
 }
 
 // Run recovers: Helm rollback (waiting for the resources), the restore, then
-// readiness. l is the lock the caller holds; its mark is cleared once done.
-func (r *Recovery) Run(ctx context.Context, p *Plan, l *lock.Lock) (*Result, error) {
+// readiness. The killed run's lease is taken over (or the caller's Lock
+// used) and its mark cleared once done.
+func (r *Recovery) Run(ctx context.Context, p *Plan) (*Result, error) {
+	l := r.Lock
+	if l == nil {
+		var err error
+		if l, err = lock.Take(ctx, r.Kube.Clientset, r.Release.Namespace, r.Release.Name, "rollback", nil); err != nil {
+			return nil, err
+		}
+		defer l.Release()
+		if l.Inherited == nil || *l.Inherited != p.Mark {
+			return nil, errs.Preconditionf("the lock of release %q changed while preparing the recovery: run `helm csghub rollback` again", r.Release.Name)
+		}
+		r.Log.Printf("recovering from a killed run: %s", l.Stale)
+	}
 	res := &Result{PendingRevision: p.Pending.Version, PendingStatus: p.Pending.Info.Status.String(), RolledBackTo: p.To.Version}
 	if p.Backup != nil && p.HelmStarted {
 		// proven before anything changes, as a rollback does
@@ -150,31 +159,28 @@ func (r *Recovery) Run(ctx context.Context, p *Plan, l *lock.Lock) (*Result, err
 			return nil, err
 		}
 	}
-	cfg, err := r.Env.ActionConfig(r.Env.Namespace)
-	if err != nil {
-		return nil, err
-	}
+	cfg := r.Release.Helm
 	rb := action.NewRollback(cfg)
 	rb.Version = p.To.Version
 	rb.Wait = true
 	rb.Timeout = r.Timeout
-	rb.MaxHistory = r.Env.Settings.MaxHistory
-	r.Log.Printf("rolling back %s from pending revision %d to revision %d (chart %s)", r.Env.Release, p.Pending.Version, p.To.Version, helmenv.ChartVersion(p.To))
-	if err := rb.Run(r.Env.Release); err != nil {
+	rb.MaxHistory = r.Release.Settings.MaxHistory
+	r.Log.Printf("rolling back %s from pending revision %d to revision %d (chart %s)", r.Release.Name, p.Pending.Version, p.To.Version, helmenv.ChartVersion(p.To))
+	if err := rb.Run(r.Release.Name); err != nil {
 		l.KeepInherited() // still pending: the evidence stays for the next try
 		return res, errs.NeedsAttentionf("recovering: helm rollback to revision %d: %v", p.To.Version, err)
 	}
 	// Helm's rollback supersedes only deployed revisions: the killed run's
 	// record would stay pending-upgrade in the history for good. Mark it
 	// failed, as Helm does with an upgrade that failed.
-	if pend, err := cfg.Releases.Get(r.Env.Release, p.Pending.Version); err == nil && pend.Info.Status.IsPending() {
+	if pend, err := cfg.Releases.Get(r.Release.Name, p.Pending.Version); err == nil && pend.Info.Status.IsPending() {
 		pend.Info.Status = release.StatusFailed
 		pend.Info.Description = fmt.Sprintf("left pending by a killed helm csghub %s; recovered by rollback to revision %d", p.Mark.Operation, p.To.Version)
 		if err := cfg.Releases.Update(pend); err != nil {
 			return res, errs.NeedsAttentionf("recovering: rolled back to revision %d, but marking revision %d failed: %v", p.To.Version, p.Pending.Version, err)
 		}
 	}
-	last, err := r.Env.LastRelease(cfg)
+	last, err := r.Release.Last()
 	if err != nil {
 		return res, err
 	}
@@ -184,7 +190,7 @@ func (r *Recovery) Run(ctx context.Context, p *Plan, l *lock.Lock) (*Result, err
 	switch {
 	case p.Backup != nil && p.HelmStarted:
 		res.Backup = p.Backup.ID
-		rs := &restore.Restore{Env: r.Env, Kube: r.Kube, Dir: r.Dir, Entry: p.Backup, Verified: true, Progress: r.Progress, Log: r.Log}
+		rs := &restore.Restore{Release: r.Release, Kube: r.Kube, Dir: r.Dir, Entry: p.Backup, Verified: true, Progress: r.Progress, Log: r.Log, Lock: l}
 		if res.Restore, err = rs.Run(context.WithoutCancel(ctx)); err != nil {
 			return res, err
 		}
@@ -197,8 +203,8 @@ func (r *Recovery) Run(ctx context.Context, p *Plan, l *lock.Lock) (*Result, err
 	if err := l.SetMark(context.WithoutCancel(ctx), nil); err != nil {
 		return res, err
 	}
-	nss := []string{r.Env.Namespace}
-	if ok, _ := kube.NamespaceExists(ctx, r.Kube.Clientset, kube.KnativeNamespace); ok && r.Env.Namespace != kube.KnativeNamespace {
+	nss := []string{r.Release.Namespace}
+	if ok, _ := kube.NamespaceExists(ctx, r.Kube.Clientset, kube.KnativeNamespace); ok && r.Release.Namespace != kube.KnativeNamespace {
 		nss = append(nss, kube.KnativeNamespace)
 	}
 	w := &readiness.Waiter{Clientset: r.Kube.Clientset, Namespaces: nss, Timeout: r.Timeout, Progress: r.Progress}

@@ -46,7 +46,7 @@ const podWait = 2 * time.Minute
 // path, the remaining sessions are ended, then roles and databases are
 // replayed as for the built-in database.
 func (r *Restore) runExternal(ctx context.Context, entry *backup.Entry, t0 time.Time, logf func(string, ...any)) (res *Result, err error) {
-	ns, rel := r.Env.Namespace, r.Env.Release
+	ns, rel := r.Release.Namespace, r.Release.Name
 	m := entry.Manifest
 	servers, err := r.externalServers(entry)
 	if err != nil {
@@ -198,7 +198,7 @@ func (r *Restore) restoreServer(ctx context.Context, entry *backup.Entry, c *dbp
 // deployed release's values first (a password changed since the backup is
 // the one that works now), else from the backup's own values.
 func (r *Restore) externalServers(entry *backup.Entry) ([]*dbpod.Server, error) {
-	rel := r.Env.Release
+	rel := r.Release.Name
 	byKey := map[string]*dbpod.Server{}
 	collect := func(values map[string]any) {
 		list, err := dbpod.ExternalServers(values, rel)
@@ -211,12 +211,10 @@ func (r *Restore) externalServers(entry *backup.Entry) ([]*dbpod.Server, error) 
 			}
 		}
 	}
-	if cfg, err := r.Env.ActionConfig(r.Env.Namespace); err == nil {
-		get := action.NewGetValues(cfg)
-		get.AllValues = true
-		if v, err := get.Run(rel); err == nil {
-			collect(v)
-		}
+	get := action.NewGetValues(r.Release.Helm)
+	get.AllValues = true
+	if v, err := get.Run(rel); err == nil {
+		collect(v)
 	}
 	if data, err := os.ReadFile(filepath.Join(entry.Path, "values-all.yaml")); err == nil {
 		var v map[string]any

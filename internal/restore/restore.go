@@ -23,6 +23,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
 	"github.com/opencsgs/helm-csghub/internal/parallel"
 	"github.com/opencsgs/helm-csghub/internal/progress"
@@ -31,8 +32,8 @@ import (
 
 // Restore restores one backup's databases.
 type Restore struct {
-	Env  *helmenv.Env
-	Kube *kube.Client
+	Release *helmenv.Release
+	Kube    *kube.Client
 	// Dir is the catalog root (backup.DefaultDir when empty).
 	Dir string
 	// BackupID selects the backup ("latest" for the newest). Ignored when Entry is set.
@@ -50,6 +51,9 @@ type Restore struct {
 	// PGImage and PodTimeout: the client pod for an external database (see backup).
 	PGImage    string
 	PodTimeout time.Duration
+	// Lock is the release lock the caller already holds (a rollback, an
+	// upgrade's undo); nil: Run takes it.
+	Lock *lock.Lock
 }
 
 // Result is a finished restore.
@@ -79,10 +83,14 @@ const terminateSQL = `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activ
 func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	logf := r.Log.Printf
 	t0 := time.Now()
-	if err := r.Env.Resolve(); err != nil {
-		return nil, err
+	ns, rel := r.Release.Namespace, r.Release.Name
+	if r.Lock == nil {
+		l, err := lock.Take(ctx, r.Kube.Clientset, ns, rel, "restore", r.Log)
+		if err != nil {
+			return nil, err
+		}
+		defer l.Release()
 	}
-	ns, rel := r.Env.Namespace, r.Env.Release
 	entry := r.Entry
 	if entry == nil {
 		cat := backup.CatalogAt(r.Dir)

@@ -19,6 +19,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/livediff"
+	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/readiness"
 	"github.com/opencsgs/helm-csghub/internal/render"
 	"github.com/opencsgs/helm-csghub/internal/restore"
@@ -28,9 +29,9 @@ import (
 
 // Rollback is one rollback.
 type Rollback struct {
-	Env  *helmenv.Env
-	Kube *kube.Client
-	Dir  string // backup catalog root
+	Release *helmenv.Release
+	Kube    *kube.Client
+	Dir     string // backup catalog root
 	// Revision to roll back to; 0 means the previous one, as `helm rollback`.
 	Revision int
 	// BackupID picks the backup to restore instead of the one of Revision.
@@ -49,6 +50,8 @@ type Rollback struct {
 	// PGImage, PGPodTimeout: the client pod of an external database.
 	PGImage      string
 	PGPodTimeout time.Duration
+	// Target is what Prepare found (the caller confirmed it); nil: Run prepares.
+	Target *Target
 }
 
 // Result is a finished rollback.
@@ -77,37 +80,30 @@ type Target struct {
 	Backup  *backup.Entry
 }
 
-// Resolve validates the target revision against the history and finds the backup
-// to restore; nothing is changed.
-func (r *Rollback) Resolve(ctx context.Context) (*Target, error) {
+// Prepare validates the target revision against the history and finds and
+// verifies the backup to restore; nothing is changed.
+func (r *Rollback) Prepare(ctx context.Context) (*Target, error) {
 	if r.Revision < 0 {
 		return nil, errs.Usagef("revision must be a positive number, got %d", r.Revision)
 	}
-	if err := r.Env.Resolve(); err != nil {
-		return nil, err
-	}
-	cfg, err := r.Env.ActionConfig(r.Env.Namespace)
-	if err != nil {
-		return nil, err
-	}
-	hist, err := r.Env.History(cfg)
+	hist, err := r.Release.History()
 	if err != nil {
 		return nil, err
 	}
 	cur := hist[len(hist)-1]
 	if cur.Info.Status.IsPending() {
 		return nil, errs.Preconditionf("release %q is %s (another operation is running or was killed); wait for it, or see `helm history %s`",
-			r.Env.Release, cur.Info.Status, r.Env.Release)
+			r.Release.Name, cur.Info.Status, r.Release.Name)
 	}
 	want := r.Revision
 	if want == 0 {
 		if len(hist) < 2 {
-			return nil, errs.Preconditionf("release %q has only revision %d: nothing to roll back to", r.Env.Release, cur.Version)
+			return nil, errs.Preconditionf("release %q has only revision %d: nothing to roll back to", r.Release.Name, cur.Version)
 		}
 		want = hist[len(hist)-2].Version
 	}
 	if want == cur.Version {
-		return nil, errs.Usagef("revision %d is the current revision of %q: nothing to roll back", want, r.Env.Release)
+		return nil, errs.Usagef("revision %d is the current revision of %q: nothing to roll back", want, r.Release.Name)
 	}
 	var to *release.Release
 	var revs []string
@@ -118,7 +114,7 @@ func (r *Rollback) Resolve(ctx context.Context) (*Target, error) {
 		}
 	}
 	if to == nil {
-		return nil, errs.NotFoundf("revision %d not found in the history of %q (revisions: %s)", want, r.Env.Release, strings.Join(revs, ", "))
+		return nil, errs.NotFoundf("revision %d not found in the history of %q (revisions: %s)", want, r.Release.Name, strings.Join(revs, ", "))
 	}
 	t := &Target{Current: cur, To: to}
 	if r.SkipDBRestore {
@@ -126,12 +122,12 @@ func (r *Rollback) Resolve(ctx context.Context) (*Target, error) {
 	}
 	cat := backup.CatalogAt(r.Dir)
 	if r.BackupID != "" {
-		t.Backup, err = cat.Find(r.Env.Namespace, r.Env.Release, r.BackupID)
+		t.Backup, err = cat.Find(r.Release.Namespace, r.Release.Name, r.BackupID)
 	} else {
-		t.Backup, err = cat.ForRevision(r.Env.Namespace, r.Env.Release, want)
+		t.Backup, err = cat.ForRevision(r.Release.Namespace, r.Release.Name, want)
 		if err == nil && t.Backup == nil {
 			err = errs.Preconditionf("no backup of revision %d in %s: choose one with --backup ID (helm csghub history), or roll back the release only with --skip-db-restore",
-				want, cat.ReleaseDir(r.Env.Namespace, r.Env.Release))
+				want, cat.ReleaseDir(r.Release.Namespace, r.Release.Name))
 		}
 	}
 	if err != nil {
@@ -153,12 +149,27 @@ func (r *Rollback) Resolve(ctx context.Context) (*Target, error) {
 	return t, nil
 }
 
-// Run validates, rolls the release back with Helm (waiting for its resources)
-// and restores the database.
+// Run takes the release lock, rolls the release back with Helm (waiting for
+// its resources) and restores the database.
 func (r *Rollback) Run(ctx context.Context) (*Result, error) {
-	t, err := r.Resolve(ctx)
+	t := r.Target
+	if t == nil {
+		var err error
+		if t, err = r.Prepare(ctx); err != nil {
+			return nil, err
+		}
+	}
+	l, err := lock.Take(ctx, r.Kube.Clientset, r.Release.Namespace, r.Release.Name, "rollback", r.Log)
 	if err != nil {
 		return nil, err
+	}
+	defer l.Release()
+	// the release may have moved between Prepare (and the confirmation) and the lock
+	if cur, err := r.Release.Last(); err != nil {
+		return nil, err
+	} else if cur.Version != t.Current.Version || cur.Info.Status != t.Current.Info.Status {
+		return nil, errs.Preconditionf("release %q changed while the rollback was being confirmed (now revision %d, %s): run the rollback again",
+			r.Release.Name, cur.Version, cur.Info.Status)
 	}
 	res := &Result{From: t.Current.Version, FromChart: helmenv.ChartVersion(t.Current),
 		To: t.To.Version, ToChart: helmenv.ChartVersion(t.To), DBRestoreOff: r.SkipDBRestore}
@@ -168,13 +179,10 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 	if ctx.Err() != nil {
 		return nil, errs.Wrap(errs.Interrupted, errors.New("rollback interrupted before it started, nothing changed"))
 	}
-	cfg, err := r.Env.ActionConfig(r.Env.Namespace)
-	if err != nil {
-		return nil, err
-	}
+	cfg := r.Release.Helm
 	// Objects Helm cannot patch to the target revision: refused, or made room
 	// for, before the release changes.
-	guard := &livediff.Guard{Namespace: r.Env.Namespace, RecreateStatefulSets: r.RecreateStatefulSets, Log: r.Log}
+	guard := &livediff.Guard{Namespace: r.Release.Namespace, RecreateStatefulSets: r.RecreateStatefulSets, Log: r.Log}
 	if guard.Clients, err = r.clients(); err != nil {
 		return nil, err
 	}
@@ -192,33 +200,33 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 	rb.Version = t.To.Version
 	rb.Wait = true
 	rb.Timeout = r.Timeout
-	rb.MaxHistory = r.Env.Settings.MaxHistory
-	r.Log.Printf("rolling back %s from revision %d (chart %s) to revision %d (chart %s)", r.Env.Release,
+	rb.MaxHistory = r.Release.Settings.MaxHistory
+	r.Log.Printf("rolling back %s from revision %d (chart %s) to revision %d (chart %s)", r.Release.Name,
 		res.From, res.FromChart, res.To, res.ToChart)
 	// Helm's rollback runs to its end even on Ctrl-C (it takes no context), so
 	// the release is never left pending-rollback by us.
-	if err := rb.Run(r.Env.Release); err != nil {
+	if err := rb.Run(r.Release.Name); err != nil {
 		return nil, r.failedHelm(cfg, t, err)
 	}
-	last, err := r.Env.LastRelease(cfg)
+	last, err := r.Release.Last()
 	if err != nil {
 		return nil, err
 	}
 	res.NewRevision, res.Status = last.Version, last.Info.Status.String()
-	r.Log.Printf("release %s at revision %d (%s)", r.Env.Release, res.NewRevision, res.Status)
+	r.Log.Printf("release %s at revision %d (%s)", r.Release.Name, res.NewRevision, res.Status)
 	if t.Backup != nil {
 		if ctx.Err() != nil {
 			return res, errs.Wrap(errs.Interrupted, fmt.Errorf("interrupted after the Helm rollback: the database was NOT restored; run `helm csghub restore --backup %s`", t.Backup.ID))
 		}
-		rs := &restore.Restore{Env: r.Env, Kube: r.Kube, Dir: r.Dir, Entry: t.Backup, Verified: true, AllowInsecurePermissions: r.AllowInsecurePermissions, Progress: r.Progress, Log: r.Log,
+		rs := &restore.Restore{Release: r.Release, Kube: r.Kube, Dir: r.Dir, Entry: t.Backup, Verified: true, Lock: l, AllowInsecurePermissions: r.AllowInsecurePermissions, Progress: r.Progress, Log: r.Log,
 			PGImage: r.PGImage, PodTimeout: r.PGPodTimeout}
 		if res.Restore, err = rs.Run(ctx); err != nil {
 			return res, err
 		}
 	}
 	// readiness and verification, as after an upgrade
-	nss := []string{r.Env.Namespace}
-	if ok, _ := kube.NamespaceExists(ctx, r.Kube.Clientset, kube.KnativeNamespace); ok && r.Env.Namespace != kube.KnativeNamespace {
+	nss := []string{r.Release.Namespace}
+	if ok, _ := kube.NamespaceExists(ctx, r.Kube.Clientset, kube.KnativeNamespace); ok && r.Release.Namespace != kube.KnativeNamespace {
 		nss = append(nss, kube.KnativeNamespace)
 	}
 	r.Log.Printf("waiting for pods in %s", strings.Join(nss, ", "))
@@ -227,7 +235,7 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 		return res, errs.NeedsAttentionf("rolled back to revision %d but not ready: %v", res.NewRevision, err)
 	}
 	r.Log.Printf("verifying")
-	v := &verify.Verify{Env: r.Env, Kube: r.Kube, Revision: res.NewRevision}
+	v := &verify.Verify{Release: r.Release, Kube: r.Kube, Revision: res.NewRevision}
 	if res.Verify, err = v.Run(ctx); err != nil {
 		return res, errs.NeedsAttentionf("rolled back to revision %d but %v", res.NewRevision, err)
 	}
@@ -235,11 +243,7 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 }
 
 func (r *Rollback) clients() (livediff.Clients, error) {
-	cfg, err := r.Env.RESTConfig()
-	if err != nil {
-		return livediff.Clients{}, err
-	}
-	return livediff.NewClients(cfg, r.Kube.Clientset)
+	return livediff.NewClients(r.Kube.Config, r.Kube.Clientset)
 }
 
 // checkImmutable compares the target revision's manifest with the live Jobs
@@ -267,9 +271,9 @@ func (r *Rollback) checkImmutable(ctx context.Context, g *livediff.Guard, t *Tar
 // failedHelm explains a failed Helm rollback: which revision is current, that
 // the database was not restored, and the one command that finishes.
 func (r *Rollback) failedHelm(cfg *action.Configuration, t *Target, cause error) error {
-	finish := fmt.Sprintf("helm csghub rollback %d -n %s", t.To.Version, r.Env.Namespace)
-	if r.Env.Release != helmenv.DefaultRelease {
-		finish += " --release " + r.Env.Release
+	finish := fmt.Sprintf("helm csghub rollback %d -n %s", t.To.Version, r.Release.Namespace)
+	if r.Release.Name != helmenv.DefaultRelease {
+		finish += " --release " + r.Release.Name
 	}
 	if r.Dir != "" {
 		finish += " --dir " + r.Dir
@@ -286,7 +290,7 @@ func (r *Rollback) failedHelm(cfg *action.Configuration, t *Target, cause error)
 	if r.SkipDBRestore {
 		db = "no database restore was asked for"
 	}
-	last, err := r.Env.LastRelease(cfg)
+	last, err := r.Release.Last()
 	if err != nil || last.Version == t.Current.Version {
 		return errs.NeedsAttentionf("helm rollback to revision %d: %v; the release is unchanged at revision %d (chart %s) and %s; once the cause is fixed: %s",
 			t.To.Version, cause, t.Current.Version, helmenv.ChartVersion(t.Current), db, finish)

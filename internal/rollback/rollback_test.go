@@ -20,6 +20,7 @@ import (
 	"helm.sh/helm/v3/pkg/storage/driver"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
@@ -98,11 +99,11 @@ func newFixture(t *testing.T, revs ...*release.Release) *fixture {
 	}
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	env := helmenvtest.Env(t, srv.URL, "secret")
+	hr := helmenvtest.Release(t, srv.URL, "secret")
 	cs := fake.NewClientset()
 	dir := t.TempDir()
 	return &fixture{api: api, cs: cs, dir: dir,
-		rb: &Rollback{Env: env, Kube: &kube.Client{Clientset: cs}, Dir: dir, Timeout: time.Second}}
+		rb: &Rollback{Release: hr, Kube: &kube.Client{Clientset: cs, Config: &rest.Config{Host: srv.URL}}, Dir: dir, Timeout: time.Second}}
 }
 
 // history is the stored revisions as "chart status", oldest first.
@@ -275,7 +276,7 @@ func TestRunHelmRollbackFailsExit6(t *testing.T) {
 func TestResolvePicksPreviousRevisionAndItsBackup(t *testing.T) {
 	f := newFixture(t, rel(1, "1.0.0", release.StatusSuperseded), rel(2, "2.0.0", release.StatusSuperseded), rel(3, "2.1.0", release.StatusDeployed))
 	f.rb.SkipDBRestore = true
-	tg, err := f.rb.Resolve(context.Background())
+	tg, err := f.rb.Prepare(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

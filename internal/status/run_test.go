@@ -2,90 +2,38 @@ package status
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	helmtime "helm.sh/helm/v3/pkg/time"
-	appsv1 "k8s.io/api/apps/v1"
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
-	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
 	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
 )
 
-// Status reads everything through Helm's environment (its own action config
-// and clientset), so the cluster is client-go's fake clientset served
-// read-only by a minimal API server answering the reads status makes.
-func serve(t *testing.T, cs *fake.Clientset) *helmenv.Env {
+// run runs s and fails the test when status wrote anything to the cluster.
+func run(ctx context.Context, t *testing.T, s *Status) (*Report, error) {
 	t.Helper()
-	codec := scheme.Codecs.LegacyCodec(corev1.SchemeGroupVersion, appsv1.SchemeGroupVersion,
-		networkingv1.SchemeGroupVersion, coordinationv1.SchemeGroupVersion)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := context.Background()
-		lo := metav1.ListOptions{LabelSelector: r.URL.Query().Get("labelSelector")}
-		p := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-		var obj runtime.Object
-		var err error
-		switch {
-		case r.Method != http.MethodGet:
-			t.Errorf("status wrote: %s %s", r.Method, r.URL.Path)
-			err = apierrors.NewMethodNotSupported(corev1.Resource("x"), r.Method)
-		case r.URL.Path == "/version":
-			_, _ = w.Write([]byte(`{"major":"1","minor":"30","gitVersion":"v1.30.0"}`))
-			return
-		case len(p) == 4 && p[2] == "namespaces":
-			obj, err = cs.CoreV1().Namespaces().Get(ctx, p[3], metav1.GetOptions{})
-		case len(p) == 5 && p[4] == "pods":
-			obj, err = cs.CoreV1().Pods(p[3]).List(ctx, lo)
-		case len(p) == 5 && p[4] == "secrets":
-			obj, err = cs.CoreV1().Secrets(p[3]).List(ctx, lo)
-		case len(p) == 6 && p[5] == "deployments":
-			obj, err = cs.AppsV1().Deployments(p[4]).List(ctx, lo)
-		case len(p) == 6 && p[5] == "statefulsets":
-			obj, err = cs.AppsV1().StatefulSets(p[4]).List(ctx, lo)
-		case len(p) == 7 && p[5] == "networkpolicies":
-			obj, err = cs.NetworkingV1().NetworkPolicies(p[4]).Get(ctx, p[6], metav1.GetOptions{})
-		case len(p) == 7 && p[5] == "leases":
-			obj, err = cs.CoordinationV1().Leases(p[4]).Get(ctx, p[6], metav1.GetOptions{})
-		default:
-			t.Errorf("unexpected request %s %s", r.Method, r.URL.Path)
-			err = apierrors.NewNotFound(corev1.Resource(r.URL.Path), "")
+	cs := s.Clientset.(*fake.Clientset)
+	cs.ClearActions()
+	rep, err := s.Run(ctx)
+	for _, a := range cs.Actions() {
+		if v := a.GetVerb(); v != "get" && v != "list" && v != "watch" {
+			t.Errorf("status wrote: %s %s", v, a.GetResource().Resource)
 		}
-		w.Header().Set("Content-Type", "application/json")
-		if err != nil {
-			st, ok := err.(apierrors.APIStatus)
-			if !ok {
-				st = apierrors.NewInternalError(err)
-			}
-			s := st.Status()
-			s.APIVersion, s.Kind = "v1", "Status"
-			w.WriteHeader(int(s.Code))
-			_ = codec.Encode(&s, w)
-			return
-		}
-		if err := codec.Encode(obj, w); err != nil {
-			t.Error(err)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return helmenvtest.Env(t, srv.URL, "secret")
+	}
+	return rep, err
 }
 
 func rel(version int, chartVersion string, st release.Status) *release.Release {
@@ -111,7 +59,7 @@ func newStatus(t *testing.T, cs *fake.Clientset, revs ...*release.Release) *Stat
 			t.Fatal(err)
 		}
 	}
-	return &Status{Env: serve(t, cs)}
+	return &Status{Release: &helmenv.Release{Name: "csghub", Namespace: "ns", Helm: &action.Configuration{Releases: st}}, Clientset: cs}
 }
 
 // The report: newest revision, its chart, history length, n/m Ready pods per
@@ -134,7 +82,7 @@ func TestRunReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Release()
-	rep, err := s.Run(ctx)
+	rep, err := run(ctx, t, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +108,7 @@ func TestRunReport(t *testing.T) {
 func TestRunHealthy(t *testing.T) {
 	cs := fake.NewClientset(pod("ns", "portal", true, nil))
 	s := newStatus(t, cs, rel(1, "1.17.0", release.StatusDeployed))
-	rep, err := s.Run(context.Background())
+	rep, err := run(context.Background(), t, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +119,7 @@ func TestRunHealthy(t *testing.T) {
 
 func TestRunReleaseNotFoundExit3(t *testing.T) {
 	s := newStatus(t, fake.NewClientset())
-	rep, err := s.Run(context.Background())
+	rep, err := run(context.Background(), t, s)
 	if errs.ExitCode(err) != 3 || rep != nil || !strings.Contains(err.Error(), `release "csghub" not found in namespace "ns"`) {
 		t.Fatalf("Run = %+v, %v (exit %d)", rep, err, errs.ExitCode(err))
 	}

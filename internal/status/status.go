@@ -4,13 +4,11 @@ package status
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage/driver"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
 	"github.com/opencsgs/helm-csghub/internal/errs"
@@ -60,32 +58,18 @@ func (r *Report) AllReady() bool {
 
 // Status reads the release and its pods. It changes nothing.
 type Status struct {
-	Env *helmenv.Env
+	Release   *helmenv.Release
+	Clientset kubernetes.Interface
 }
 
 // Run builds the report.
 func (s *Status) Run(ctx context.Context) (*Report, error) {
-	if err := s.Env.Resolve(); err != nil {
-		return nil, err
-	}
-	ns := s.Env.Namespace
-	cfg, err := s.Env.ActionConfig(ns)
+	ns := s.Release.Namespace
+	hist, err := s.Release.History()
 	if err != nil {
 		return nil, err
 	}
-	hist, err := action.NewHistory(cfg).Run(s.Env.Release)
-	if errors.Is(err, driver.ErrReleaseNotFound) {
-		return nil, errs.NotFoundf("release %q not found in namespace %q", s.Env.Release, ns)
-	}
-	if err != nil {
-		return nil, errs.Failedf("reading release %q history: %w", s.Env.Release, err)
-	}
-	latest := hist[0]
-	for _, r := range hist {
-		if r.Version > latest.Version {
-			latest = r
-		}
-	}
+	latest := hist[len(hist)-1]
 	rep := &Report{
 		Release:   latest.Name,
 		Namespace: ns,
@@ -98,10 +82,7 @@ func (s *Status) Run(ctx context.Context) (*Report, error) {
 		rep.Chart, rep.ChartVersion, rep.AppVersion = md.Name, md.Version, md.AppVersion
 	}
 
-	cs, err := s.Env.Clientset()
-	if err != nil {
-		return nil, err
-	}
+	cs := s.Clientset
 	sum, err := kube.SummarizePods(ctx, cs, ns)
 	if err != nil {
 		return nil, errs.Failedf("listing pods in %q: %w", ns, err)
@@ -110,13 +91,13 @@ func (s *Status) Run(ctx context.Context) (*Report, error) {
 	if rep.BlockingPolicy, err = netpol.FindLeftover(ctx, cs, ns); err != nil {
 		return nil, errs.Failedf("looking for a leftover NetworkPolicy: %w", err)
 	}
-	if rep.PGClients, err = dbpod.FindLeftoverClients(ctx, cs, ns, s.Env.Release); err != nil {
+	if rep.PGClients, err = dbpod.FindLeftoverClients(ctx, cs, ns, s.Release.Name); err != nil {
 		return nil, errs.Failedf("looking for PostgreSQL client pods: %w", err)
 	}
-	if rep.ScaledDown, err = quiesce.FindLeftover(ctx, cs, ns, s.Env.Release); err != nil {
+	if rep.ScaledDown, err = quiesce.FindLeftover(ctx, cs, ns, s.Release.Name); err != nil {
 		return nil, errs.Failedf("looking for scaled-down workloads: %w", err)
 	}
-	if rep.Lease, err = lock.Inspect(ctx, cs, ns, s.Env.Release); err != nil {
+	if rep.Lease, err = lock.Inspect(ctx, cs, ns, s.Release.Name); err != nil {
 		return nil, err
 	}
 	rep.Todo = todo(rep, latest.Info.Status.IsPending(), lastGood(hist))

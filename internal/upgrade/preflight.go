@@ -52,10 +52,10 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 	if err := p.CheckRender(); err != nil {
 		return nil, err
 	}
-	if max := u.Env.Settings.MaxHistory; max > 0 && max < 2 {
+	if max := u.Release.Settings.MaxHistory; max > 0 && max < 2 {
 		warnings = append(warnings, fmt.Sprintf("Helm keeps only %d revision(s) (HELM_MAX_HISTORY): the guide asks for at least 2 to roll back; set HELM_MAX_HISTORY=10", max))
 	}
-	if left, err := netpol.FindLeftover(ctx, cs, u.Env.Namespace); err != nil {
+	if left, err := netpol.FindLeftover(ctx, cs, u.Release.Namespace); err != nil {
 		return warnings, errs.Failedf("looking for a leftover NetworkPolicy: %w", err)
 	} else if left != nil {
 		return warnings, errs.Preconditionf("%s", left.Hint())
@@ -64,7 +64,7 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 	if err := p.LiveRefusal(u.RecreateStatefulSets); err != nil {
 		return warnings, err
 	}
-	ns := u.Env.Namespace
+	ns := u.Release.Namespace
 	perms := []permission{
 		{"get", "", "secrets", "", ns},
 		{"create", "", "pods", "exec", ns},
@@ -137,7 +137,7 @@ func (u *Upgrade) checkBackupSpace(ctx context.Context, p *plan.Prepared) error 
 		if err != nil {
 			return errs.Failedf("computed values of revision %d: %v", p.Release.Version, err)
 		}
-		clients, err := backup.StartExternalClients(ctx, u.Kube, u.Env.Namespace, u.Env.Release, all, u.PGImage, u.PGPodTimeout, u.Log)
+		clients, err := backup.StartExternalClients(ctx, u.Kube, u.Release.Namespace, u.Release.Name, all, u.PGImage, u.PGPodTimeout, u.Log)
 		if err != nil {
 			return err
 		}
@@ -152,7 +152,7 @@ func (u *Upgrade) checkBackupSpace(ctx context.Context, p *plan.Prepared) error 
 			}
 		}
 	} else {
-		pod := dbpod.New(u.Kube, u.Env.Namespace, u.Env.Release)
+		pod := dbpod.New(u.Kube, u.Release.Namespace, u.Release.Name)
 		if err := pod.CheckReady(ctx); err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/cli"
 	kubefake "helm.sh/helm/v3/pkg/kube/fake"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage"
@@ -21,11 +22,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
-	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
@@ -36,11 +37,9 @@ import (
 // action.Configuration on the memory storage driver with Helm's fake kube
 // client, and client-go's fake clientset for pods, leases and policies.
 
-// testEnv is a Helm environment with an explicit namespace (no storage is
-// read to find it) and a kubeconfig whose server is never contacted.
-func testEnv(t *testing.T) *helmenv.Env {
-	t.Helper()
-	return helmenvtest.Env(t, "https://127.0.0.1:1", "memory")
+// resolved is release "csghub" in namespace "ns" with cfg as its Helm storage.
+func resolved(cfg *action.Configuration) *helmenv.Release {
+	return &helmenv.Release{Name: "csghub", Namespace: "ns", Settings: cli.New(), Helm: cfg}
 }
 
 func rel(version int, chartVersion string, st release.Status) *release.Release {
@@ -111,17 +110,14 @@ func failedUpgrade(t *testing.T, kc *kubefake.FailingKubeClient, pods ...*corev1
 		objs = append(objs, p)
 	}
 	cs := fake.NewClientset(objs...)
-	env := testEnv(t)
-	if err := env.Resolve(); err != nil {
-		t.Fatal(err)
-	}
+	hr := resolved(cfg)
 	entry := &backup.Entry{ID: "1-20260101T000000Z", Path: filepath.Join(t.TempDir(), "1-20260101T000000Z"), Revision: 1, Complete: true,
 		Manifest: &backup.Manifest{ID: "1-20260101T000000Z", Revision: 1, DatabaseSkipped: "--skip-db-backup"}}
 	first, _ := cfg.Releases.Get("csghub", 1)
 	return &undoCase{
-		u:   &Upgrade{Env: env, Kube: &kube.Client{Clientset: cs}, Timeout: 2 * time.Second, BackupDir: filepath.Dir(entry.Path)},
+		u:   &Upgrade{Release: hr, Kube: &kube.Client{Clientset: cs, Config: &rest.Config{Host: "https://127.0.0.1:1"}}, Timeout: 2 * time.Second, BackupDir: filepath.Dir(entry.Path)},
 		cfg: cfg, cs: cs, entry: entry,
-		p:   &plan.Prepared{Env: env, Config: cfg, Release: first},
+		p:   &plan.Prepared{Resolved: hr, Release: first},
 		sum: &Summary{From: "1.0.0", To: "2.0.0", FromRevision: 1, Revision: 2, Steps: map[string]time.Duration{}},
 		j:   &journal{},
 	}
@@ -224,7 +220,7 @@ func TestUndoHelmRollbackFailsExit6(t *testing.T) {
 // The release is gone from storage: the rollback cannot start; exit 6.
 func TestUndoReleaseGoneExit6(t *testing.T) {
 	c := failedUpgrade(t, nil)
-	c.p.Config = memConfig(t, &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}})
+	c.p.Resolved.Helm = memConfig(t, &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}})
 	err := c.run("helm-upgrade", errors.New("boom"))
 	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "release is at revision unknown") {
 		t.Fatalf("undo = %v (exit %d)", err, errs.ExitCode(err))
@@ -287,14 +283,14 @@ func TestUndoAfterInterruptStillRollsBack(t *testing.T) {
 // Another operation holds the release lock: refused before anything is read
 // or changed, exit 4, no summary; the other holder keeps its lock.
 func TestRunLockHeldExit4(t *testing.T) {
-	env := testEnv(t)
+	hr := resolved(memConfig(t, nil))
 	cs := fake.NewClientset()
 	other, err := lock.Acquire(context.Background(), cs, "ns", "csghub", "restore")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer other.Release()
-	u := &Upgrade{Env: env, Kube: &kube.Client{Clientset: cs}, Plan: plan.Options{Env: env}}
+	u := &Upgrade{Release: hr, Kube: &kube.Client{Clientset: cs}, Plan: plan.Options{Release: hr, Kube: &kube.Client{Clientset: cs}}}
 	sum, err := u.Run(context.Background())
 	if errs.ExitCode(err) != 4 || sum != nil || !strings.Contains(err.Error(), "another operation holds the lock") {
 		t.Fatalf("Run = %+v, %v (exit %d)", sum, err, errs.ExitCode(err))
@@ -307,9 +303,9 @@ func TestRunLockHeldExit4(t *testing.T) {
 
 // No such release: exit 3, and the lock the run took is released.
 func TestRunReleaseNotFoundExit3(t *testing.T) {
-	env := testEnv(t)
+	hr := resolved(memConfig(t, nil))
 	cs := fake.NewClientset()
-	u := &Upgrade{Env: env, Kube: &kube.Client{Clientset: cs}, Plan: plan.Options{Env: env}}
+	u := &Upgrade{Release: hr, Kube: &kube.Client{Clientset: cs}, Plan: plan.Options{Release: hr, Kube: &kube.Client{Clientset: cs}}}
 	sum, err := u.Run(context.Background())
 	if errs.ExitCode(err) != 3 || sum != nil {
 		t.Fatalf("Run = %+v, %v (exit %d), want not found", sum, err, errs.ExitCode(err))

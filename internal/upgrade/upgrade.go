@@ -37,9 +37,9 @@ import (
 
 // Upgrade is one upgrade run.
 type Upgrade struct {
-	Env  *helmenv.Env
-	Kube *kube.Client
-	Plan plan.Options
+	Release *helmenv.Release
+	Kube    *kube.Client
+	Plan    plan.Options
 	// Timeout bounds the Helm upgrade plus readiness (and the rollback's wait).
 	Timeout        time.Duration
 	DryRun         bool
@@ -115,10 +115,7 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	// Refused here, nothing started: no summary (nil) to print.
 	var lk *lock.Lock
 	if !u.DryRun {
-		if err := u.Env.Resolve(); err != nil {
-			return nil, err
-		}
-		lk, err = lock.Acquire(ctx, u.Kube.Clientset, u.Env.Namespace, u.Env.Release, "upgrade")
+		lk, err = lock.Acquire(ctx, u.Kube.Clientset, u.Release.Namespace, u.Release.Name, "upgrade")
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +142,7 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	sum.Release, sum.Namespace = u.Env.Release, u.Env.Namespace
+	sum.Release, sum.Namespace = u.Release.Name, u.Release.Namespace
 	sum.Recovered = u.recovered
 	sum.From, sum.To = p.Current.String(), p.Target.VersionS
 	sum.FromRevision, sum.Revision = p.Release.Version, p.Release.Version
@@ -181,7 +178,7 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 	// --- 2. backup (Ctrl-C here: the backup removes its partial folder)
 	var entry *backup.Entry
 	if err := timed("backup", func() (string, error) {
-		b := &backup.Backup{Env: u.Env, Kube: u.Kube, Dir: u.BackupDir, Keep: u.Keep, SkipDatabase: u.SkipDBBackup, Progress: u.Progress,
+		b := &backup.Backup{Release: u.Release, Kube: u.Kube, Dir: u.BackupDir, Keep: u.Keep, SkipDatabase: u.SkipDBBackup, Progress: u.Progress,
 			PGImage: u.PGImage, PodTimeout: u.PGPodTimeout, Log: u.Log}
 		res, err := b.Run(ctx)
 		if err != nil {
@@ -238,10 +235,10 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 		return sum, errs.Preconditionf("%v (the release is unchanged; backup %s)", err, entry.Path)
 	}
 	if err := timed("helm-upgrade", func() (string, error) {
-		up := action.NewUpgrade(p.Config)
-		up.Namespace = u.Env.Namespace
+		up := action.NewUpgrade(p.Resolved.Helm)
+		up.Namespace = u.Release.Namespace
 		up.Timeout = u.Timeout
-		up.MaxHistory = u.Env.Settings.MaxHistory
+		up.MaxHistory = u.Release.Settings.MaxHistory
 		up.Description = fmt.Sprintf("helm csghub upgrade %s -> %s", p.Current, p.Target.VersionS)
 		// killed from here on, the release is pending: the lease says whose
 		if lk != nil {
@@ -251,7 +248,7 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 			}
 			defer lk.SetMark(keep, nil)
 		}
-		rel, err := up.RunWithContext(keep, u.Env.Release, p.Target.Chart, values)
+		rel, err := up.RunWithContext(keep, u.Release.Name, p.Target.Chart, values)
 		if err != nil {
 			return "", err
 		}
@@ -296,7 +293,7 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 		return failed("readiness", ctx.Err())
 	}
 	if err := timed("verify", func() (string, error) {
-		v := &verify.Verify{Env: u.Env, Kube: u.Kube, Revision: sum.Revision}
+		v := &verify.Verify{Release: u.Release, Kube: u.Kube, Revision: sum.Revision}
 		rep, err := v.Run(keep)
 		sum.Verify = rep
 		return "all checks passed", err
@@ -320,7 +317,7 @@ func (u *Upgrade) recoverKilledRun(ctx context.Context, lk *lock.Lock, j *journa
 	if !u.Recover {
 		return nil
 	}
-	rec := &recovery.Recovery{Env: u.Env, Kube: u.Kube, Dir: u.BackupDir, Timeout: u.Timeout, Progress: u.Progress, Log: u.Log}
+	rec := &recovery.Recovery{Release: u.Release, Kube: u.Kube, Dir: u.BackupDir, Timeout: u.Timeout, Progress: u.Progress, Log: u.Log, Lock: lk}
 	mark := lk.Inherited
 	if mark == nil {
 		mark = &lock.Mark{} // no killed run's lease: a pending release is refused
@@ -330,7 +327,7 @@ func (u *Upgrade) recoverKilledRun(ctx context.Context, lk *lock.Lock, j *journa
 		return err
 	}
 	_, err = j.step("recover", func() (string, error) {
-		res, err := rec.Run(ctx, p, lk)
+		res, err := rec.Run(ctx, p)
 		if err != nil {
 			return "", err
 		}
@@ -342,8 +339,8 @@ func (u *Upgrade) recoverKilledRun(ctx context.Context, lk *lock.Lock, j *journa
 
 // waitReady waits for the release namespace and knative-serving (when present).
 func (u *Upgrade) waitReady(ctx context.Context, timeout time.Duration) (*readiness.Report, error) {
-	nss := []string{u.Env.Namespace}
-	if ok, err := kube.NamespaceExists(ctx, u.Kube.Clientset, kube.KnativeNamespace); err == nil && ok && u.Env.Namespace != kube.KnativeNamespace {
+	nss := []string{u.Release.Namespace}
+	if ok, err := kube.NamespaceExists(ctx, u.Kube.Clientset, kube.KnativeNamespace); err == nil && ok && u.Release.Namespace != kube.KnativeNamespace {
 		nss = append(nss, kube.KnativeNamespace)
 	}
 	w := &readiness.Waiter{Clientset: u.Kube.Clientset, Namespaces: nss, Timeout: timeout, Progress: u.Progress}
@@ -367,15 +364,15 @@ func (u *Upgrade) undo(keep, ctx context.Context, p *plan.Prepared, entry *backu
 		if err := u.clearForRollback(keep, p); err != nil {
 			return "", err
 		}
-		rb := action.NewRollback(p.Config)
+		rb := action.NewRollback(p.Resolved.Helm)
 		rb.Version = p.Release.Version
 		rb.Wait = true
 		rb.Timeout = u.Timeout
-		rb.MaxHistory = u.Env.Settings.MaxHistory
-		if err := rb.Run(u.Env.Release); err != nil {
+		rb.MaxHistory = u.Release.Settings.MaxHistory
+		if err := rb.Run(u.Release.Name); err != nil {
 			return "", err
 		}
-		last, err := u.Env.LastRelease(p.Config)
+		last, err := u.Release.Last()
 		if err != nil {
 			return "", err
 		}
@@ -390,7 +387,7 @@ func (u *Upgrade) undo(keep, ctx context.Context, p *plan.Prepared, entry *backu
 	sum.Undone = append(sum.Undone, fmt.Sprintf("release rolled back to chart %s (revision %d)", sum.From, sum.Revision))
 	if entry.Manifest.HasDatabase() {
 		_, err = j.step("restore", func() (string, error) {
-			rs := &restore.Restore{Env: u.Env, Kube: u.Kube, Dir: u.BackupDir, Entry: entry, Progress: u.Progress, Log: u.Log,
+			rs := &restore.Restore{Release: u.Release, Kube: u.Kube, Dir: u.BackupDir, Entry: entry, Progress: u.Progress, Log: u.Log,
 				PGImage: u.PGImage, PodTimeout: u.PGPodTimeout}
 			res, err := rs.Run(keep)
 			if err != nil {
@@ -435,11 +432,11 @@ func (u *Upgrade) dryRun(ctx context.Context, p *plan.Prepared, sum *Summary, ti
 		return err
 	}
 	return timed("helm-upgrade (dry run)", func() (string, error) {
-		up := action.NewUpgrade(p.Config)
-		up.Namespace = u.Env.Namespace
+		up := action.NewUpgrade(p.Resolved.Helm)
+		up.Namespace = u.Release.Namespace
 		up.DryRun = true
 		up.DryRunOption = "server"
-		rel, err := up.RunWithContext(ctx, u.Env.Release, p.Target.Chart, p.Values)
+		rel, err := up.RunWithContext(ctx, u.Release.Name, p.Target.Chart, p.Values)
 		if err == nil {
 			sum.Manifest = redact.Manifest(rel.Manifest) // Secrets' data masked
 			return fmt.Sprintf("would be revision %d with chart %s", rel.Version, p.Target.VersionS), nil
@@ -447,7 +444,7 @@ func (u *Upgrade) dryRun(ctx context.Context, p *plan.Prepared, sum *Summary, ti
 		// Before the migrations ran for real the server cannot validate what
 		// they would fix (kinds of CRDs not installed yet): render client-side.
 		manifest, rerr := render.Manifest(render.Options{Chart: p.Target.Chart, Values: p.Values,
-			Release: u.Env.Release, Namespace: u.Env.Namespace, Discovery: u.Kube.Clientset.Discovery()})
+			Release: u.Release.Name, Namespace: u.Release.Namespace, Discovery: u.Kube.Clientset.Discovery()})
 		if rerr != nil {
 			return "", rerr
 		}
@@ -494,7 +491,7 @@ func (u *Upgrade) clearImmutable(ctx context.Context, p *plan.Prepared) ([]strin
 // clearForRollback makes room for the automatic rollback: the failed
 // version's Jobs whose template differs are deleted, running or not.
 func (u *Upgrade) clearForRollback(ctx context.Context, p *plan.Prepared) error {
-	last, err := u.Env.LastRelease(p.Config)
+	last, err := u.Release.Last()
 	if err != nil {
 		return err
 	}
@@ -519,15 +516,11 @@ func (u *Upgrade) clearForRollback(ctx context.Context, p *plan.Prepared) error 
 }
 
 func (u *Upgrade) guard(rollback bool) (*livediff.Guard, error) {
-	cfg, err := u.Env.RESTConfig()
+	c, err := livediff.NewClients(u.Kube.Config, u.Kube.Clientset)
 	if err != nil {
 		return nil, err
 	}
-	c, err := livediff.NewClients(cfg, u.Kube.Clientset)
-	if err != nil {
-		return nil, err
-	}
-	return &livediff.Guard{Clients: c, Namespace: u.Env.Namespace, RecreateStatefulSets: u.RecreateStatefulSets,
+	return &livediff.Guard{Clients: c, Namespace: u.Release.Namespace, RecreateStatefulSets: u.RecreateStatefulSets,
 		DeleteRunningJobs: rollback, Log: u.Log}, nil
 }
 
@@ -536,12 +529,12 @@ func (u *Upgrade) guard(rollback bool) (*livediff.Guard, error) {
 // command that finishes.
 func (u *Upgrade) rollbackFailed(p *plan.Prepared, entry *backup.Entry, step string, cause, rbErr error) error {
 	cur := "unknown"
-	if last, err := u.Env.LastRelease(p.Config); err == nil {
+	if last, err := u.Release.Last(); err == nil {
 		cur = fmt.Sprintf("%d (chart %s, %s)", last.Version, helmenv.ChartVersion(last), last.Info.Status)
 	}
-	finish := fmt.Sprintf("helm csghub rollback %d -n %s", p.Release.Version, u.Env.Namespace)
-	if u.Env.Release != helmenv.DefaultRelease {
-		finish += " --release " + u.Env.Release
+	finish := fmt.Sprintf("helm csghub rollback %d -n %s", p.Release.Version, u.Release.Namespace)
+	if u.Release.Name != helmenv.DefaultRelease {
+		finish += " --release " + u.Release.Name
 	}
 	if u.BackupDir != "" {
 		finish += " --dir " + u.BackupDir

@@ -60,8 +60,8 @@ func lastLine(s string) string {
 // forward opens a port-forward to a Ready pod behind Service <release>-<component>,
 // to the pod port the Service's first port targets.
 func (v *Verify) forward(ctx context.Context, component string) (*target, error) {
-	ns := v.Env.Namespace
-	name := csghub.Service(v.Env.Release, component)
+	ns := v.Release.Namespace
+	name := csghub.Service(v.Release.Name, component)
 	svc, err := v.Kube.Clientset.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("service %s: %w", name, err)
@@ -227,8 +227,8 @@ func ParseOrigin(appConf string) string {
 }
 
 func (v *Verify) configuredIssuer(ctx context.Context) (string, error) {
-	name := csghub.Service(v.Env.Release, csghub.Casdoor)
-	cm, err := v.Kube.Clientset.CoreV1().ConfigMaps(v.Env.Namespace).Get(ctx, name, metav1.GetOptions{})
+	name := csghub.Service(v.Release.Name, csghub.Casdoor)
+	cm, err := v.Kube.Clientset.CoreV1().ConfigMaps(v.Release.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return "", fmt.Errorf("configmap %s (Casdoor's app.conf): %w", name, err)
 	}
@@ -238,7 +238,7 @@ func (v *Verify) configuredIssuer(ctx context.Context) (string, error) {
 // checkDatabase connects with pgx through a port-forward, as an application
 // would, with the user and password of the release Secret.
 func (v *Verify) checkDatabase(ctx context.Context, values map[string]any) (string, error) {
-	conn, err := dbpod.Connect(ctx, v.Kube, v.Env.Namespace, v.Env.Release, "postgres")
+	conn, err := dbpod.Connect(ctx, v.Kube, v.Release.Namespace, v.Release.Name, "postgres")
 	if err != nil {
 		return "", err
 	}
@@ -292,7 +292,7 @@ func (v *Verify) checkMinIO(ctx context.Context) (string, error) {
 // checkRedis: PING answered PONG, authenticated with REDIS_PASSWD of Secret
 // <release>-redis when the chart requires a password (redis.requirePass).
 func (v *Verify) checkRedis(ctx context.Context) (string, error) {
-	password, err := v.secretValue(ctx, v.Env.Release+"-redis", "REDIS_PASSWD", true)
+	password, err := v.secretValue(ctx, v.Release.Name+"-redis", "REDIS_PASSWD", true)
 	if err != nil {
 		return "", err
 	}
@@ -335,7 +335,7 @@ func Ping(ctx context.Context, addr, password string) error {
 
 // secretValue reads key of Secret name; a missing Secret is "" when optional.
 func (v *Verify) secretValue(ctx context.Context, name, key string, optional bool) (string, error) {
-	sec, err := v.Kube.Clientset.CoreV1().Secrets(v.Env.Namespace).Get(ctx, name, metav1.GetOptions{})
+	sec, err := v.Kube.Clientset.CoreV1().Secrets(v.Release.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if optional && isNotFound(err) {
 			return "", nil
@@ -349,7 +349,7 @@ func (v *Verify) secretValue(ctx context.Context, name, key string, optional boo
 // authenticates every call, the health check included, with its token
 // (GITALY_TOKEN of Secret <release>-gitaly) in the v2 scheme.
 func (v *Verify) checkGitaly(ctx context.Context) (string, error) {
-	token, err := v.secretValue(ctx, v.Env.Release+"-gitaly", "GITALY_TOKEN", true)
+	token, err := v.secretValue(ctx, v.Release.Name+"-gitaly", "GITALY_TOKEN", true)
 	if err != nil {
 		return "", err
 	}

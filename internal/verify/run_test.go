@@ -57,8 +57,7 @@ func verifyFixture(t *testing.T, values map[string]any, revs ...*release.Release
 		_ = json.NewEncoder(w).Encode(l)
 	}))
 	t.Cleanup(srv.Close)
-	env := helmenvtest.Env(t, srv.URL, "secret")
-	return &Verify{Env: env, Kube: &kube.Client{Clientset: fake.NewClientset()}}
+	return &Verify{Release: helmenvtest.Release(t, srv.URL, "secret"), Kube: &kube.Client{Clientset: fake.NewClientset()}}
 }
 
 func rel(version int, st release.Status) *release.Release {

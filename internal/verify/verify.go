@@ -82,8 +82,8 @@ func (r *Report) Failed() []Check {
 
 // Verify runs the checks.
 type Verify struct {
-	Env  *helmenv.Env
-	Kube *kube.Client
+	Release *helmenv.Release
+	Kube    *kube.Client
 	// Revision expected deployed (0: whatever the last revision is).
 	Revision int
 	// Timeout bounds each check (default 30s).
@@ -138,18 +138,12 @@ func (v *Verify) Run(ctx context.Context) (*Report, error) {
 	if err := Select(v.Only, v.Skip); err != nil {
 		return nil, err
 	}
-	if err := v.Env.Resolve(); err != nil {
-		return nil, err
-	}
-	cfg, err := v.Env.ActionConfig(v.Env.Namespace)
-	if err != nil {
-		return nil, err
-	}
+	cfg := v.Release.Helm
 	// The values drive which components run; read them first, whatever is selected.
 	tRelease := time.Now()
 	// a release that does not exist is not a failed check: exit 3 (not found),
 	// and no component of it to look at
-	rel, relErr := v.Env.LastRelease(cfg)
+	rel, relErr := v.Release.Last()
 	if relErr != nil {
 		return nil, relErr
 	}
@@ -157,9 +151,9 @@ func (v *Verify) Run(ctx context.Context) (*Report, error) {
 	if relErr == nil {
 		get := action.NewGetValues(cfg)
 		get.AllValues = true
-		values, _ = get.Run(v.Env.Release)
+		values, _ = get.Run(v.Release.Name)
 	}
-	comp := componentsOf(values, v.Env.Release)
+	comp := componentsOf(values, v.Release.Name)
 	readRelease := time.Since(tRelease) // part of the release check
 
 	runs := map[string]func(context.Context) (string, error){

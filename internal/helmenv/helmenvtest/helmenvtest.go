@@ -29,3 +29,14 @@ func Env(t testing.TB, server, driver string) *helmenv.Env {
 	e.NamespaceFlag = "ns"
 	return e
 }
+
+// Release is Env resolved: release "csghub" in namespace "ns", its Helm
+// storage read through server with driver.
+func Release(t testing.TB, server, driver string) *helmenv.Release {
+	t.Helper()
+	r, err := Env(t, server, driver).Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
