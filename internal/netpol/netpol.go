@@ -87,13 +87,17 @@ func Create(ctx context.Context, cs kubernetes.Interface, namespace, release str
 func (b *Block) Remove() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	const attempts = 5
 	var err error
-	for i := 0; i < 5; i++ {
+	for i := 1; ; i++ {
 		err = b.cs.NetworkingV1().NetworkPolicies(b.Namespace).Delete(ctx, Name, metav1.DeleteOptions{})
-		if err == nil || apierrors.IsNotFound(err) {
-			return nil
+		if err == nil || apierrors.IsNotFound(err) || i == attempts {
+			break
 		}
-		time.Sleep(time.Duration(i+1) * 300 * time.Millisecond)
+		time.Sleep(time.Duration(i) * 300 * time.Millisecond)
+	}
+	if err == nil || apierrors.IsNotFound(err) {
+		return nil
 	}
 	return fmt.Errorf("removing NetworkPolicy %s/%s: %w (remove it with: kubectl -n %s delete networkpolicy %s)",
 		b.Namespace, Name, err, b.Namespace, Name)
