@@ -170,10 +170,7 @@ func TestUpgrade115ToNewestAndBack(t *testing.T) {
 	delete(back, "database csghub_agenticflow")
 	delete(back, "database csghub_superset")
 	testenv.RequireEqual(t, want, back, "database after rollback 1")
-	st := parseStatus(t, e.Plugin("status", "-o", "json"))
-	if st.ChartVersion != "1.15.0" || st.Status != "deployed" {
-		t.Fatalf("status after rollback %+v", st)
-	}
+	wantDeployed(t, e, "1.15.0", 0, "status after rollback")
 	// the rollback installs revision 1's stored values: the old key again
 	if got, _ := dig(deployedValues(t, e), "runner.region"); got != "region-e2e" {
 		t.Errorf("after rollback 1: runner.region %v", got)

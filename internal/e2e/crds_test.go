@@ -175,10 +175,7 @@ func TestUpgradeRefusesTargetThatDoesNotRender(t *testing.T) {
 	if list := e.Plugin("backup", "list", "--dir", dir); list.Code != 0 || !strings.HasPrefix(list.Stdout, "no backups of ") {
 		t.Errorf("backup list after the refused upgrade: exit %d %s", list.Code, list.Stdout)
 	}
-	st := parseStatus(t, e.Plugin("status", "-o", "json"))
-	if st.Revision != 1 || st.ChartVersion != "1.15.0" || st.Status != "deployed" {
-		t.Errorf("release after the refused upgrade: %+v", st)
-	}
+	wantDeployed(t, e, "1.15.0", 1, "release after the refused upgrade")
 	testenv.RequireUnchanged(t, before, e.ResourceVersions(e.Namespace), "refused upgrade")
 	// the same target with values that render is planned without refusal
 	if ok := e.Plugin("plan", "--version", "2.0.0"); ok.Code != 0 || strings.Contains(ok.Stdout, "refused") {

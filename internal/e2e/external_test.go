@@ -225,16 +225,7 @@ func TestExternalPostgresRestoreSignals(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			p := e.StartPlugin("restore", "--backup", b.Manifest.ID, "--dir", dir, "--yes")
-			testenv.Eventually(t, 90*time.Second, "the restore to stream csghub_server", func() bool {
-				var n int
-				c, err := e.PG.Connect(context.Background(), "postgres")
-				if err != nil {
-					return false
-				}
-				defer c.Close(context.Background())
-				c.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE datname = 'csghub_server' AND query LIKE 'COPY%'").Scan(&n)
-				return n > 0
-			})
+			waitCopying(t, e, "csghub_server", 90*time.Second)
 			p.Cmd.Process.Signal(sig)
 			code := p.Wait(t, 90*time.Second)
 			if sig == syscall.SIGTERM {

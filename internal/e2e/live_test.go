@@ -96,10 +96,7 @@ func TestRollbackAtOnceAfterUpgrade(t *testing.T) {
 	if imgs := waitJobsFinished(t, e); !strings.HasSuffix(imgs[e.Release+"-casdoor"], ":v1.15.0") {
 		t.Fatalf("the rollback did not recreate 1.15.0's init Jobs: %v", imgs)
 	}
-	st := parseStatus(t, e.Plugin("status", "-o", "json"))
-	if st.Revision != 3 || st.ChartVersion != "1.15.0" || st.Status != "deployed" {
-		t.Fatalf("status %+v", st)
-	}
+	wantDeployed(t, e, "1.15.0", 3, "status")
 }
 
 // Issue 12 part 5: 1.17.0 renders KnativeServing knative-serving as a hook
@@ -304,8 +301,5 @@ spec:
 	// not hold as they are (README, Backups)
 	delete(got, "database csghub_dataflow_logs")
 	testenv.RequireEqual(t, want, got, "after finishing the rollback")
-	st := parseStatus(t, e.Plugin("status", "-o", "json"))
-	if st.ChartVersion != "1.15.0" || st.Status != "deployed" {
-		t.Fatalf("status %+v", st)
-	}
+	wantDeployed(t, e, "1.15.0", 0, "status")
 }

@@ -179,48 +179,35 @@ func TestRestoreRefusesCorruptBackup(t *testing.T) {
 	testenv.RequireEqual(t, before, testenv.TakeSnapshot(t, e.PG), "database after refused restore")
 }
 
+// waitCopying waits until a restore streams rows (COPY) into database db.
+func waitCopying(t *testing.T, e *testenv.Env, db string, timeout time.Duration) {
+	t.Helper()
+	testenv.Eventually(t, timeout, "the restore to stream "+db, func() bool {
+		var n int
+		c, err := e.PG.Connect(context.Background(), "postgres")
+		if err != nil {
+			return false
+		}
+		defer c.Close(context.Background())
+		c.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY%'", db).Scan(&n)
+		return n > 0
+	})
+}
+
 // injectError copies a backup with an SQL error in the middle of one dump (the
 // manifest updated so the copy verifies): the restore must fail at that error.
-func injectError(t *testing.T, b backupResult, dir, db string) string {
+func injectError(t *testing.T, b backupResult, db string) string {
 	t.Helper()
-	m := b.Manifest
-	m.ID = m.ID + "-2"
-	dst := filepath.Join(filepath.Dir(b.Path), m.ID)
-	if err := os.MkdirAll(dst, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for i, d := range m.Dumps {
-		src := filepath.Join(b.Path, d.Name)
-		rc, err := backup.OpenDump(src)
-		if err != nil {
-			t.Fatal(err)
+	return copyBackupWith(t, b, "-2", true, func(name string, raw []byte) []byte {
+		if name != db {
+			return raw
 		}
-		var sql bytes.Buffer
-		sql.ReadFrom(rc)
-		rc.Close()
-		raw := sql.Bytes()
-		if d.Database == db {
-			at := bytes.Index(raw, []byte("\nCOPY "))
-			if at < 0 {
-				t.Fatalf("no COPY in %s", d.Name)
-			}
-			raw = append(append(append([]byte{}, raw[:at+1]...), []byte("SELECT 1/0;\n")...), raw[at+1:]...)
+		at := bytes.Index(raw, []byte("\nCOPY "))
+		if at < 0 {
+			t.Fatalf("no COPY in the dump of %s", name)
 		}
-		var z bytes.Buffer
-		zw, _ := zstd.NewWriter(&z)
-		zw.Write(raw)
-		zw.Close()
-		os.WriteFile(filepath.Join(dst, d.Name), z.Bytes(), 0o600)
-		m.Dumps[i].Bytes, m.Dumps[i].SHA256 = int64(z.Len()), sha256Bytes(z.Bytes())
-		m.Dumps[i].RawBytes, m.Dumps[i].RawSHA256 = int64(len(raw)), sha256Bytes(raw)
-	}
-	for _, f := range []string{"values.yaml", "values-all.yaml"} {
-		data, _ := os.ReadFile(filepath.Join(b.Path, f))
-		os.WriteFile(filepath.Join(dst, f), data, 0o600)
-	}
-	data, _ := json.MarshalIndent(m, "", "  ")
-	os.WriteFile(filepath.Join(dst, "manifest.json"), data, 0o600)
-	return m.ID
+		return append(append(append([]byte{}, raw[:at+1]...), []byte("SELECT 1/0;\n")...), raw[at+1:]...)
+	})
 }
 
 // A restore that fails halfway: non-zero exit, the error named, the NetworkPolicy removed.
@@ -230,7 +217,7 @@ func TestRestoreFailingHalfwayRemovesNetworkPolicy(t *testing.T) {
 	e.LoadSampleData()
 	dir := t.TempDir()
 	b := runBackup(t, e, dir)
-	id := injectError(t, b, dir, "csghub_server")
+	id := injectError(t, b, "csghub_server")
 	if v := e.Plugin("backup", "verify", id, "--dir", dir); v.Code != 0 {
 		t.Fatalf("the injected copy should verify: %s", v.Stderr)
 	}
@@ -256,16 +243,7 @@ func TestRestoreSignals(t *testing.T) {
 				_, err := e.C.Clientset.NetworkingV1().NetworkPolicies(e.Namespace).Get(context.Background(), "block-postgresql-access", metav1.GetOptions{})
 				return err == nil
 			})
-			testenv.Eventually(t, 60*time.Second, "the restore to stream csghub_server", func() bool {
-				var n int
-				c, err := e.PG.Connect(context.Background(), "postgres")
-				if err != nil {
-					return false
-				}
-				defer c.Close(context.Background())
-				c.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE datname = 'csghub_server' AND query LIKE 'COPY%'").Scan(&n)
-				return n > 0
-			})
+			waitCopying(t, e, "csghub_server", 60*time.Second)
 			p.Cmd.Process.Signal(sig)
 			code := p.Wait(t, 60*time.Second)
 			if sig == syscall.SIGTERM {
@@ -322,9 +300,9 @@ func TestRollbackBadInput(t *testing.T) {
 
 // copyBackupWith copies a backup under a new ID (same revision, so the catalog
 // trusts it), passing each dump's SQL through edit; the manifest records the
-// new file's size and sha256 but, like the hand-made copy, keeps the
-// SQL's raw size and sha256.
-func copyBackupWith(t *testing.T, b backupResult, suffix string, edit func(db string, sql []byte) []byte) string {
+// new file's size and sha256, and the SQL's raw size and sha256 only with
+// rawToo (without, like the hand-made copy, they stay the original's).
+func copyBackupWith(t *testing.T, b backupResult, suffix string, rawToo bool, edit func(db string, sql []byte) []byte) string {
 	t.Helper()
 	m := b.Manifest
 	m.ID = m.ID + suffix
@@ -342,10 +320,14 @@ func copyBackupWith(t *testing.T, b backupResult, suffix string, edit func(db st
 		rc.Close()
 		var z bytes.Buffer
 		zw, _ := zstd.NewWriter(&z)
-		zw.Write(edit(d.Database, sql.Bytes()))
+		raw := edit(d.Database, sql.Bytes())
+		zw.Write(raw)
 		zw.Close()
 		os.WriteFile(filepath.Join(dst, d.Name), z.Bytes(), 0o600)
 		m.Dumps[i].Bytes, m.Dumps[i].SHA256 = int64(z.Len()), sha256Bytes(z.Bytes())
+		if rawToo {
+			m.Dumps[i].RawBytes, m.Dumps[i].RawSHA256 = int64(len(raw)), sha256Bytes(raw)
+		}
 	}
 	for _, f := range []string{"values.yaml", "values-all.yaml"} {
 		data, _ := os.ReadFile(filepath.Join(b.Path, f))
@@ -367,7 +349,7 @@ func TestRestoreProvesEveryDumpBeforeDrop(t *testing.T) {
 	e.Bulk("csghub_server", 2000) // changeData edits it
 	dir := t.TempDir()
 	b := runBackup(t, e, dir)
-	id := copyBackupWith(t, b, "-2", func(db string, sql []byte) []byte {
+	id := copyBackupWith(t, b, "-2", false, func(db string, sql []byte) []byte {
 		if db == "csghub_xnet" {
 			return sql[:len(sql)/2]
 		}

@@ -40,6 +40,17 @@ func parseStatus(t *testing.T, r testenv.Result) statusJSON {
 	return s
 }
 
+// wantDeployed fails the test unless the release is deployed with chart
+// version at revision rev (0: any revision); when names the moment checked.
+func wantDeployed(t *testing.T, e *testenv.Env, version string, rev int, when string) statusJSON {
+	t.Helper()
+	st := parseStatus(t, e.Plugin("status", "-o", "json"))
+	if st.ChartVersion != version || st.Status != "deployed" || (rev != 0 && st.Revision != rev) {
+		t.Fatalf("%s: release %+v, want chart %s deployed (revision %d; 0: any)", when, st, version, rev)
+	}
+	return st
+}
+
 func assertInstalled115(t *testing.T, s statusJSON, ns string) {
 	t.Helper()
 	if s.Release != "csghub" || s.Namespace != ns || s.Revision != 1 || s.Chart != "csghub" ||

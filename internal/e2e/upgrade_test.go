@@ -69,10 +69,7 @@ func TestUpgrade115To200(t *testing.T) {
 			t.Errorf("CRD %s not Established", name)
 		}
 	}
-	st := parseStatus(t, e.Plugin("status", "-o", "json"))
-	if st.Revision != 2 || st.ChartVersion != "2.0.0" || st.Status != "deployed" {
-		t.Fatalf("status %+v", st)
-	}
+	st := wantDeployed(t, e, "2.0.0", 2, "status")
 	for _, p := range st.Pods {
 		if p.Ready != p.Total || p.Total == 0 {
 			t.Errorf("pods in %s: %d/%d Ready", p.Namespace, p.Ready, p.Total)
@@ -105,10 +102,7 @@ func TestUpgrade116To117(t *testing.T) {
 	if r.Code != 0 || !strings.Contains(r.Stdout, "UPGRADE SUCCEEDED") {
 		t.Fatalf("upgrade 1.16 -> 1.17: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
-	st := parseStatus(t, e.Plugin("status", "-o", "json"))
-	if st.ChartVersion != "1.17.0" || st.Status != "deployed" {
-		t.Fatalf("status %+v", st)
-	}
+	wantDeployed(t, e, "1.17.0", 0, "status")
 }
 
 // The broken 2.0.1 never becomes Ready: the upgrade fails within --timeout and
@@ -131,10 +125,7 @@ func TestUpgradeToBrokenReleaseRollsBack(t *testing.T) {
 	if elapsed > 3*time.Minute {
 		t.Errorf("took %s with --timeout 20s", elapsed)
 	}
-	st := parseStatus(t, e.Plugin("status", "-o", "json"))
-	if st.ChartVersion != "2.0.0" || st.Status != "deployed" || st.Revision != 3 {
-		t.Fatalf("after the automatic rollback: %+v", st)
-	}
+	wantDeployed(t, e, "2.0.0", 3, "after the automatic rollback")
 	testenv.RequireEqual(t, want, testenv.TakeSnapshot(t, e.PG), "database after the automatic rollback")
 	assertNoNetworkPolicy(t, e)
 }
@@ -239,10 +230,7 @@ func TestUpgradeInterruptedAfterHelmUpgradeRollsBack(t *testing.T) {
 	if code != 5 {
 		t.Fatalf("exit %d after Ctrl-C, want 5 (rolled back); stderr %s", code, p.Stderr)
 	}
-	st := parseStatus(t, e.Plugin("status", "-o", "json"))
-	if st.ChartVersion != "2.0.0" || st.Status != "deployed" {
-		t.Fatalf("after interrupted upgrade: %+v", st)
-	}
+	wantDeployed(t, e, "2.0.0", 0, "after interrupted upgrade")
 }
 
 // Nothing the plugin prints holds a Secret's data: the rendered manifest of

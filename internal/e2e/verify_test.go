@@ -153,10 +153,7 @@ func TestVerifyEveryCheck(t *testing.T) {
 	if r.Code != 5 || !strings.Contains(r.Stderr, "verify") || !strings.Contains(r.Stderr, "redis") {
 		t.Fatalf("upgrade with Redis down: exit %d, want 5 naming the redis check\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
-	st := parseStatus(t, e.Plugin("status", "-o", "json"))
-	if st.ChartVersion != "1.16.0" || st.Status != "deployed" {
-		t.Fatalf("after the automatic rollback: %+v", st)
-	}
+	wantDeployed(t, e, "1.16.0", 0, "after the automatic rollback")
 }
 
 // External S3 (global.objectStore.enabled=false): the configured bucket is

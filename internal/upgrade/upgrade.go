@@ -65,6 +65,7 @@ type Upgrade struct {
 	Recover bool
 
 	recovered []string
+	lock      *lock.Lock // held by Run; handed to the undo's restore
 
 	// PGImage, PGPodTimeout: the client pod of an external database.
 	PGImage      string
@@ -119,6 +120,7 @@ func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
 		if err != nil {
 			return nil, err
 		}
+		u.lock = lk
 		defer lk.Release()
 		if lk.Stale != "" {
 			sum.StaleLock = lk.Stale
@@ -387,7 +389,7 @@ func (u *Upgrade) undo(keep, ctx context.Context, p *plan.Prepared, entry *backu
 	sum.Undone = append(sum.Undone, fmt.Sprintf("release rolled back to chart %s (revision %d)", sum.From, sum.Revision))
 	if entry.Manifest.HasDatabase() {
 		_, err = j.step("restore", func() (string, error) {
-			rs := &restore.Restore{Release: u.Release, Kube: u.Kube, Dir: u.BackupDir, Entry: entry, Progress: u.Progress, Log: u.Log,
+			rs := &restore.Restore{Release: u.Release, Kube: u.Kube, Dir: u.BackupDir, Entry: entry, Progress: u.Progress, Log: u.Log, Lock: u.lock,
 				PGImage: u.PGImage, PodTimeout: u.PGPodTimeout}
 			res, err := rs.Run(keep)
 			if err != nil {
