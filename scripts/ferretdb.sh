@@ -38,32 +38,18 @@ CACHE=${CSGHUB_CACHE:-$REPO/.cache}
 DIR=$CACHE/tools/ferretdb-$FERRETDB_VERSION
 BIN=$DIR/ferretdb
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-
-log() { printf '%s ferretdb.sh: %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+NAME=ferretdb VERSION=$FERRETDB_VERSION
+# shellcheck source=lib/daemon.sh
+source "$HERE/lib/daemon.sh"
 usage() {
   echo "usage: $0 build | path | start STATEDIR PORT PG_URL | stop STATEDIR" >&2
   exit 2
 }
 
-go_env() {
-  if [[ -d /usr/local/go/bin ]]; then PATH=/usr/local/go/bin:$PATH; fi
-  command -v go >/dev/null || die "go not found on PATH"
-  export GOFLAGS=-buildvcs=false GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0
-}
+cmd_build() { build_once build_ferretdb; }
 
-built() { [[ -f $DIR/.stamp && -x $BIN && $(<"$DIR/.stamp") == "$FERRETDB_VERSION" ]]; }
-
-cmd_build() {
-  if built; then return 0; fi
-  mkdir -p "$DIR"
-  exec 8>"$DIR.lock" # parallel test packages may ask at the same time
-  flock 8
-  if built; then exec 8>&-; return 0; fi
-  go_env
-  local t0=$SECONDS moddir src
-  log "building FerretDB $FERRETDB_VERSION"
-  rm -f "$DIR/.stamp" "$BIN"
+build_ferretdb() {
+  local moddir src
   moddir=$(cd / && go mod download -json "$FERRETDB_MODULE@$FERRETDB_VERSION" |
     sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   [[ -d $moddir ]] || die "downloading $FERRETDB_MODULE@$FERRETDB_VERSION failed"
@@ -84,36 +70,6 @@ cmd_build() {
   local got
   got=$("$BIN" --version 2>&1 | sed -n 's/^version: //p') || true
   [[ $got == "$FERRETDB_VERSION" ]] || die "built ferretdb reports version '$got', want $FERRETDB_VERSION"
-  echo "$FERRETDB_VERSION" >"$DIR/.stamp"
-  exec 8>&-
-  log "FerretDB $FERRETDB_VERSION built in $((SECONDS - t0))s"
-}
-
-abs_dir() {
-  [[ -n $1 ]] || usage
-  realpath -m -- "$1"
-}
-
-# pid_of <statedir>: the pid of a live ferretdb started there, or nothing
-pid_of() {
-  local pf=$1/ferretdb.pid pid
-  [[ -f $pf ]] || return 0
-  pid=$(<"$pf")
-  if [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q ferretdb; then
-    echo "$pid"
-  fi
-}
-
-# stop_pid <pid>: SIGTERM, then SIGKILL after 10s
-stop_pid() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  log "ferretdb (pid $pid) ignored SIGTERM for 10s; killing it"
-  kill -KILL "$pid" 2>/dev/null || true
 }
 
 sql_quote() { printf "'%s'" "${1//\'/\'\'}"; }
@@ -147,7 +103,7 @@ cmd_start() {
   url="mongodb://$(urlenc "$user"):$(urlenc "$pass")@127.0.0.1:$port/?authSource=admin"
   if [[ $auth == plain ]]; then url+="&authMechanism=PLAIN"; fi
 
-  pid=$(pid_of "$state")
+  pid=$(pid_of "$state/ferretdb.pid" ferretdb)
   if [[ -n $pid ]]; then
     # idempotent when asked for the same port
     [[ $(<"$state/ferretdb.port") == "$port" ]] || die "ferretdb in $state already runs on port $(<"$state/ferretdb.port")"
@@ -230,7 +186,7 @@ urlenc() {
 cmd_stop() {
   local state pid
   state=$(abs_dir "${1:-}")
-  pid=$(pid_of "$state")
+  pid=$(pid_of "$state/ferretdb.pid" ferretdb)
   if [[ -n $pid ]]; then stop_pid "$pid"; fi
   rm -f "$state/ferretdb.pid" "$state/ferretdb.port"
 }

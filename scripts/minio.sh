@@ -26,31 +26,17 @@ CACHE=${CSGHUB_CACHE:-$REPO/.cache}
 DIR=$CACHE/tools/minio-$MINIO_VERSION
 BIN=$DIR/minio
 
-log() { printf '%s minio.sh: %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+NAME=minio VERSION=$MINIO_VERSION
+# shellcheck source=lib/daemon.sh
+source "$HERE/lib/daemon.sh"
 usage() {
   echo "usage: $0 build | path | start STATEDIR PORT | stop STATEDIR" >&2
   exit 2
 }
 
-go_env() {
-  if [[ -d /usr/local/go/bin ]]; then PATH=/usr/local/go/bin:$PATH; fi
-  command -v go >/dev/null || die "go not found on PATH"
-  export GOFLAGS=-buildvcs=false GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0
-}
+cmd_build() { build_once build_minio; }
 
-built() { [[ -f $DIR/.stamp && -x $BIN && $(<"$DIR/.stamp") == "$MINIO_VERSION" ]]; }
-
-cmd_build() {
-  if built; then return 0; fi
-  mkdir -p "$DIR"
-  exec 8>"$DIR.lock" # parallel test packages may ask at the same time
-  flock 8
-  if built; then exec 8>&-; return 0; fi
-  go_env
-  local t0=$SECONDS
-  log "building MinIO $MINIO_VERSION (first time only; a few minutes)"
-  rm -f "$DIR/.stamp" "$BIN"
+build_minio() {
   # the module has no replace directives, so `go install module@version` builds it as released;
   # nice: the build is long and the tests' machine is small
   if ! GOBIN=$DIR nice -n 10 go install -trimpath -ldflags '-s -w' "$MINIO_MODULE@$MINIO_VERSION"; then
@@ -58,36 +44,6 @@ cmd_build() {
   fi
   [[ -x $BIN ]] || die "go install left no $BIN"
   "$BIN" --version >/dev/null 2>&1 || die "built minio does not run"
-  echo "$MINIO_VERSION" >"$DIR/.stamp"
-  exec 8>&-
-  log "MinIO $MINIO_VERSION built in $((SECONDS - t0))s"
-}
-
-abs_dir() {
-  [[ -n $1 ]] || usage
-  realpath -m -- "$1"
-}
-
-# pid_of <statedir>: the pid of a live minio started there, or nothing
-pid_of() {
-  local pf=$1/minio.pid pid
-  [[ -f $pf ]] || return 0
-  pid=$(<"$pf")
-  if [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$1/data"; then
-    echo "$pid"
-  fi
-}
-
-# stop_pid <pid>: SIGTERM, then SIGKILL after 10s
-stop_pid() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  log "minio (pid $pid) ignored SIGTERM for 10s; killing it"
-  kill -KILL "$pid" 2>/dev/null || true
 }
 
 # live <port>: GET /minio/health/live answers 200
@@ -105,7 +61,7 @@ cmd_start() {
   state=$(abs_dir "${1:-}")
   port=${2:-}
   [[ $port =~ ^[0-9]+$ ]] || usage
-  pid=$(pid_of "$state")
+  pid=$(pid_of "$state/minio.pid" "$state/data")
   if [[ -n $pid ]]; then
     [[ $(<"$state/minio.port") == "$port" ]] || die "minio in $state already runs on port $(<"$state/minio.port")"
     echo "MINIO_URL=http://127.0.0.1:$port"
@@ -140,7 +96,7 @@ cmd_start() {
 cmd_stop() {
   local state pid
   state=$(abs_dir "${1:-}")
-  pid=$(pid_of "$state")
+  pid=$(pid_of "$state/minio.pid" "$state/data")
   if [[ -n $pid ]]; then stop_pid "$pid"; fi
   rm -f "$state/minio.pid" "$state/minio.port"
 }

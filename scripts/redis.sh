@@ -10,25 +10,12 @@
 # from Secret <release>-redis). It goes into STATEDIR/redis.conf (0600), never on a command line.
 set -euo pipefail
 
-log() { printf '%s redis.sh: %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+NAME=redis
+# shellcheck source=lib/daemon.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/daemon.sh"
 usage() {
   echo "usage: $0 start STATEDIR PORT | stop STATEDIR" >&2
   exit 2
-}
-
-abs_dir() {
-  [[ -n $1 ]] || usage
-  realpath -m -- "$1"
-}
-
-pid_of() {
-  local pf=$1/redis.pid pid
-  [[ -f $pf ]] || return 0
-  pid=$(<"$pf")
-  if [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q redis-server; then
-    echo "$pid"
-  fi
 }
 
 cmd_start() {
@@ -37,7 +24,7 @@ cmd_start() {
   port=${2:-}
   [[ $port =~ ^[0-9]+$ ]] || usage
   command -v redis-server >/dev/null || die "redis-server not installed (run scripts/deps.sh)"
-  pid=$(pid_of "$state")
+  pid=$(pid_of "$state/redis.pid" redis-server)
   if [[ -n $pid ]]; then
     [[ $(<"$state/redis.port") == "$port" ]] || die "redis in $state already runs on port $(<"$state/redis.port")"
     echo "REDIS_ADDR=127.0.0.1:$port"
@@ -82,17 +69,10 @@ cmd_start() {
 }
 
 cmd_stop() {
-  local state pid i
+  local state pid
   state=$(abs_dir "${1:-}")
-  pid=$(pid_of "$state")
-  if [[ -n $pid ]]; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.05
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
+  pid=$(pid_of "$state/redis.pid" redis-server)
+  if [[ -n $pid ]]; then stop_pid "$pid"; fi
   rm -f "$state/redis.pid" "$state/redis.port"
 }
 
