@@ -32,6 +32,17 @@ type Waiter struct {
 	Progress io.Writer
 }
 
+// ForRelease waits for the pods of the release namespace ns and, when it
+// exists, of knative-serving (CSGHub's Knative services run there).
+func ForRelease(ctx context.Context, cs kubernetes.Interface, ns string, timeout time.Duration, progress io.Writer) (*Report, error) {
+	nss := []string{ns}
+	if ok, err := kube.NamespaceExists(ctx, cs, kube.KnativeNamespace); err == nil && ok && ns != kube.KnativeNamespace {
+		nss = append(nss, kube.KnativeNamespace)
+	}
+	w := &Waiter{Clientset: cs, Namespaces: nss, Timeout: timeout, Progress: progress}
+	return w.Wait(ctx)
+}
+
 // Laggard is a pod or workload that is not ready, with why.
 type Laggard struct {
 	Kind      string `json:"kind"`

@@ -9,6 +9,7 @@ package recovery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,16 +17,16 @@ import (
 	"strings"
 	"time"
 
-	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/budget"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/lock"
-	"github.com/opencsgs/helm-csghub/internal/readiness"
 	"github.com/opencsgs/helm-csghub/internal/restore"
+	"github.com/opencsgs/helm-csghub/internal/rollback"
 	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
 
@@ -33,15 +34,21 @@ import (
 // revision the run came from, and restores the run's backup when the run's
 // journal shows its Helm step had started.
 type Recovery struct {
-	Release  *helmenv.Release
-	Kube     *kube.Client
-	Dir      string // backup catalog root
-	Timeout  time.Duration
-	Progress io.Writer
-	Log      steplog.Func
+	Release *helmenv.Release
+	Kube    *kube.Client
+	Dir     string // backup catalog root
+	// Timeout is one allowance for the Helm rollback's wait and the readiness
+	// wait, set by TimeoutFlag (default "--timeout"; named when spent).
+	Timeout     time.Duration
+	TimeoutFlag string
+	Progress    io.Writer
+	Log         steplog.Func
 	// Lock is the release lock the caller already holds, having taken over
 	// the killed run's lease (an upgrade with --recover); nil: Run takes it.
 	Lock *lock.Lock
+	// PGImage, PGPodTimeout: the client pod of an external database.
+	PGImage      string
+	PGPodTimeout time.Duration
 }
 
 // Plan is a pending release proven to be a dead plugin run's.
@@ -159,41 +166,30 @@ func (r *Recovery) Run(ctx context.Context, p *Plan) (*Result, error) {
 			return nil, err
 		}
 	}
-	cfg := r.Release.Helm
-	rb := action.NewRollback(cfg)
-	rb.Version = p.To.Version
-	rb.Wait = true
-	rb.Timeout = r.Timeout
-	rb.MaxHistory = r.Release.Settings.MaxHistory
 	r.Log.Printf("rolling back %s from pending revision %d to revision %d (chart %s)", r.Release.Name, p.Pending.Version, p.To.Version, helmenv.ChartVersion(p.To))
-	if err := rb.Run(r.Release.Name); err != nil {
-		l.KeepInherited() // still pending: the evidence stays for the next try
-		return res, errs.NeedsAttentionf("recovering: helm rollback to revision %d: %v", p.To.Version, err)
-	}
-	// Helm's rollback supersedes only deployed revisions: the killed run's
-	// record would stay pending-upgrade in the history for good. Mark it
-	// failed, as Helm does with an upgrade that failed.
-	if pend, err := cfg.Releases.Get(r.Release.Name, p.Pending.Version); err == nil && pend.Info.Status.IsPending() {
-		pend.Info.Status = release.StatusFailed
-		pend.Info.Description = fmt.Sprintf("left pending by a killed helm csghub %s; recovered by rollback to revision %d", p.Mark.Operation, p.To.Version)
-		if err := cfg.Releases.Update(pend); err != nil {
-			return res, errs.NeedsAttentionf("recovering: rolled back to revision %d, but marking revision %d failed: %v", p.To.Version, p.Pending.Version, err)
-		}
-	}
-	last, err := r.Release.Last()
-	if err != nil {
-		return res, err
-	}
-	res.NewRevision, res.Status = last.Version, last.Info.Status.String()
-	res.Done = append(res.Done, fmt.Sprintf("pending revision %d rolled back to revision %d (chart %s): now revision %d, %s",
-		p.Pending.Version, p.To.Version, helmenv.ChartVersion(p.To), last.Version, last.Info.Status))
-	switch {
-	case p.Backup != nil && p.HelmStarted:
+	rv := &rollback.Revert{Release: r.Release, Kube: r.Kube, Lock: l, To: p.To.Version, Verified: true, Dir: r.Dir,
+		Budget: budget.New(r.timeoutFlag(), r.Timeout), Finish: true, AfterHelm: func(context.Context) error { return r.markFailed(p) },
+		Progress: r.Progress, Log: r.Log, PGImage: r.PGImage, PGPodTimeout: r.PGPodTimeout}
+	if p.Backup != nil && p.HelmStarted {
+		rv.Backup = p.Backup
 		res.Backup = p.Backup.ID
-		rs := &restore.Restore{Release: r.Release, Kube: r.Kube, Dir: r.Dir, Entry: p.Backup, Verified: true, Progress: r.Progress, Log: r.Log, Lock: l}
-		if res.Restore, err = rs.Run(context.WithoutCancel(ctx)); err != nil {
-			return res, err
-		}
+	}
+	out, err := rv.Run(ctx)
+	if out.Release != nil {
+		res.NewRevision, res.Status = out.Release.Version, out.Release.Info.Status.String()
+		res.Done = append(res.Done, fmt.Sprintf("pending revision %d rolled back to revision %d (chart %s): now revision %d, %s",
+			p.Pending.Version, p.To.Version, helmenv.ChartVersion(p.To), out.Release.Version, out.Release.Info.Status))
+	}
+	res.Restore = out.Restore
+	switch step := rollback.FailedStep(err); {
+	case step == rollback.StepHelm:
+		l.KeepInherited() // still pending: the evidence stays for the next try
+		return res, errs.NeedsAttentionf("recovering: helm rollback to revision %d: %v", p.To.Version, errors.Unwrap(err))
+	case err != nil && step != rollback.StepReadiness:
+		return res, errors.Unwrap(err) // the restore's error, or marking the pending revision failed
+	}
+	switch {
+	case rv.Backup != nil:
 		res.Done = append(res.Done, fmt.Sprintf("databases restored from the run's backup %s", p.Backup.ID))
 	case p.Backup != nil:
 		res.Done = append(res.Done, "database not restored: the run's journal shows its Helm step had not started")
@@ -203,17 +199,35 @@ func (r *Recovery) Run(ctx context.Context, p *Plan) (*Result, error) {
 	if err := l.SetMark(context.WithoutCancel(ctx), nil); err != nil {
 		return res, err
 	}
-	nss := []string{r.Release.Namespace}
-	if ok, _ := kube.NamespaceExists(ctx, r.Kube.Clientset, kube.KnativeNamespace); ok && r.Release.Namespace != kube.KnativeNamespace {
-		nss = append(nss, kube.KnativeNamespace)
-	}
-	w := &readiness.Waiter{Clientset: r.Kube.Clientset, Namespaces: nss, Timeout: r.Timeout, Progress: r.Progress}
-	rep, err := w.Wait(ctx)
 	if err != nil {
-		return res, errs.NeedsAttentionf("recovered (%s) but not ready: %v", strings.Join(res.Done, "; "), err)
+		return res, errs.NeedsAttentionf("recovered (%s) but not ready: %v", strings.Join(res.Done, "; "), errors.Unwrap(err))
 	}
-	res.Done = append(res.Done, fmt.Sprintf("%d/%d pods Ready", rep.Ready, rep.Total))
+	res.Done = append(res.Done, fmt.Sprintf("%d/%d pods Ready", out.Readiness.Ready, out.Readiness.Total))
 	return res, nil
+}
+
+// markFailed marks the killed run's pending revision failed, as Helm does
+// with an upgrade that failed: Helm's rollback supersedes only deployed
+// revisions, so the record would stay pending-upgrade in the history for good.
+func (r *Recovery) markFailed(p *Plan) error {
+	cfg := r.Release.Helm
+	pend, err := cfg.Releases.Get(r.Release.Name, p.Pending.Version)
+	if err != nil || !pend.Info.Status.IsPending() {
+		return nil
+	}
+	pend.Info.Status = release.StatusFailed
+	pend.Info.Description = fmt.Sprintf("left pending by a killed helm csghub %s; recovered by rollback to revision %d", p.Mark.Operation, p.To.Version)
+	if err := cfg.Releases.Update(pend); err != nil {
+		return errs.NeedsAttentionf("recovering: rolled back to revision %d, but marking revision %d failed: %v", p.To.Version, p.Pending.Version, err)
+	}
+	return nil
+}
+
+func (r *Recovery) timeoutFlag() string {
+	if r.TimeoutFlag != "" {
+		return r.TimeoutFlag
+	}
+	return "--timeout"
 }
 
 // lastDeployed is the newest revision Helm marks deployed or superseded (the

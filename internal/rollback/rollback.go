@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/budget"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
@@ -179,7 +179,6 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 	if ctx.Err() != nil {
 		return nil, errs.Wrap(errs.Interrupted, errors.New("rollback interrupted before it started, nothing changed"))
 	}
-	cfg := r.Release.Helm
 	// Objects Helm cannot patch to the target revision: refused, or made room
 	// for, before the release changes.
 	guard := &livediff.Guard{Namespace: r.Release.Namespace, RecreateStatefulSets: r.RecreateStatefulSets, Log: r.Log}
@@ -196,43 +195,24 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 			return nil, errs.Failedf("%v (the release is unchanged at revision %d, the database untouched)", err, t.Current.Version)
 		}
 	}
-	rb := action.NewRollback(cfg)
-	rb.Version = t.To.Version
-	rb.Wait = true
-	rb.Timeout = r.Timeout
-	rb.MaxHistory = r.Release.Settings.MaxHistory
 	r.Log.Printf("rolling back %s from revision %d (chart %s) to revision %d (chart %s)", r.Release.Name,
 		res.From, res.FromChart, res.To, res.ToChart)
-	// Helm's rollback runs to its end even on Ctrl-C (it takes no context), so
-	// the release is never left pending-rollback by us.
-	if err := rb.Run(r.Release.Name); err != nil {
-		return nil, r.failedHelm(cfg, t, err)
+	rv := &Revert{Release: r.Release, Kube: r.Kube, Lock: l, To: t.To.Version, Backup: t.Backup, Verified: true,
+		AllowInsecurePermissions: r.AllowInsecurePermissions, Dir: r.Dir, Budget: budget.New("--timeout", r.Timeout),
+		Progress: r.Progress, Log: r.Log, PGImage: r.PGImage, PGPodTimeout: r.PGPodTimeout}
+	out, err := rv.Run(ctx)
+	if out.Release != nil {
+		res.NewRevision, res.Status = out.Release.Version, out.Release.Info.Status.String()
 	}
-	last, err := r.Release.Last()
-	if err != nil {
-		return nil, err
-	}
-	res.NewRevision, res.Status = last.Version, last.Info.Status.String()
-	r.Log.Printf("release %s at revision %d (%s)", r.Release.Name, res.NewRevision, res.Status)
-	if t.Backup != nil {
-		if ctx.Err() != nil {
-			return res, errs.Wrap(errs.Interrupted, fmt.Errorf("interrupted after the Helm rollback: the database was NOT restored; run `helm csghub restore --backup %s`", t.Backup.ID))
-		}
-		rs := &restore.Restore{Release: r.Release, Kube: r.Kube, Dir: r.Dir, Entry: t.Backup, Verified: true, Lock: l, AllowInsecurePermissions: r.AllowInsecurePermissions, Progress: r.Progress, Log: r.Log,
-			PGImage: r.PGImage, PodTimeout: r.PGPodTimeout}
-		if res.Restore, err = rs.Run(ctx); err != nil {
-			return res, err
-		}
-	}
-	// readiness and verification, as after an upgrade
-	nss := []string{r.Release.Namespace}
-	if ok, _ := kube.NamespaceExists(ctx, r.Kube.Clientset, kube.KnativeNamespace); ok && r.Release.Namespace != kube.KnativeNamespace {
-		nss = append(nss, kube.KnativeNamespace)
-	}
-	r.Log.Printf("waiting for pods in %s", strings.Join(nss, ", "))
-	w := &readiness.Waiter{Clientset: r.Kube.Clientset, Namespaces: nss, Timeout: r.Timeout, Progress: r.Progress}
-	if res.Readiness, err = w.Wait(ctx); err != nil {
-		return res, errs.NeedsAttentionf("rolled back to revision %d but not ready: %v", res.NewRevision, err)
+	res.Restore, res.Readiness = out.Restore, out.Readiness
+	switch FailedStep(err) {
+	case "":
+	case StepHelm:
+		return nil, r.failedHelm(t, errors.Unwrap(err))
+	case StepReadiness:
+		return res, errs.NeedsAttentionf("rolled back to revision %d but not ready: %v", res.NewRevision, errors.Unwrap(err))
+	default:
+		return res, errors.Unwrap(err)
 	}
 	r.Log.Printf("verifying")
 	v := &verify.Verify{Release: r.Release, Kube: r.Kube, Revision: res.NewRevision}
@@ -270,22 +250,8 @@ func (r *Rollback) checkImmutable(ctx context.Context, g *livediff.Guard, t *Tar
 
 // failedHelm explains a failed Helm rollback: which revision is current, that
 // the database was not restored, and the one command that finishes.
-func (r *Rollback) failedHelm(cfg *action.Configuration, t *Target, cause error) error {
-	finish := fmt.Sprintf("helm csghub rollback %d -n %s", t.To.Version, r.Release.Namespace)
-	if r.Release.Name != helmenv.DefaultRelease {
-		finish += " --release " + r.Release.Name
-	}
-	if r.Dir != "" {
-		finish += " --dir " + r.Dir
-	}
-	if t.Backup != nil {
-		finish += " --backup " + t.Backup.ID
-	} else if r.SkipDBRestore {
-		finish += " --skip-db-restore"
-	}
-	if r.RecreateStatefulSets {
-		finish += " --recreate-statefulsets"
-	}
+func (r *Rollback) failedHelm(t *Target, cause error) error {
+	finish := FinishCommand(r.Release, t.To.Version, r.Dir, t.Backup, r.RecreateStatefulSets)
 	db := "the database was NOT restored"
 	if r.SkipDBRestore {
 		db = "no database restore was asked for"
