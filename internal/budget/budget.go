@@ -38,14 +38,22 @@ func (b *Budget) Charge(d time.Duration) {
 	}
 }
 
+// Spent is a *SpentError when nothing is left, else nil.
+func (b *Budget) Spent() error {
+	if b.Left() <= 0 {
+		return &SpentError{Flag: b.flag, Total: b.total}
+	}
+	return nil
+}
+
 // Wait runs f, a wait bounded by what is left, and counts the time it took.
 // When nothing is left f is not run: the step fails at once with a
 // *SpentError naming the flag.
 func (b *Budget) Wait(f func(left time.Duration) error) error {
-	left := b.Left()
-	if left <= 0 {
-		return &SpentError{Flag: b.flag, Total: b.total}
+	if err := b.Spent(); err != nil {
+		return err
 	}
+	left := b.Left()
 	t0 := b.now()
 	err := f(left)
 	b.Charge(b.now().Sub(t0))

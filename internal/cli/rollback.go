@@ -44,7 +44,7 @@ recovered: rolled back to the revision the run came from, the run's backup resto
 			c.dir.bind(fs)
 			fs.BoolVar(&c.insecure, "allow-insecure-permissions", false, "restore a backup whose folder or files others can read or change")
 			fs.BoolVar(&c.recreateSTS, "recreate-statefulsets", false, "delete StatefulSets whose immutable fields differ with --cascade=orphan (pods and volumes kept) so Helm recreates them")
-			fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "time to wait for the rolled-back resources")
+			fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "one budget for the waits (Helm rollback, pods Ready), the second gets what the first left; the restore is not counted")
 			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")
 			c.output.bind(fs)
 		},

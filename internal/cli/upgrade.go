@@ -17,6 +17,7 @@ type upgradeCmd struct {
 	app            *App
 	target         targetFlags
 	timeout        time.Duration
+	rbTimeout      time.Duration
 	dryRun         bool
 	noRollback     bool
 	skipDBBackup   bool
@@ -43,7 +44,8 @@ the backup this run took (unless --no-rollback). Ctrl-C before the Helm upgrade 
 nothing changed but the backup; after it, the automatic rollback is finished.`,
 		Flags: func(fs *pflag.FlagSet) {
 			c.target.bind(fs, true)
-			fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "time for the Helm upgrade and for the pods to become Ready")
+			fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "one budget for all the run's waits (Helm upgrade, post-upgrade imports' wait, pods Ready), each gets what is left; backup and restore are not counted")
+			fs.DurationVar(&c.rbTimeout, "rollback-timeout", 10*time.Minute, "one budget for the automatic rollback's waits (Helm rollback, pods Ready), apart from --timeout")
 			fs.BoolVar(&c.dryRun, "dry-run", false, "run preflight and the plan, render the upgrade, change nothing")
 			fs.BoolVar(&c.noRollback, "no-rollback", false, "on failure, leave the release and database as they are")
 			fs.BoolVar(&c.skipDBBackup, "skip-db-backup", false, "do not dump PostgreSQL before upgrading (explicit opt-out)")
@@ -65,6 +67,9 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 	if c.timeout <= 0 {
 		return usageError("upgrade: --timeout must be positive")
 	}
+	if c.rbTimeout <= 0 {
+		return usageError("upgrade: --rollback-timeout must be positive")
+	}
 	if c.keep < backup.MinKeep {
 		return usageError(fmt.Sprintf("upgrade: --keep %d: at least %d backups are kept", c.keep, backup.MinKeep))
 	}
@@ -84,7 +89,7 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 		}
 	}
 	u := &upgrade.Upgrade{Release: rel, Kube: kc, Plan: c.target.options(rel, kc, c.app.warner()),
-		Timeout: c.timeout, DryRun: c.dryRun, NoRollback: c.noRollback, SkipDBBackup: c.skipDBBackup,
+		Timeout: c.timeout, RollbackTimeout: c.rbTimeout, DryRun: c.dryRun, NoRollback: c.noRollback, SkipDBBackup: c.skipDBBackup,
 		ForceConflicts: c.forceConflicts, RecreateStatefulSets: c.recreateSTS, BackupDir: string(c.dir), Keep: c.keep, Recover: c.recover,
 		MigrationSkip: c.switches.off(),
 		Progress:      c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),

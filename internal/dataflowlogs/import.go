@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -73,6 +74,9 @@ type ImportResult struct {
 	Collections []ImportedCollection `json:"collections"`
 	Imported    int64                `json:"imported"`
 	Already     int64                `json:"alreadyImported"`
+	// Waited is how long Import waited for LogsDatabase to exist (a share
+	// of an upgrade's --timeout; the import itself is not counted).
+	Waited time.Duration `json:"-"`
 }
 
 // Importer replays an export into the logs database.

@@ -86,16 +86,22 @@ func (r *Release) Import(ctx context.Context, e *backup.Entry, wait time.Duratio
 	} else if empty {
 		return &ImportResult{Collections: []ImportedCollection{}}, nil // MongoDB held no logs
 	}
+	t0 := time.Now()
 	conn, err := r.connectLogs(ctx, wait)
+	waited := time.Since(t0)
 	if err != nil {
-		return nil, err
+		return &ImportResult{Waited: waited}, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var rows atomic.Int64
 	prog := progress.StartCount(r.Progress, "importing Dataflow logs", "rows", &rows)
 	defer prog.Stop()
 	im := &Importer{Conn: conn.Conn, Rows: &rows}
-	return im.ImportFile(ctx, path)
+	res, err := im.ImportFile(ctx, path)
+	if res != nil {
+		res.Waited = waited
+	}
+	return res, err
 }
 
 // connectLogs connects to LogsDatabase, waiting while it does not exist yet

@@ -118,6 +118,9 @@ type Context struct {
 	// Wait bounds how long a post-upgrade step waits for what the new
 	// version creates (e.g. a database), default 5 minutes.
 	Wait time.Duration
+	// Waited adds up the time post-upgrade steps spent waiting (the upgrade
+	// counts it against its --timeout; moving data is not counted).
+	Waited time.Duration
 	// Notes are what the operator should know afterwards (e.g. data kept).
 	Notes []string
 	Log   steplog.Func

@@ -167,6 +167,7 @@ func (d dataflowLogs) AfterUpgrade(ctx context.Context, c *Context) ([]Change, e
 	res, err := r.Import(ctx, e, c.Wait)
 	var changes []Change
 	if res != nil {
+		c.Waited += res.Waited
 		for _, ic := range res.Collections {
 			changes = append(changes, importChange(ic))
 		}

@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/budget"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
@@ -88,17 +89,17 @@ func readyPod(name string, ready bool) *corev1.Pod {
 }
 
 type undoCase struct {
-	u     *Upgrade
-	cfg   *action.Configuration
-	cs    *fake.Clientset
-	p     *plan.Prepared
-	entry *backup.Entry
-	sum   *Summary
-	j     *journal
+	r   *run
+	u   *Upgrade
+	cfg *action.Configuration
+	cs  *fake.Clientset
+	sum *Summary
+	j   *journal
 }
 
 // failedUpgrade is the state after a Helm upgrade from chart 1.0.0
-// (revision 1) to 2.0.0 (revision 2) whose later step failed.
+// (revision 1) to 2.0.0 (revision 2) whose later step failed, the run
+// holding the release lock.
 func failedUpgrade(t *testing.T, kc *kubefake.FailingKubeClient, pods ...*corev1.Pod) *undoCase {
 	t.Helper()
 	if kc == nil {
@@ -114,13 +115,19 @@ func failedUpgrade(t *testing.T, kc *kubefake.FailingKubeClient, pods ...*corev1
 	entry := &backup.Entry{ID: "1-20260101T000000Z", Path: filepath.Join(t.TempDir(), "1-20260101T000000Z"), Revision: 1, Complete: true,
 		Manifest: &backup.Manifest{ID: "1-20260101T000000Z", Revision: 1, DatabaseSkipped: "--skip-db-backup"}}
 	first, _ := cfg.Releases.Get("csghub", 1)
-	return &undoCase{
-		u:   &Upgrade{Release: hr, Kube: &kube.Client{Clientset: cs, Config: &rest.Config{Host: "https://127.0.0.1:1"}}, Timeout: 2 * time.Second, BackupDir: filepath.Dir(entry.Path)},
-		cfg: cfg, cs: cs, entry: entry,
-		p:   &plan.Prepared{Resolved: hr, Release: first},
-		sum: &Summary{From: "1.0.0", To: "2.0.0", FromRevision: 1, Revision: 2, Steps: map[string]time.Duration{}},
-		j:   &journal{},
+	lk, err := lock.Acquire(context.Background(), cs, "ns", "csghub", "upgrade")
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(lk.Release)
+	u := &Upgrade{Release: hr, Kube: &kube.Client{Clientset: cs, Config: &rest.Config{Host: "https://127.0.0.1:1"}},
+		Timeout: time.Minute, RollbackTimeout: 2 * time.Second, BackupDir: filepath.Dir(entry.Path)}
+	sum := &Summary{From: "1.0.0", To: "2.0.0", FromRevision: 1, Revision: 2, Steps: map[string]time.Duration{}}
+	j := &journal{}
+	r := &run{Upgrade: u, j: j, sum: sum, lk: lk, entry: entry, p: &plan.Prepared{Resolved: hr, Release: first},
+		wait: budget.New("--timeout", u.Timeout)}
+	r.wait.Charge(u.Timeout) // the forward run's --timeout is spent: the undo has its own
+	return &undoCase{r: r, u: u, cfg: cfg, cs: cs, sum: sum, j: j}
 }
 
 // has reports whether the journal recorded step reaching status.
@@ -134,9 +141,18 @@ func (j *journal) has(step, status string) bool {
 }
 
 func (c *undoCase) run(step string, cause error) error {
-	ctx := context.Background()
-	_, err := c.u.undo(ctx, ctx, c.p, c.entry, c.sum, c.j, step, cause)
+	_, err := c.r.undo(context.Background(), step, cause)
 	return err
+}
+
+// lockHeld fails unless the run still holds the release lock: the undo runs
+// under it and leaves releasing it to Run.
+func (c *undoCase) lockHeld(t *testing.T) {
+	t.Helper()
+	info, err := lock.Inspect(context.Background(), c.cs, "ns", "csghub")
+	if err != nil || info == nil || !strings.HasPrefix(info.Holder, "upgrade ") {
+		t.Fatalf("the run's lock is gone after the undo: %+v, %v", info, err)
+	}
 }
 
 func (c *undoCase) noPolicy(t *testing.T) {
@@ -173,6 +189,7 @@ func TestUndoRollsBackExit5(t *testing.T) {
 		}
 	}
 	c.noPolicy(t)
+	c.lockHeld(t)
 }
 
 // --no-rollback: nothing is undone, exit 6 with the command that rolls back.
@@ -220,7 +237,7 @@ func TestUndoHelmRollbackFailsExit6(t *testing.T) {
 // The release is gone from storage: the rollback cannot start; exit 6.
 func TestUndoReleaseGoneExit6(t *testing.T) {
 	c := failedUpgrade(t, nil)
-	c.p.Resolved.Helm = memConfig(t, &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}})
+	c.r.p.Resolved.Helm = memConfig(t, &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}})
 	err := c.run("helm-upgrade", errors.New("boom"))
 	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "release is at revision unknown") {
 		t.Fatalf("undo = %v (exit %d)", err, errs.ExitCode(err))
@@ -231,7 +248,7 @@ func TestUndoReleaseGoneExit6(t *testing.T) {
 // rollback is reported as undone, not the whole upgrade.
 func TestUndoNotReadyAfterRollbackExit6(t *testing.T) {
 	c := failedUpgrade(t, nil, readyPod("portal", false))
-	c.u.Timeout = 300 * time.Millisecond
+	c.u.RollbackTimeout = 300 * time.Millisecond
 	err := c.run("verify", errors.New("boom"))
 	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "readiness after rollback") {
 		t.Fatalf("undo = %v (exit %d)", err, errs.ExitCode(err))
@@ -249,14 +266,16 @@ func TestUndoNotReadyAfterRollbackExit6(t *testing.T) {
 // left and readiness not awaited.
 func TestUndoRestoreFailsExit6(t *testing.T) {
 	c := failedUpgrade(t, nil, readyPod("portal", true))
-	c.entry.Manifest.DatabaseSkipped = ""
-	c.entry.Manifest.Databases = []string{"csghub_server"}
-	c.entry.Manifest.Dumps = []backup.Dump{{Database: "csghub_server", File: backup.File{Name: "csghub_server.sql.gz", Bytes: 10, SHA256: strings.Repeat("0", 64)}}}
-	if err := os.MkdirAll(c.entry.Path, 0o700); err != nil {
+	c.r.entry.Manifest.DatabaseSkipped = ""
+	c.r.entry.Manifest.Databases = []string{"csghub_server"}
+	c.r.entry.Manifest.Dumps = []backup.Dump{{Database: "csghub_server", File: backup.File{Name: "csghub_server.sql.gz", Bytes: 10, SHA256: strings.Repeat("0", 64)}}}
+	if err := os.MkdirAll(c.r.entry.Path, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	err := c.run("verify", errors.New("boom"))
-	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "database restore:") {
+	// the restore ran under the run's lock: taking its own, it would have
+	// met ours ("another operation holds the lock") before reading the backup
+	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "database restore: backup 1-20260101T000000Z is corrupt") {
 		t.Fatalf("undo = %v (exit %d)", err, errs.ExitCode(err))
 	}
 	if c.sum.RolledBack || len(c.sum.Undone) != 1 {
@@ -274,7 +293,7 @@ func TestUndoAfterInterruptStillRollsBack(t *testing.T) {
 	c := failedUpgrade(t, nil, readyPod("portal", true))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := c.u.undo(context.WithoutCancel(ctx), ctx, c.p, c.entry, c.sum, c.j, "readiness", context.Canceled)
+	_, err := c.r.undo(ctx, "readiness", context.Canceled)
 	if errs.ExitCode(err) != 5 || !strings.Contains(c.sum.Failure, "interrupted") {
 		t.Fatalf("undo after Ctrl-C = %v (exit %d), failure %q", err, errs.ExitCode(err), c.sum.Failure)
 	}
@@ -312,5 +331,49 @@ func TestRunReleaseNotFoundExit3(t *testing.T) {
 	}
 	if info, _ := lock.Inspect(context.Background(), cs, "ns", "csghub"); info != nil {
 		t.Fatalf("lock left after a refused run: %+v", info)
+	}
+}
+
+
+// The automatic rollback has its own allowance (--rollback-timeout): the
+// forward run's --timeout is spent in every case here, yet the undo
+// runs; when the Helm rollback's wait uses up --rollback-timeout, the
+// readiness after it fails at once naming that flag: exit 6, the release
+// rolled back, the lock still the run's.
+func TestUndoRollbackTimeoutIsItsOwnBudget(t *testing.T) {
+	kc := &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}, WaitDuration: 400 * time.Millisecond}
+	c := failedUpgrade(t, kc, readyPod("portal", true))
+	c.u.RollbackTimeout = 300 * time.Millisecond
+	if c.r.wait.Spent() == nil {
+		t.Fatal("fixture: the forward budget should be spent")
+	}
+	err := c.run("readiness", errors.New("not ready"))
+	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "readiness after rollback: no time left of --rollback-timeout 300ms") {
+		t.Fatalf("undo = %v (exit %d)", err, errs.ExitCode(err))
+	}
+	if got := strings.Join(history(t, c.cfg), ", "); got != "1.0.0 superseded, 2.0.0 superseded, 1.0.0 deployed" {
+		t.Fatalf("history: %s", got)
+	}
+	if !c.j.has("rollback", "done") || !c.j.has("readiness-after-rollback", "failed") {
+		t.Fatalf("journal %+v", c.j.events)
+	}
+	c.lockHeld(t)
+}
+
+// The forward run's waits share --timeout: once it is spent, readiness
+// fails at once naming --timeout, without waiting.
+func TestReadinessFailsWhenTimeoutSpent(t *testing.T) {
+	c := failedUpgrade(t, nil, readyPod("portal", false))
+	c.r.wait = budget.New("--timeout", time.Hour)
+	c.r.wait.Charge(time.Hour)
+	t0 := time.Now()
+	_, err := c.r.readiness(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "no time left of --timeout 1h0m0s") || time.Since(t0) > time.Second {
+		t.Fatalf("readiness with --timeout spent = %v after %s", err, time.Since(t0))
+	}
+	c.r.wait = budget.New("--timeout", time.Hour)
+	c.r.wait.Charge(time.Hour - 200*time.Millisecond)
+	if _, err := c.r.readiness(context.Background()); err == nil || c.r.wait.Left() != 0 {
+		t.Fatalf("readiness with 200ms left = %v, left %s: it must get what is left and use it up", err, c.r.wait.Left())
 	}
 }

@@ -6,7 +6,6 @@ package upgrade
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,9 +14,12 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/release"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/budget"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
@@ -29,7 +31,6 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/recovery"
 	"github.com/opencsgs/helm-csghub/internal/redact"
 	"github.com/opencsgs/helm-csghub/internal/render"
-	"github.com/opencsgs/helm-csghub/internal/restore"
 	"github.com/opencsgs/helm-csghub/internal/steplog"
 	"github.com/opencsgs/helm-csghub/internal/valuemigrate"
 	"github.com/opencsgs/helm-csghub/internal/verify"
@@ -40,12 +41,16 @@ type Upgrade struct {
 	Release *helmenv.Release
 	Kube    *kube.Client
 	Plan    plan.Options
-	// Timeout bounds the Helm upgrade plus readiness (and the rollback's wait).
-	Timeout        time.Duration
-	DryRun         bool
-	NoRollback     bool
-	SkipDBBackup   bool
-	ForceConflicts bool
+	// Timeout is one allowance for the waits of the run (the Helm upgrade,
+	// the post-upgrade steps' waits, readiness); moving data (the backup) is
+	// not counted. RollbackTimeout is the automatic rollback's own allowance
+	// (its Helm rollback and readiness), so it can finish when Timeout is spent.
+	Timeout         time.Duration
+	RollbackTimeout time.Duration
+	DryRun          bool
+	NoRollback      bool
+	SkipDBBackup    bool
+	ForceConflicts  bool
 	// RecreateStatefulSets deletes (--cascade=orphan) StatefulSets whose
 	// immutable fields change, so Helm recreates them; without it such a
 	// change is refused in preflight.
@@ -63,9 +68,6 @@ type Upgrade struct {
 	// Recover first rolls back a release left pending by a killed plugin
 	// run (see internal/recovery).
 	Recover bool
-
-	recovered []string
-	lock      *lock.Lock // held by Run; handed to the undo's restore
 
 	// PGImage, PGPodTimeout: the client pod of an external database.
 	PGImage      string
@@ -100,227 +102,304 @@ type Summary struct {
 	Rewrites []valuemigrate.Change `json:"valueRewrites,omitempty"`
 }
 
-// Run performs the upgrade.
-func (u *Upgrade) Run(ctx context.Context) (sum *Summary, err error) {
-	j := &journal{emit: u.Events}
-	sum = &Summary{Steps: map[string]time.Duration{}, Migrations: []migrate.Result{}, DryRun: u.DryRun}
-	timed := func(name string, f func() (string, error)) error {
-		d, err := j.step(name, f)
-		sum.Steps[name] = d
-		return err
-	}
-
-	// --- the lock: one operation per release. Taken before the plan reads the
-	// release, so a second run meets the lock, not the first run's pending
-	// revision or its new chart version. A dry run changes nothing: no lock.
-	// Refused here, nothing started: no summary (nil) to print.
-	var lk *lock.Lock
-	if !u.DryRun {
-		lk, err = lock.Acquire(ctx, u.Kube.Clientset, u.Release.Namespace, u.Release.Name, "upgrade")
-		if err != nil {
-			return nil, err
-		}
-		u.lock = lk
-		defer lk.Release()
-		if lk.Stale != "" {
-			sum.StaleLock = lk.Stale
-			j.add(Event{Step: "lock", Status: "warning", Detail: "took over a stale lock from " + lk.Stale})
-		}
-		lk.KeepInherited() // a killed run's evidence stays until we know it is obsolete
-		if err := u.recoverKilledRun(ctx, lk, j); err != nil {
-			return nil, err
-		}
-	}
-
-	// --- plan and preflight: read-only
-	var p *plan.Prepared
-	if err := timed("plan", func() (string, error) {
-		var err error
-		p, err = plan.Prepare(ctx, u.Plan)
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("%s -> %s, %d migration(s)", p.Current, p.Target.VersionS, len(p.Migrations)), nil
-	}); err != nil {
-		return nil, err
-	}
-	sum.Release, sum.Namespace = u.Release.Name, u.Release.Namespace
-	sum.Recovered = u.recovered
-	sum.From, sum.To = p.Current.String(), p.Target.VersionS
-	sum.FromRevision, sum.Revision = p.Release.Version, p.Release.Version
-	sum.Status = p.Release.Info.Status.String()
-	if lk != nil && !p.Release.Info.Status.IsPending() {
-		lk.ForgetInherited() // not pending: a killed run's mark explains nothing any more
-	}
-	p.Migrate.ForceConflicts = u.ForceConflicts
-	p.Migrate.Progress = u.Progress
-	p.Migrate.Wait = u.Timeout
-	p.Migrate.BackupPending = true
-	p.Migrate.Log = u.Log
-	for k, v := range u.MigrationSkip {
-		p.Migrate.Skip[k] = v
-	}
-	defer func() { sum.Notes = append(sum.Notes, p.Migrate.Notes...) }()
-	sum.Rewrites = p.ValueChanges
-	if err := timed("preflight", func() (string, error) {
-		w, err := u.preflight(ctx, p)
-		w = append(append([]string(nil), p.ValueWarnings...), w...)
-		sum.Warnings = append(sum.Warnings, w...)
-		for _, x := range w {
-			j.add(Event{Step: "preflight", Status: "warning", Detail: x})
-		}
-		return fmt.Sprintf("%d warning(s)", len(w)), err
-	}); err != nil {
-		return sum, err
-	}
-	if u.DryRun {
-		return sum, u.dryRun(ctx, p, sum, timed)
-	}
-
-	// --- 2. backup (Ctrl-C here: the backup removes its partial folder)
-	var entry *backup.Entry
-	if err := timed("backup", func() (string, error) {
-		b := &backup.Backup{Release: u.Release, Kube: u.Kube, Dir: u.BackupDir, Keep: u.Keep, SkipDatabase: u.SkipDBBackup, Progress: u.Progress,
-			PGImage: u.PGImage, PodTimeout: u.PGPodTimeout, Log: u.Log}
-		res, err := b.Run(ctx)
-		if err != nil {
-			return "", err
-		}
-		entry = &backup.Entry{ID: res.Manifest.ID, Path: res.Path, Revision: res.Manifest.Revision, Complete: true, Manifest: res.Manifest}
-		sum.Backup, sum.BackupPath = res.Manifest.ID, res.Path
-		p.Migrate.BackupDir = res.Path
-		j.attach(res.Path)
-		if !res.Manifest.HasDatabase() {
-			return "values only: " + res.Manifest.DatabaseSkipped, nil
-		}
-		return fmt.Sprintf("%s, %d database(s)", res.Manifest.ID, len(res.Manifest.Databases)), nil
-	}); err != nil {
-		return sum, err
-	}
-	base, err := readValues(filepath.Join(entry.Path, "values.yaml"))
-	if err != nil {
-		return sum, err
-	}
-
-	// --- 3. migrations (each idempotent; Ctrl-C stops before the next one)
-	if err := timed("migrations", func() (string, error) {
-		p.Migrate.Log = u.Log
-		res, err := migrate.Run(ctx, p.Migrate, p.Migrations)
-		sum.Migrations = append(sum.Migrations, res...)
-		return fmt.Sprintf("%d migration(s)", len(res)), err
-	}); err != nil {
-		if ctx.Err() != nil {
-			return sum, errs.Wrap(errs.Interrupted, fmt.Errorf("upgrade interrupted during migrations; the release is unchanged; backup %s", entry.Path))
-		}
-		return sum, errs.Failedf("%v (the release is unchanged; backup %s)", err, entry.Path)
-	}
-	if ctx.Err() != nil {
-		return sum, errs.Wrap(errs.Interrupted, fmt.Errorf("upgrade interrupted before the Helm upgrade; the release is unchanged; backup %s", entry.Path))
-	}
-
-	// --- 4..6: from here a failure or Ctrl-C rolls back, and the rollback is
-	// finished even if another signal comes.
-	keep := context.WithoutCancel(ctx)
-	// the backup's values are the deployed ones: the same rewrites apply
-	values := p.UpgradeValues(base)
-	sum.Rewrites = p.ValueChanges
-	failed := func(step string, cause error) (*Summary, error) {
-		return u.undo(keep, ctx, p, entry, sum, j, step, cause)
-	}
-	// Objects Helm cannot patch (finished Jobs whose pod template changes;
-	// StatefulSets with --recreate-statefulsets) are deleted first; checked
-	// again here because Jobs may have finished or expired since preflight.
-	if err := timed("clear-immutable", func() (string, error) {
-		done, err := u.clearImmutable(keep, p)
-		return fmt.Sprintf("%d object(s) deleted for Helm to recreate", len(done)), err
-	}); err != nil {
-		return sum, errs.Preconditionf("%v (the release is unchanged; backup %s)", err, entry.Path)
-	}
-	if err := timed("helm-upgrade", func() (string, error) {
-		up := action.NewUpgrade(p.Resolved.Helm)
-		up.Namespace = u.Release.Namespace
-		up.Timeout = u.Timeout
-		up.MaxHistory = u.Release.Settings.MaxHistory
-		up.Description = fmt.Sprintf("helm csghub upgrade %s -> %s", p.Current, p.Target.VersionS)
-		// killed from here on, the release is pending: the lease says whose
-		if lk != nil {
-			if err := lk.SetMark(keep, &lock.Mark{Operation: "upgrade", Step: "helm-upgrade",
-				Revision: p.Release.Version + 1, From: p.Release.Version, Backup: entry.ID}); err != nil {
-				return "", err
-			}
-			defer lk.SetMark(keep, nil)
-		}
-		rel, err := up.RunWithContext(keep, u.Release.Name, p.Target.Chart, values)
-		if err != nil {
-			return "", err
-		}
-		sum.Revision, sum.Status = rel.Version, rel.Info.Status.String()
-		return fmt.Sprintf("revision %d, chart %s", rel.Version, p.Target.VersionS), nil
-	}); err != nil {
-		return failed("helm-upgrade", err)
-	}
-	// Post-upgrade steps move data the new version needs but does not run
-	// without (e.g. old log history): their failure leaves the upgrade in
-	// place and asks for attention, with the command that finishes the step.
-	var attention []string
-	for _, m := range p.Migrations {
-		if pu, ok := m.(migrate.PostUpgrade); ok {
-			if err := timed("after-upgrade "+m.Name(), func() (string, error) {
-				ch, err := pu.AfterUpgrade(keep, p.Migrate)
-				for i := range sum.Migrations {
-					if sum.Migrations[i].Name == m.Name() {
-						sum.Migrations[i].Changes = append(sum.Migrations[i].Changes, ch...)
-					}
-				}
-				for _, c := range ch {
-					u.Log.Printf("  %s", c)
-				}
-				return fmt.Sprintf("%d change(s)", len(ch)), err
-			}); err != nil {
-				attention = append(attention, fmt.Sprintf("v%s %s: %v", m.Version(), m.Name(), err))
-			}
-		}
-	}
-	if err := timed("readiness", func() (string, error) {
-		rep, err := u.waitReady(ctx, u.Timeout)
-		sum.Readiness = rep
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("%d/%d pods Ready in %s", rep.Ready, rep.Total, rep.Waited.Round(time.Millisecond)), nil
-	}); err != nil {
-		return failed("readiness", err)
-	}
-	if ctx.Err() != nil {
-		return failed("readiness", ctx.Err())
-	}
-	if err := timed("verify", func() (string, error) {
-		v := &verify.Verify{Release: u.Release, Kube: u.Kube, Revision: sum.Revision}
-		rep, err := v.Run(keep)
-		sum.Verify = rep
-		return "all checks passed", err
-	}); err != nil {
-		return failed("verify", err)
-	}
-	if ctx.Err() != nil {
-		return failed("verify", ctx.Err())
-	}
-	if len(attention) > 0 {
-		sum.Failure = strings.Join(attention, "; ")
-		return sum, errs.NeedsAttentionf("upgraded to %s (revision %d), but a post-upgrade step failed: %s",
-			p.Target.VersionS, sum.Revision, sum.Failure)
-	}
-	return sum, nil
+// run is one upgrade run's state: each step below is a method that reads and
+// fills it.
+type run struct {
+	*Upgrade
+	j      *journal
+	sum    *Summary
+	lk     *lock.Lock // nil in a dry run
+	p      *plan.Prepared
+	entry  *backup.Entry  // the run's own backup
+	values map[string]any // what the Helm upgrade installs
+	wait   *budget.Budget // --timeout: the waits of the forward run
+	// attention collects post-upgrade steps that failed (the upgrade stays).
+	attention []string
 }
 
-// recoverKilledRun, with --recover, rolls back a release a killed plugin run left
-// pending (proven by the lease it took over) before the upgrade starts.
-func (u *Upgrade) recoverKilledRun(ctx context.Context, lk *lock.Lock, j *journal) error {
-	if !u.Recover {
+// Run performs the upgrade: the list of its steps.
+func (u *Upgrade) Run(ctx context.Context) (*Summary, error) {
+	r := &run{Upgrade: u, j: &journal{emit: u.Events}, wait: budget.New("--timeout", u.Timeout),
+		sum: &Summary{Steps: map[string]time.Duration{}, Migrations: []migrate.Result{}, DryRun: u.DryRun}}
+	// The lock first: one operation per release, taken before the plan reads
+	// the release, so a second run meets the lock, not the first run's
+	// pending revision. A dry run changes nothing: no lock. Refused here,
+	// nothing started: no summary (nil) to print.
+	if !u.DryRun {
+		defer r.unlock()
+		if err := r.lock(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.timed(ctx, "plan", r.prepare); err != nil {
+		return nil, err
+	}
+	defer func() { r.sum.Notes = append(r.sum.Notes, r.p.Migrate.Notes...) }()
+	if err := r.timed(ctx, "preflight", r.preflightChecks); err != nil {
+		return r.sum, err
+	}
+	if u.DryRun {
+		return r.sum, r.dryRun(ctx)
+	}
+	// Ctrl-C during the backup: it removes its partial folder.
+	if err := r.timed(ctx, "backup", r.backup); err != nil {
+		return r.sum, err
+	}
+	if err := r.migrations(ctx); err != nil {
+		return r.sum, err
+	}
+	// From here a failure or Ctrl-C rolls back, and the rollback is finished
+	// even if another signal comes.
+	keep := context.WithoutCancel(ctx)
+	if err := r.timed(keep, "clear-immutable", r.clearImmutable); err != nil {
+		return r.sum, errs.Preconditionf("%v (the release is unchanged; backup %s)", err, r.entry.Path)
+	}
+	if err := r.timed(keep, "helm-upgrade", r.helmUpgrade); err != nil {
+		return r.undo(ctx, "helm-upgrade", err)
+	}
+	r.afterUpgrade(keep)
+	if err := r.checked(ctx, "readiness", ctx, r.readiness); err != nil {
+		return r.undo(ctx, "readiness", err)
+	}
+	if err := r.checked(ctx, "verify", keep, r.verify); err != nil {
+		return r.undo(ctx, "verify", err)
+	}
+	if len(r.attention) > 0 {
+		r.sum.Failure = strings.Join(r.attention, "; ")
+		return r.sum, errs.NeedsAttentionf("upgraded to %s (revision %d), but a post-upgrade step failed: %s",
+			r.p.Target.VersionS, r.sum.Revision, r.sum.Failure)
+	}
+	return r.sum, nil
+}
+
+type stepFunc func(context.Context) (string, error)
+
+// timed runs f as the journal step name, recording its duration.
+func (r *run) timed(ctx context.Context, name string, f stepFunc) error {
+	d, err := r.j.step(name, func() (string, error) { return f(ctx) })
+	r.sum.Steps[name] = d
+	return err
+}
+
+// checked is timed with f's context (stepCtx), then a Ctrl-C on ctx that
+// came meanwhile fails the step too.
+func (r *run) checked(ctx context.Context, name string, stepCtx context.Context, f stepFunc) error {
+	if err := r.timed(stepCtx, name, f); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func (r *run) lock(ctx context.Context) error {
+	lk, err := lock.Acquire(ctx, r.Kube.Clientset, r.Release.Namespace, r.Release.Name, "upgrade")
+	if err != nil {
+		return err
+	}
+	r.lk = lk
+	if lk.Stale != "" {
+		r.sum.StaleLock = lk.Stale
+		r.j.add(Event{Step: "lock", Status: "warning", Detail: "took over a stale lock from " + lk.Stale})
+	}
+	lk.KeepInherited() // a killed run's evidence stays until we know it is obsolete
+	return r.recoverKilledRun(ctx)
+}
+
+func (r *run) unlock() {
+	if r.lk != nil {
+		r.lk.Release()
+	}
+}
+
+// prepare is the plan (read-only), with the migrations' options of this run.
+func (r *run) prepare(ctx context.Context) (string, error) {
+	p, err := plan.Prepare(ctx, r.Plan)
+	if err != nil {
+		return "", err
+	}
+	r.p = p
+	s := r.sum
+	s.Release, s.Namespace = r.Release.Name, r.Release.Namespace
+	s.From, s.To = p.Current.String(), p.Target.VersionS
+	s.FromRevision, s.Revision = p.Release.Version, p.Release.Version
+	s.Status = p.Release.Info.Status.String()
+	s.Rewrites = p.ValueChanges
+	if r.lk != nil && !p.Release.Info.Status.IsPending() {
+		r.lk.ForgetInherited() // not pending: a killed run's mark explains nothing any more
+	}
+	p.Migrate.ForceConflicts = r.ForceConflicts
+	p.Migrate.Progress = r.Progress
+	p.Migrate.BackupPending = true
+	p.Migrate.Log = r.Log
+	for k, v := range r.MigrationSkip {
+		p.Migrate.Skip[k] = v
+	}
+	return fmt.Sprintf("%s -> %s, %d migration(s)", p.Current, p.Target.VersionS, len(p.Migrations)), nil
+}
+
+func (r *run) preflightChecks(ctx context.Context) (string, error) {
+	w, err := r.preflight(ctx, r.p)
+	w = append(append([]string(nil), r.p.ValueWarnings...), w...)
+	r.sum.Warnings = append(r.sum.Warnings, w...)
+	for _, x := range w {
+		r.j.add(Event{Step: "preflight", Status: "warning", Detail: x})
+	}
+	return fmt.Sprintf("%d warning(s)", len(w)), err
+}
+
+// backup is the run's own backup; the journal is kept beside it from now on.
+func (r *run) backup(ctx context.Context) (string, error) {
+	b := &backup.Backup{Release: r.Release, Kube: r.Kube, Dir: r.BackupDir, Keep: r.Keep, SkipDatabase: r.SkipDBBackup, Progress: r.Progress,
+		PGImage: r.PGImage, PodTimeout: r.PGPodTimeout, Log: r.Log}
+	res, err := b.Run(ctx)
+	if err != nil {
+		return "", err
+	}
+	r.entry = &backup.Entry{ID: res.Manifest.ID, Path: res.Path, Revision: res.Manifest.Revision, Complete: true, Manifest: res.Manifest}
+	r.sum.Backup, r.sum.BackupPath = res.Manifest.ID, res.Path
+	r.p.Migrate.BackupDir = res.Path
+	r.j.attach(res.Path)
+	if !res.Manifest.HasDatabase() {
+		return "values only: " + res.Manifest.DatabaseSkipped, nil
+	}
+	return fmt.Sprintf("%s, %d database(s)", res.Manifest.ID, len(res.Manifest.Databases)), nil
+}
+
+// migrations runs the migrations (each idempotent; Ctrl-C stops before the
+// next one) and builds the values to install from the backed-up ones.
+func (r *run) migrations(ctx context.Context) error {
+	base, err := readValues(filepath.Join(r.entry.Path, "values.yaml"))
+	if err != nil {
+		return err
+	}
+	if err := r.timed(ctx, "migrations", r.migrate); err != nil {
+		if ctx.Err() != nil {
+			return errs.Wrap(errs.Interrupted, fmt.Errorf("upgrade interrupted during migrations; the release is unchanged; backup %s", r.entry.Path))
+		}
+		return errs.Failedf("%v (the release is unchanged; backup %s)", err, r.entry.Path)
+	}
+	if ctx.Err() != nil {
+		return errs.Wrap(errs.Interrupted, fmt.Errorf("upgrade interrupted before the Helm upgrade; the release is unchanged; backup %s", r.entry.Path))
+	}
+	// the backup's values are the deployed ones: the same rewrites apply
+	r.values = r.p.UpgradeValues(base)
+	r.sum.Rewrites = r.p.ValueChanges
+	return nil
+}
+
+func (r *run) migrate(ctx context.Context) (string, error) {
+	res, err := migrate.Run(ctx, r.p.Migrate, r.p.Migrations)
+	r.sum.Migrations = append(r.sum.Migrations, res...)
+	return fmt.Sprintf("%d migration(s)", len(res)), err
+}
+
+// clearImmutable deletes, just before the Helm upgrade, the objects Helm
+// cannot patch to the target and may recreate (finished Jobs whose pod
+// template changes; StatefulSets with --recreate-statefulsets); checked again
+// here because Jobs may have finished or expired since preflight.
+func (r *run) clearImmutable(ctx context.Context) (string, error) {
+	target, err := r.p.TargetObjects()
+	if err != nil {
+		return "", err
+	}
+	done, err := r.clear(ctx, target, r.p.Release.Manifest, false)
+	return fmt.Sprintf("%d object(s) deleted for Helm to recreate", len(done)), err
+}
+
+// helmUpgrade is the Helm upgrade; killed from its start on, the release is
+// pending, and the lease's mark says whose.
+func (r *run) helmUpgrade(ctx context.Context) (string, error) {
+	p := r.p
+	up := action.NewUpgrade(p.Resolved.Helm)
+	up.Namespace = r.Release.Namespace
+	up.MaxHistory = r.Release.Settings.MaxHistory
+	up.Description = fmt.Sprintf("helm csghub upgrade %s -> %s", p.Current, p.Target.VersionS)
+	if err := r.lk.SetMark(ctx, &lock.Mark{Operation: "upgrade", Step: "helm-upgrade",
+		Revision: p.Release.Version + 1, From: p.Release.Version, Backup: r.entry.ID}); err != nil {
+		return "", err
+	}
+	defer r.lk.SetMark(ctx, nil)
+	var rel *release.Release
+	if err := r.wait.Wait(func(left time.Duration) (err error) {
+		up.Timeout = left
+		rel, err = up.RunWithContext(ctx, r.Release.Name, p.Target.Chart, r.values)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	r.sum.Revision, r.sum.Status = rel.Version, rel.Info.Status.String()
+	return fmt.Sprintf("revision %d, chart %s", rel.Version, p.Target.VersionS), nil
+}
+
+// afterUpgrade runs the post-upgrade steps: they move data the new version
+// needs but does not run without (e.g. old log history). Their failure
+// leaves the upgrade in place and asks for attention, with the command that
+// finishes the step.
+func (r *run) afterUpgrade(ctx context.Context) {
+	for _, m := range r.p.Migrations {
+		pu, ok := m.(migrate.PostUpgrade)
+		if !ok {
+			continue
+		}
+		if err := r.timed(ctx, "after-upgrade "+m.Name(), func(ctx context.Context) (string, error) {
+			return r.postUpgrade(ctx, m, pu)
+		}); err != nil {
+			r.attention = append(r.attention, fmt.Sprintf("v%s %s: %v", m.Version(), m.Name(), err))
+		}
+	}
+}
+
+// postUpgrade runs one post-upgrade step; its waits get what --timeout has
+// left and are counted against it (the data it moves is not).
+func (r *run) postUpgrade(ctx context.Context, m migrate.Migration, pu migrate.PostUpgrade) (string, error) {
+	c := r.p.Migrate
+	if err := r.wait.Spent(); err != nil {
+		return "", err
+	}
+	c.Wait = r.wait.Left()
+	waited := c.Waited
+	ch, err := pu.AfterUpgrade(ctx, c)
+	r.wait.Charge(c.Waited - waited)
+	for i := range r.sum.Migrations {
+		if r.sum.Migrations[i].Name == m.Name() {
+			r.sum.Migrations[i].Changes = append(r.sum.Migrations[i].Changes, ch...)
+		}
+	}
+	for _, c := range ch {
+		r.Log.Printf("  %s", c)
+	}
+	return fmt.Sprintf("%d change(s)", len(ch)), err
+}
+
+// readiness waits, with what --timeout has left, for the release namespace
+// and knative-serving (when present).
+func (r *run) readiness(ctx context.Context) (string, error) {
+	err := r.wait.Wait(func(left time.Duration) (err error) {
+		r.sum.Readiness, err = readiness.ForRelease(ctx, r.Kube.Clientset, r.Release.Namespace, left, r.Progress)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	rep := r.sum.Readiness
+	return fmt.Sprintf("%d/%d pods Ready in %s", rep.Ready, rep.Total, rep.Waited.Round(time.Millisecond)), nil
+}
+
+func (r *run) verify(ctx context.Context) (string, error) {
+	v := &verify.Verify{Release: r.Release, Kube: r.Kube, Revision: r.sum.Revision}
+	rep, err := v.Run(ctx)
+	r.sum.Verify = rep
+	return "all checks passed", err
+}
+
+// recoverKilledRun, with --recover, rolls back a release a killed plugin run
+// left pending (proven by the lease it took over) before the upgrade starts.
+func (r *run) recoverKilledRun(ctx context.Context) error {
+	if !r.Recover {
 		return nil
 	}
-	rec := &recovery.Recovery{Release: u.Release, Kube: u.Kube, Dir: u.BackupDir, Timeout: u.Timeout, Progress: u.Progress, Log: u.Log, Lock: lk}
-	mark := lk.Inherited
+	rec := &recovery.Recovery{Release: r.Release, Kube: r.Kube, Dir: r.BackupDir, Timeout: r.RollbackTimeout, TimeoutFlag: "--rollback-timeout",
+		Progress: r.Progress, Log: r.Log, Lock: r.lk, PGImage: r.PGImage, PGPodTimeout: r.PGPodTimeout}
+	mark := r.lk.Inherited
 	if mark == nil {
 		mark = &lock.Mark{} // no killed run's lease: a pending release is refused
 	}
@@ -328,132 +407,48 @@ func (u *Upgrade) recoverKilledRun(ctx context.Context, lk *lock.Lock, j *journa
 	if err != nil || p == nil {
 		return err
 	}
-	_, err = j.step("recover", func() (string, error) {
+	_, err = r.j.step("recover", func() (string, error) {
 		res, err := rec.Run(ctx, p)
 		if err != nil {
 			return "", err
 		}
-		u.recovered = res.Done
+		r.sum.Recovered = res.Done
 		return strings.Join(res.Done, "; "), nil
 	})
 	return err
 }
 
-// waitReady waits for the release namespace and knative-serving (when present).
-func (u *Upgrade) waitReady(ctx context.Context, timeout time.Duration) (*readiness.Report, error) {
-	nss := []string{u.Release.Namespace}
-	if ok, err := kube.NamespaceExists(ctx, u.Kube.Clientset, kube.KnativeNamespace); err == nil && ok && u.Release.Namespace != kube.KnativeNamespace {
-		nss = append(nss, kube.KnativeNamespace)
-	}
-	w := &readiness.Waiter{Clientset: u.Kube.Clientset, Namespaces: nss, Timeout: timeout, Progress: u.Progress}
-	return w.Wait(ctx)
-}
-
-// undo rolls the release back to the revision before the upgrade and restores
-// the database from the run's backup, unless --no-rollback.
-func (u *Upgrade) undo(keep, ctx context.Context, p *plan.Prepared, entry *backup.Entry, sum *Summary, j *journal, step string, cause error) (*Summary, error) {
-	if errors.Is(cause, context.Canceled) || ctx.Err() != nil {
-		cause = fmt.Errorf("interrupted (%v)", cause)
-	}
-	sum.Failure = fmt.Sprintf("%s: %v", step, cause)
-	if u.NoRollback {
-		return sum, errs.NeedsAttentionf("upgrade failed at %s: %v; not rolled back (--no-rollback): roll back with `helm csghub rollback %d --backup %s`",
-			step, cause, p.Release.Version, entry.ID)
-	}
-	u.Log.Printf("upgrade failed at %s: %v; rolling back to revision %d and restoring backup %s", step, cause, p.Release.Version, entry.ID)
-	var problems []string
-	_, err := j.step("rollback", func() (string, error) {
-		if err := u.clearForRollback(keep, p); err != nil {
-			return "", err
-		}
-		rb := action.NewRollback(p.Resolved.Helm)
-		rb.Version = p.Release.Version
-		rb.Wait = true
-		rb.Timeout = u.Timeout
-		rb.MaxHistory = u.Release.Settings.MaxHistory
-		if err := rb.Run(u.Release.Name); err != nil {
-			return "", err
-		}
-		last, err := u.Release.Last()
-		if err != nil {
-			return "", err
-		}
-		sum.Revision, sum.Status = last.Version, last.Info.Status.String()
-		return fmt.Sprintf("revision %d (chart %s) %s", last.Version, helmenv.ChartVersion(last), last.Info.Status), nil
-	})
-	if err != nil {
-		// The database is left as the new version has it, matching the
-		// workloads: restoring it under the new version would be worse.
-		return sum, u.rollbackFailed(p, entry, step, cause, err)
-	}
-	sum.Undone = append(sum.Undone, fmt.Sprintf("release rolled back to chart %s (revision %d)", sum.From, sum.Revision))
-	if entry.Manifest.HasDatabase() {
-		_, err = j.step("restore", func() (string, error) {
-			rs := &restore.Restore{Release: u.Release, Kube: u.Kube, Dir: u.BackupDir, Entry: entry, Progress: u.Progress, Log: u.Log, Lock: u.lock,
-				PGImage: u.PGImage, PodTimeout: u.PGPodTimeout}
-			res, err := rs.Run(keep)
-			if err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("%d database(s) restored from %s", len(res.Databases), entry.ID), nil
-		})
-		if err != nil {
-			problems = append(problems, "database restore: "+err.Error())
-		} else {
-			sum.Undone = append(sum.Undone, "database restored from backup "+entry.ID)
-		}
-	}
-	if len(problems) == 0 {
-		if _, err := j.step("readiness-after-rollback", func() (string, error) {
-			rep, err := u.waitReady(keep, u.Timeout)
-			if err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("%d/%d pods Ready", rep.Ready, rep.Total), nil
-		}); err != nil {
-			problems = append(problems, "readiness after rollback: "+err.Error())
-		}
-	}
-	if len(problems) > 0 {
-		return sum, errs.NeedsAttentionf("upgrade failed at %s: %v; the automatic rollback did not complete: %v; backup %s",
-			step, cause, problems, entry.Path)
-	}
-	sum.RolledBack = true
-	return sum, errs.RolledBackf("upgrade failed at %s: %v; rolled back: %v; backup %s", step, cause, sum.Undone, entry.Path)
-}
-
 // dryRun shows the migrations (server-side dry run) and renders the upgrade
 // through the Helm SDK's dry run; nothing changes.
-func (u *Upgrade) dryRun(ctx context.Context, p *plan.Prepared, sum *Summary, timed func(string, func() (string, error)) error) error {
-	if err := timed("migrations (dry run)", func() (string, error) {
-		p.Migrate.DryRun = true
-		res, err := migrate.Run(ctx, p.Migrate, p.Migrations)
-		sum.Migrations = append(sum.Migrations, res...)
-		return fmt.Sprintf("%d migration(s)", len(res)), err
-	}); err != nil {
+func (r *run) dryRun(ctx context.Context) error {
+	r.p.Migrate.DryRun = true
+	if err := r.timed(ctx, "migrations (dry run)", r.migrate); err != nil {
 		return err
 	}
-	return timed("helm-upgrade (dry run)", func() (string, error) {
-		up := action.NewUpgrade(p.Resolved.Helm)
-		up.Namespace = u.Release.Namespace
-		up.DryRun = true
-		up.DryRunOption = "server"
-		rel, err := up.RunWithContext(ctx, u.Release.Name, p.Target.Chart, p.Values)
-		if err == nil {
-			sum.Manifest = redact.Manifest(rel.Manifest) // Secrets' data masked
-			return fmt.Sprintf("would be revision %d with chart %s", rel.Version, p.Target.VersionS), nil
-		}
-		// Before the migrations ran for real the server cannot validate what
-		// they would fix (kinds of CRDs not installed yet): render client-side.
-		manifest, rerr := render.Manifest(render.Options{Chart: p.Target.Chart, Values: p.Values,
-			Release: u.Release.Name, Namespace: u.Release.Namespace, Discovery: u.Kube.Clientset.Discovery()})
-		if rerr != nil {
-			return "", rerr
-		}
-		sum.Manifest = redact.Manifest(manifest)
-		sum.Notes = append(sum.Notes, "rendered client-side: the server-side dry run needs the migrations applied first ("+steplog.OneLine(err.Error())+")")
-		return fmt.Sprintf("would be revision %d with chart %s (client-side render)", p.Release.Version+1, p.Target.VersionS), nil
-	})
+	return r.timed(ctx, "helm-upgrade (dry run)", r.renderUpgrade)
+}
+
+func (r *run) renderUpgrade(ctx context.Context) (string, error) {
+	p := r.p
+	up := action.NewUpgrade(p.Resolved.Helm)
+	up.Namespace = r.Release.Namespace
+	up.DryRun = true
+	up.DryRunOption = "server"
+	rel, err := up.RunWithContext(ctx, r.Release.Name, p.Target.Chart, p.Values)
+	if err == nil {
+		r.sum.Manifest = redact.Manifest(rel.Manifest) // Secrets' data masked
+		return fmt.Sprintf("would be revision %d with chart %s", rel.Version, p.Target.VersionS), nil
+	}
+	// Before the migrations ran for real the server cannot validate what
+	// they would fix (kinds of CRDs not installed yet): render client-side.
+	manifest, rerr := render.Manifest(render.Options{Chart: p.Target.Chart, Values: p.Values,
+		Release: r.Release.Name, Namespace: r.Release.Namespace, Discovery: r.Kube.Clientset.Discovery()})
+	if rerr != nil {
+		return "", rerr
+	}
+	r.sum.Manifest = redact.Manifest(manifest)
+	r.sum.Notes = append(r.sum.Notes, "rendered client-side: the server-side dry run needs the migrations applied first ("+steplog.OneLine(err.Error())+")")
+	return fmt.Sprintf("would be revision %d with chart %s (client-side render)", p.Release.Version+1, p.Target.VersionS), nil
 }
 
 func readValues(path string) (map[string]any, error) {
@@ -468,87 +463,22 @@ func readValues(path string) (map[string]any, error) {
 	return m, nil
 }
 
-// clearImmutable deletes, just before the Helm upgrade, the objects Helm
-// cannot patch to the target and may recreate.
-func (u *Upgrade) clearImmutable(ctx context.Context, p *plan.Prepared) ([]string, error) {
-	target, err := p.TargetObjects()
+// clear deletes the live objects Helm cannot patch from previousManifest to
+// target; rollback: also running Jobs (the failed version's).
+func (r *run) clear(ctx context.Context, target []*unstructured.Unstructured, previousManifest string, rollback bool) ([]string, error) {
+	previous, err := render.SplitManifest(previousManifest)
 	if err != nil {
 		return nil, err
 	}
-	previous, err := render.SplitManifest(p.Release.Manifest)
+	c, err := livediff.NewClients(r.Kube.Config, r.Kube.Clientset)
 	if err != nil {
 		return nil, err
 	}
-	g, err := u.guard(false)
-	if err != nil {
-		return nil, err
-	}
+	g := &livediff.Guard{Clients: c, Namespace: r.Release.Namespace, RecreateStatefulSets: r.RecreateStatefulSets,
+		DeleteRunningJobs: rollback, Log: r.Log}
 	im, err := g.Check(ctx, target, previous)
 	if err != nil {
 		return nil, err
 	}
 	return g.Clear(ctx, im)
-}
-
-// clearForRollback makes room for the automatic rollback: the failed
-// version's Jobs whose template differs are deleted, running or not.
-func (u *Upgrade) clearForRollback(ctx context.Context, p *plan.Prepared) error {
-	last, err := u.Release.Last()
-	if err != nil {
-		return err
-	}
-	target, err := render.SplitManifest(p.Release.Manifest)
-	if err != nil {
-		return err
-	}
-	previous, err := render.SplitManifest(last.Manifest)
-	if err != nil {
-		return err
-	}
-	g, err := u.guard(true)
-	if err != nil {
-		return err
-	}
-	im, err := g.Check(ctx, target, previous)
-	if err != nil {
-		return err
-	}
-	_, err = g.Clear(ctx, im)
-	return err
-}
-
-func (u *Upgrade) guard(rollback bool) (*livediff.Guard, error) {
-	c, err := livediff.NewClients(u.Kube.Config, u.Kube.Clientset)
-	if err != nil {
-		return nil, err
-	}
-	return &livediff.Guard{Clients: c, Namespace: u.Release.Namespace, RecreateStatefulSets: u.RecreateStatefulSets,
-		DeleteRunningJobs: rollback, Log: u.Log}, nil
-}
-
-// rollbackFailed explains an automatic rollback whose Helm step failed: which
-// revision is current, that the database was NOT restored, and the one
-// command that finishes.
-func (u *Upgrade) rollbackFailed(p *plan.Prepared, entry *backup.Entry, step string, cause, rbErr error) error {
-	cur := "unknown"
-	if last, err := u.Release.Last(); err == nil {
-		cur = fmt.Sprintf("%d (chart %s, %s)", last.Version, helmenv.ChartVersion(last), last.Info.Status)
-	}
-	finish := fmt.Sprintf("helm csghub rollback %d -n %s", p.Release.Version, u.Release.Namespace)
-	if u.Release.Name != helmenv.DefaultRelease {
-		finish += " --release " + u.Release.Name
-	}
-	if u.BackupDir != "" {
-		finish += " --dir " + u.BackupDir
-	}
-	if entry.Manifest.HasDatabase() {
-		finish += " --backup " + entry.ID
-	} else {
-		finish += " --skip-db-restore"
-	}
-	if u.RecreateStatefulSets {
-		finish += " --recreate-statefulsets"
-	}
-	return errs.NeedsAttentionf("upgrade failed at %s: %v; the automatic rollback failed: helm rollback: %v; the release is at revision %s and the database was NOT restored (it is as the new version left it); once the cause is fixed, finish with: %s",
-		step, cause, rbErr, cur, finish)
 }
