@@ -247,9 +247,16 @@ func TestUndoReleaseGoneExit6(t *testing.T) {
 // Rolled back, but the pods do not come back Ready: exit 6, the release
 // rollback is reported as undone, not the whole upgrade.
 func TestUndoNotReadyAfterRollbackExit6(t *testing.T) {
-	c := failedUpgrade(t, nil, readyPod("portal", false))
-	c.u.RollbackTimeout = 300 * time.Millisecond
+	// Helm's rollback waits 1s of the 1.5s --rollback-timeout: readiness
+	// gets the 0.5s left, not 1.5s more
+	kc := &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}, WaitDuration: time.Second}
+	c := failedUpgrade(t, kc, readyPod("portal", false))
+	c.u.RollbackTimeout = 1500 * time.Millisecond
+	t0 := time.Now()
 	err := c.run("verify", errors.New("boom"))
+	if d := time.Since(t0); d > 2200*time.Millisecond {
+		t.Fatalf("the undo took %s: its waits must share --rollback-timeout (1.5s)", d)
+	}
 	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "readiness after rollback") {
 		t.Fatalf("undo = %v (exit %d)", err, errs.ExitCode(err))
 	}
@@ -373,7 +380,8 @@ func TestReadinessFailsWhenTimeoutSpent(t *testing.T) {
 	}
 	c.r.wait = budget.New("--timeout", time.Hour)
 	c.r.wait.Charge(time.Hour - 200*time.Millisecond)
-	if _, err := c.r.readiness(context.Background()); err == nil || c.r.wait.Left() != 0 {
-		t.Fatalf("readiness with 200ms left = %v, left %s: it must get what is left and use it up", err, c.r.wait.Left())
+	t0 = time.Now()
+	if _, err := c.r.readiness(context.Background()); err == nil || c.r.wait.Left() != 0 || time.Since(t0) > time.Second {
+		t.Fatalf("readiness with 200ms left = %v after %s, left %s: it must get what is left, no more", err, time.Since(t0), c.r.wait.Left())
 	}
 }
