@@ -5,80 +5,52 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/cli"
+	helmkube "helm.sh/helm/v3/pkg/kube"
+	kubefake "helm.sh/helm/v3/pkg/kube/fake"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
-	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
 )
 
-// Rollback builds its own Helm action config from Helm's environment (a new
-// one per call), so the releases are served the way Helm reads them: Secrets
-// of the default storage driver, held by client-go's fake clientset and
-// served read-only by a minimal API server. Every other request is recorded
-// (and answered 404): a refused rollback must make none that writes.
-
-type apiServer struct {
-	store    *fake.Clientset // the release Secrets
-	mu       sync.Mutex
-	requests []string // requests other than listing Secrets
-}
-
-func (a *apiServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodGet && r.URL.Path == "/api/v1/namespaces/ns/secrets" {
-		l, err := a.store.CoreV1().Secrets("ns").List(r.Context(), metav1.ListOptions{LabelSelector: r.URL.Query().Get("labelSelector")})
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		l.APIVersion, l.Kind = "v1", "SecretList"
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(l)
-		return
-	}
-	a.mu.Lock()
-	a.requests = append(a.requests, r.Method+" "+r.URL.Path)
-	a.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusNotFound)
-	_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`))
-}
-
-func (a *apiServer) writes() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []string
-	for _, r := range a.requests {
-		if !strings.HasPrefix(r, "GET ") {
-			out = append(out, r)
-		}
-	}
-	return out
-}
+// The release is stored as Helm stores it (Secrets of its default storage
+// driver) in client-go's fake clientset, the same one the plugin's own client
+// sees; Helm's kube client is its fake. A refused rollback may read but must
+// make no write: the clientset records every action.
 
 type fixture struct {
-	api *apiServer
-	cs  *fake.Clientset // the cluster the plugin's own client sees
+	cs  *fake.Clientset
+	kc  *kubefake.FailingKubeClient
 	rb  *Rollback
 	dir string
 }
+
+// unreachable is Helm's fake kube client with a cluster that does not answer.
+type unreachable struct{ *kubefake.FailingKubeClient }
+
+func (unreachable) IsReachable() error { return errors.New("kubernetes cluster unreachable") }
 
 func rel(version int, chartVersion string, st release.Status) *release.Release {
 	return &release.Release{Name: "csghub", Namespace: "ns", Version: version,
@@ -87,29 +59,46 @@ func rel(version int, chartVersion string, st release.Status) *release.Release {
 		Manifest: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: csghub-" + chartVersion + "\n"}
 }
 
-// newFixture stores revs as Helm would and points Helm's environment at them.
+// newFixture stores revs as Helm would, in the cluster the rollback sees.
 func newFixture(t *testing.T, revs ...*release.Release) *fixture {
 	t.Helper()
-	api := &apiServer{store: fake.NewClientset()}
-	st := storage.Init(driver.NewSecrets(api.store.CoreV1().Secrets("ns")))
+	cs := fake.NewClientset()
+	kc := &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}}
+	cfg := &action.Configuration{Releases: storage.Init(driver.NewSecrets(cs.CoreV1().Secrets("ns"))), KubeClient: kc,
+		Capabilities: chartutil.DefaultCapabilities, Log: func(string, ...any) {}}
 	for _, r := range revs {
-		if err := st.Create(r); err != nil {
+		if err := cfg.Releases.Create(r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-	hr := helmenvtest.Release(t, srv.URL, "secret")
-	cs := fake.NewClientset()
+	cs.ClearActions()
+	hr := &helmenv.Release{Name: "csghub", Namespace: "ns", Settings: cli.New(), Helm: cfg}
 	dir := t.TempDir()
-	return &fixture{api: api, cs: cs, dir: dir,
-		rb: &Rollback{Release: hr, Kube: &kube.Client{Clientset: cs, Config: &rest.Config{Host: srv.URL}}, Dir: dir, Timeout: time.Second}}
+	return &fixture{cs: cs, kc: kc, dir: dir,
+		rb: &Rollback{Release: hr, Kube: &kube.Client{Clientset: cs, Config: &rest.Config{Host: "https://127.0.0.1:1"}}, Dir: dir, Timeout: time.Second}}
+}
+
+// writes are the changes made to the cluster (Helm's storage included).
+func (f *fixture) writes() []string {
+	var out []string
+	for _, a := range f.cs.Actions() {
+		if v := a.GetVerb(); v != "get" && v != "list" && v != "watch" {
+			out = append(out, v+" "+a.GetResource().Resource)
+		}
+	}
+	return out
+}
+
+// onlyLock: the only writes were taking the release lock and releasing it.
+func (f *fixture) onlyLock() bool {
+	w := f.writes()
+	return len(w) == 2 && w[0] == "create leases" && w[1] == "delete leases"
 }
 
 // history is the stored revisions as "chart status", oldest first.
 func (f *fixture) history(t *testing.T) string {
 	t.Helper()
-	h, err := storage.Init(driver.NewSecrets(f.api.store.CoreV1().Secrets("ns"))).History("csghub")
+	h, err := f.rb.Release.Helm.Releases.History("csghub")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,11 +211,8 @@ func TestRunRefusesAndChangesNothing(t *testing.T) {
 			if len(c.revs) > 0 && f.history(t) != before {
 				t.Fatalf("history changed: %s -> %s", before, f.history(t))
 			}
-			if w := f.api.writes(); len(w) != 0 {
+			if w := f.writes(); len(w) != 0 {
 				t.Fatalf("a refused rollback wrote: %v", w)
-			}
-			if len(f.cs.Actions()) != 0 {
-				t.Fatalf("a refused rollback touched the cluster: %v", f.cs.Actions())
 			}
 		})
 	}
@@ -242,8 +228,8 @@ func TestRunInterruptedBeforeStart(t *testing.T) {
 	if errs.ExitCode(err) != 130 || !strings.Contains(err.Error(), "nothing changed") {
 		t.Fatalf("Run = %v (exit %d)", err, errs.ExitCode(err))
 	}
-	if f.history(t) != "1.0.0 superseded, 2.0.0 deployed" || len(f.api.writes()) != 0 {
-		t.Fatalf("changed: %s, writes %v", f.history(t), f.api.writes())
+	if f.history(t) != "1.0.0 superseded, 2.0.0 deployed" || !f.onlyLock() {
+		t.Fatalf("changed: %s, writes %v (want only the lock taken and released)", f.history(t), f.writes())
 	}
 }
 
@@ -252,6 +238,7 @@ func TestRunInterruptedBeforeStart(t *testing.T) {
 // restored, and the one command that finishes.
 func TestRunHelmRollbackFailsExit6(t *testing.T) {
 	f := newFixture(t, twoRevs()...)
+	f.rb.Release.Helm.KubeClient = unreachable{f.kc}
 	f.rb.SkipDBRestore = true
 	f.rb.Dir = ""
 	_, err := f.rb.Run(context.Background())
@@ -264,8 +251,8 @@ func TestRunHelmRollbackFailsExit6(t *testing.T) {
 			t.Fatalf("message %q lacks %q", err, want)
 		}
 	}
-	if f.history(t) != "1.0.0 superseded, 2.0.0 deployed" || len(f.api.writes()) != 0 {
-		t.Fatalf("changed: %s, writes %v", f.history(t), f.api.writes())
+	if f.history(t) != "1.0.0 superseded, 2.0.0 deployed" || !f.onlyLock() {
+		t.Fatalf("changed: %s, writes %v (want only the lock taken and released)", f.history(t), f.writes())
 	}
 	if _, err := f.cs.NetworkingV1().NetworkPolicies("ns").Get(context.Background(), netpol.Name, metav1.GetOptions{}); err == nil {
 		t.Fatal("NetworkPolicy created")
@@ -282,5 +269,131 @@ func TestResolvePicksPreviousRevisionAndItsBackup(t *testing.T) {
 	}
 	if tg.Current.Version != 3 || tg.To.Version != 2 || tg.Backup != nil {
 		t.Fatalf("target: current %d to %d backup %v", tg.Current.Version, tg.To.Version, tg.Backup)
+	}
+}
+
+// prepared is the target of rolling twoRevs back to revision 1, as the
+// caller confirmed it, restoring backup b (nil: --skip-db-restore).
+func (f *fixture) prepared(t *testing.T, b *backup.Entry) {
+	t.Helper()
+	h, err := f.rb.Release.History()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.rb.SkipDBRestore = b == nil
+	f.rb.Target = &Target{Current: h[1], To: h[0], Backup: b}
+}
+
+// after checks what a rollback that got past Helm leaves: the new revision,
+// the lock released, no NetworkPolicy.
+func (f *fixture) after(t *testing.T, history string) {
+	t.Helper()
+	if got := f.history(t); got != history {
+		t.Fatalf("history %s, want %s", got, history)
+	}
+	if info, _ := lock.Inspect(context.Background(), f.cs, "ns", "csghub"); info != nil {
+		t.Fatalf("lock left: %+v", info)
+	}
+	if _, err := f.cs.NetworkingV1().NetworkPolicies("ns").Get(context.Background(), netpol.Name, metav1.GetOptions{}); err == nil {
+		t.Fatal("NetworkPolicy left behind")
+	}
+}
+
+const rolledBack = "1.0.0 superseded, 2.0.0 superseded, 1.0.0 deployed"
+
+// Helm's rollback fails after it wrote the new revision (an update the
+// cluster refuses): exit 6, the failed revision and the command named.
+func TestRunHelmRollbackFailsMidwayExit6(t *testing.T) {
+	f := newFixture(t, twoRevs()...)
+	f.kc.UpdateError = errors.New("admission webhook denied")
+	f.prepared(t, nil)
+	res, err := f.rb.Run(context.Background())
+	if errs.ExitCode(err) != 6 || res != nil {
+		t.Fatalf("Run = %+v, %v (exit %d), want 6", res, err, errs.ExitCode(err))
+	}
+	for _, want := range []string{"admission webhook denied", "the release is now at revision 3 (chart 1.0.0, failed)",
+		"finish with: helm csghub rollback 1 -n ns --dir " + f.dir + " --skip-db-restore"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("message %q lacks %q", err, want)
+		}
+	}
+	f.after(t, "1.0.0 superseded, 2.0.0 superseded, 1.0.0 failed")
+}
+
+// Rolled back, but the restore cannot start (no database pod): its own exit
+// code (3), the release at the new revision, nothing left behind.
+func TestRunRestoreFailsAfterHelmRollback(t *testing.T) {
+	f := newFixture(t, twoRevs()...)
+	f.prepared(t, &backup.Entry{ID: "1-20260101T000000Z", Path: t.TempDir(), Revision: 1, Complete: true,
+		Manifest: &backup.Manifest{ID: "1-20260101T000000Z", Revision: 1, Databases: []string{"csghub_server"},
+			Dumps: []backup.Dump{{Database: "csghub_server"}}}})
+	res, err := f.rb.Run(context.Background())
+	if errs.ExitCode(err) != 3 || !strings.Contains(err.Error(), "database pod ns/csghub-postgresql-0 not found") {
+		t.Fatalf("Run = %v (exit %d)", err, errs.ExitCode(err))
+	}
+	if res == nil || res.NewRevision != 3 || res.Restore != nil || res.Readiness != nil {
+		t.Fatalf("result %+v", res)
+	}
+	f.after(t, rolledBack)
+}
+
+// Ctrl-C during Helm's rollback: Helm finishes, the restore does not start:
+// exit 130 naming the command that restores.
+func TestRunInterruptedAfterHelmRollback(t *testing.T) {
+	f := newFixture(t, twoRevs()...)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.rb.Release.Helm.KubeClient = cancelOnWait{f.kc, cancel}
+	f.prepared(t, &backup.Entry{ID: "1-20260101T000000Z", Path: t.TempDir(), Revision: 1, Complete: true,
+		Manifest: &backup.Manifest{ID: "1-20260101T000000Z", Revision: 1, Databases: []string{"csghub_server"},
+			Dumps: []backup.Dump{{Database: "csghub_server"}}}})
+	_, err := f.rb.Run(ctx)
+	if errs.ExitCode(err) != 130 || !strings.Contains(err.Error(), "the database was NOT restored; run `helm csghub restore --backup 1-20260101T000000Z`") {
+		t.Fatalf("Run = %v (exit %d)", err, errs.ExitCode(err))
+	}
+	f.after(t, rolledBack)
+}
+
+// cancelOnWait is Ctrl-C while Helm waits for the rolled-back resources.
+type cancelOnWait struct {
+	*kubefake.FailingKubeClient
+	cancel func()
+}
+
+func (c cancelOnWait) Wait(r helmkube.ResourceList, d time.Duration) error {
+	c.cancel()
+	return c.FailingKubeClient.Wait(r, d)
+}
+
+// --timeout is one budget: Helm's wait and readiness share it. Pods not
+// Ready after Helm's wait used part of it: exit 6, "rolled back but not
+// ready", within --timeout (not twice it).
+func TestRunNotReadyWithinOneTimeout(t *testing.T) {
+	f := newFixture(t, twoRevs()...)
+	if _, err := f.cs.CoreV1().Pods("ns").Create(context.Background(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "portal", Namespace: "ns"},
+		Status: corev1.PodStatus{Phase: corev1.PodPending}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.kc.WaitDuration = 2 * time.Second
+	f.rb.Timeout = 3 * time.Second
+	f.prepared(t, nil)
+	t0 := time.Now()
+	res, err := f.rb.Run(context.Background())
+	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "rolled back to revision 3 but not ready") {
+		t.Fatalf("Run = %v (exit %d)", err, errs.ExitCode(err))
+	}
+	if d := time.Since(t0); d > 3600*time.Millisecond {
+		t.Fatalf("took %s: Helm's wait and readiness must share --timeout 3s", d)
+	}
+	if res == nil || res.NewRevision != 3 || res.Verify != nil {
+		t.Fatalf("result %+v", res)
+	}
+	f.after(t, rolledBack)
+	// all of it spent by Helm's wait: readiness fails at once naming --timeout
+	f = newFixture(t, twoRevs()...)
+	f.kc.WaitDuration = 600 * time.Millisecond
+	f.rb.Timeout = 500 * time.Millisecond
+	f.prepared(t, nil)
+	if _, err := f.rb.Run(context.Background()); errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "not ready: no time left of --timeout 500ms") {
+		t.Fatalf("Run = %v (exit %d)", err, errs.ExitCode(err))
 	}
 }
