@@ -13,14 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"helm.sh/helm/v3/pkg/action"
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/cli"
 	helmkube "helm.sh/helm/v3/pkg/kube"
 	kubefake "helm.sh/helm/v3/pkg/kube/fake"
 	"helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,7 +24,7 @@ import (
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
-	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
@@ -52,27 +47,15 @@ type unreachable struct{ *kubefake.FailingKubeClient }
 
 func (unreachable) IsReachable() error { return errors.New("kubernetes cluster unreachable") }
 
-func rel(version int, chartVersion string, st release.Status) *release.Release {
-	return &release.Release{Name: "csghub", Namespace: "ns", Version: version,
-		Info:     &release.Info{Status: st},
-		Chart:    &chart.Chart{Metadata: &chart.Metadata{Name: "csghub", Version: chartVersion, APIVersion: "v2"}},
-		Manifest: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: csghub-" + chartVersion + "\n"}
-}
+var rel = helmenvtest.Rev
 
 // newFixture stores revs as Helm would, in the cluster the rollback sees.
 func newFixture(t *testing.T, revs ...*release.Release) *fixture {
 	t.Helper()
 	cs := fake.NewClientset()
 	kc := &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}}
-	cfg := &action.Configuration{Releases: storage.Init(driver.NewSecrets(cs.CoreV1().Secrets("ns"))), KubeClient: kc,
-		Capabilities: chartutil.DefaultCapabilities, Log: func(string, ...any) {}}
-	for _, r := range revs {
-		if err := cfg.Releases.Create(r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	hr := helmenvtest.Stored(t, driver.NewSecrets(cs.CoreV1().Secrets("ns")), kc, revs...)
 	cs.ClearActions()
-	hr := &helmenv.Release{Name: "csghub", Namespace: "ns", Settings: cli.New(), Helm: cfg}
 	dir := t.TempDir()
 	return &fixture{cs: cs, kc: kc, dir: dir,
 		rb: &Rollback{Release: hr, Kube: &kube.Client{Clientset: cs, Config: &rest.Config{Host: "https://127.0.0.1:1"}}, Dir: dir, Timeout: time.Second}}
@@ -95,19 +78,7 @@ func (f *fixture) onlyLock() bool {
 	return len(w) == 2 && w[0] == "create leases" && w[1] == "delete leases"
 }
 
-// history is the stored revisions as "chart status", oldest first.
-func (f *fixture) history(t *testing.T) string {
-	t.Helper()
-	h, err := f.rb.Release.Helm.Releases.History("csghub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]string, len(h))
-	for _, r := range h {
-		out[r.Version-1] = r.Chart.Metadata.Version + " " + r.Info.Status.String()
-	}
-	return strings.Join(out, ", ")
-}
+func (f *fixture) history(t *testing.T) string { return helmenvtest.History(t, f.rb.Release) }
 
 // writeBackup puts a backup of revision rev in the catalog; dumps lists
 // dump files the manifest names (not written: a cut backup).

@@ -10,13 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"helm.sh/helm/v3/pkg/action"
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/cli"
+	helmkube "helm.sh/helm/v3/pkg/kube"
 	kubefake "helm.sh/helm/v3/pkg/kube/fake"
 	"helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,6 +24,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/budget"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
@@ -38,45 +35,10 @@ import (
 // action.Configuration on the memory storage driver with Helm's fake kube
 // client, and client-go's fake clientset for pods, leases and policies.
 
-// resolved is release "csghub" in namespace "ns" with cfg as its Helm storage.
-func resolved(cfg *action.Configuration) *helmenv.Release {
-	return &helmenv.Release{Name: "csghub", Namespace: "ns", Settings: cli.New(), Helm: cfg}
-}
-
-func rel(version int, chartVersion string, st release.Status) *release.Release {
-	return &release.Release{Name: "csghub", Namespace: "ns", Version: version,
-		Info:     &release.Info{Status: st},
-		Chart:    &chart.Chart{Metadata: &chart.Metadata{Name: "csghub", Version: chartVersion, APIVersion: "v2"}},
-		Config:   map[string]any{},
-		Manifest: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: csghub-" + chartVersion + "\n"}
-}
-
-// memConfig is Helm's action config on the memory driver holding revs.
-func memConfig(t *testing.T, kc *kubefake.FailingKubeClient, revs ...*release.Release) *action.Configuration {
-	t.Helper()
-	d := driver.NewMemory()
-	d.SetNamespace("ns")
-	cfg := &action.Configuration{Releases: storage.Init(d), KubeClient: kc,
-		Capabilities: chartutil.DefaultCapabilities, Log: func(string, ...any) {}}
-	for _, r := range revs {
-		if err := cfg.Releases.Create(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return cfg
-}
-
-func history(t *testing.T, cfg *action.Configuration) []string {
-	t.Helper()
-	h, err := cfg.Releases.History("csghub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]string, len(h))
-	for _, r := range h {
-		out[r.Version-1] = r.Chart.Metadata.Version + " " + r.Info.Status.String()
-	}
-	return out
+// memory is release "csghub" in namespace "ns" holding revs in Helm's memory
+// driver, with kc as Helm's kube client.
+func memory(t *testing.T, kc helmkube.Interface, revs ...*release.Release) *helmenv.Release {
+	return helmenvtest.Stored(t, driver.NewMemory(), kc, revs...)
 }
 
 func readyPod(name string, ready bool) *corev1.Pod {
@@ -91,7 +53,6 @@ func readyPod(name string, ready bool) *corev1.Pod {
 type undoCase struct {
 	r   *run
 	u   *Upgrade
-	cfg *action.Configuration
 	cs  *fake.Clientset
 	sum *Summary
 	j   *journal
@@ -105,16 +66,15 @@ func failedUpgrade(t *testing.T, kc *kubefake.FailingKubeClient, pods ...*corev1
 	if kc == nil {
 		kc = &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}}
 	}
-	cfg := memConfig(t, kc, rel(1, "1.0.0", release.StatusSuperseded), rel(2, "2.0.0", release.StatusDeployed))
+	hr := memory(t, kc, helmenvtest.Rev(1, "1.0.0", release.StatusSuperseded), helmenvtest.Rev(2, "2.0.0", release.StatusDeployed))
 	objs := make([]runtime.Object, 0, len(pods))
 	for _, p := range pods {
 		objs = append(objs, p)
 	}
 	cs := fake.NewClientset(objs...)
-	hr := resolved(cfg)
 	entry := &backup.Entry{ID: "1-20260101T000000Z", Path: filepath.Join(t.TempDir(), "1-20260101T000000Z"), Revision: 1, Complete: true,
 		Manifest: &backup.Manifest{ID: "1-20260101T000000Z", Revision: 1, DatabaseSkipped: "--skip-db-backup"}}
-	first, _ := cfg.Releases.Get("csghub", 1)
+	first, _ := hr.Helm.Releases.Get("csghub", 1)
 	lk, err := lock.Acquire(context.Background(), cs, "ns", "csghub", "upgrade")
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +87,7 @@ func failedUpgrade(t *testing.T, kc *kubefake.FailingKubeClient, pods ...*corev1
 	r := &run{Upgrade: u, j: j, sum: sum, lk: lk, entry: entry, p: &plan.Prepared{Resolved: hr, Release: first},
 		wait: budget.New("--timeout", u.Timeout)}
 	r.wait.Charge(u.Timeout) // the forward run's --timeout is spent: the undo has its own
-	return &undoCase{r: r, u: u, cfg: cfg, cs: cs, sum: sum, j: j}
+	return &undoCase{r: r, u: u, cs: cs, sum: sum, j: j}
 }
 
 // has reports whether the journal recorded step reaching status.
@@ -171,7 +131,7 @@ func TestUndoRollsBackExit5(t *testing.T) {
 	if errs.KindOf(err) != errs.RolledBack || errs.ExitCode(err) != 5 {
 		t.Fatalf("undo = %v (exit %d), want RolledBack/5", err, errs.ExitCode(err))
 	}
-	if got := strings.Join(history(t, c.cfg), ", "); got != "1.0.0 superseded, 2.0.0 superseded, 1.0.0 deployed" {
+	if got := helmenvtest.History(t, c.u.Release); got != "1.0.0 superseded, 2.0.0 superseded, 1.0.0 deployed" {
 		t.Fatalf("history after undo: %s", got)
 	}
 	if !c.sum.RolledBack || c.sum.Revision != 3 || c.sum.Status != "deployed" {
@@ -200,7 +160,7 @@ func TestUndoNoRollbackExit6(t *testing.T) {
 	if errs.ExitCode(err) != 6 {
 		t.Fatalf("undo = %v (exit %d), want 6", err, errs.ExitCode(err))
 	}
-	if got := strings.Join(history(t, c.cfg), ", "); got != "1.0.0 superseded, 2.0.0 deployed" {
+	if got := helmenvtest.History(t, c.u.Release); got != "1.0.0 superseded, 2.0.0 deployed" {
 		t.Fatalf("history changed with --no-rollback: %s", got)
 	}
 	if !strings.Contains(err.Error(), "helm csghub rollback 1 --backup 1-20260101T000000Z") || c.sum.RolledBack || len(c.sum.Undone) != 0 {
@@ -237,7 +197,7 @@ func TestUndoHelmRollbackFailsExit6(t *testing.T) {
 // The release is gone from storage: the rollback cannot start; exit 6.
 func TestUndoReleaseGoneExit6(t *testing.T) {
 	c := failedUpgrade(t, nil)
-	c.r.p.Resolved.Helm = memConfig(t, &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}})
+	c.u.Release.Helm = memory(t, &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}}).Helm
 	err := c.run("helm-upgrade", errors.New("boom"))
 	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "release is at revision unknown") {
 		t.Fatalf("undo = %v (exit %d)", err, errs.ExitCode(err))
@@ -263,7 +223,7 @@ func TestUndoNotReadyAfterRollbackExit6(t *testing.T) {
 	if c.sum.RolledBack || len(c.sum.Undone) != 1 || !strings.HasPrefix(c.sum.Undone[0], "release rolled back") {
 		t.Fatalf("summary %+v", c.sum)
 	}
-	if got := strings.Join(history(t, c.cfg), ", "); got != "1.0.0 superseded, 2.0.0 superseded, 1.0.0 deployed" {
+	if got := helmenvtest.History(t, c.u.Release); got != "1.0.0 superseded, 2.0.0 superseded, 1.0.0 deployed" {
 		t.Fatalf("history: %s", got)
 	}
 }
@@ -309,7 +269,7 @@ func TestUndoAfterInterruptStillRollsBack(t *testing.T) {
 // Another operation holds the release lock: refused before anything is read
 // or changed, exit 4, no summary; the other holder keeps its lock.
 func TestRunLockHeldExit4(t *testing.T) {
-	hr := resolved(memConfig(t, nil))
+	hr := memory(t, nil)
 	cs := fake.NewClientset()
 	other, err := lock.Acquire(context.Background(), cs, "ns", "csghub", "restore")
 	if err != nil {
@@ -329,7 +289,7 @@ func TestRunLockHeldExit4(t *testing.T) {
 
 // No such release: exit 3, and the lock the run took is released.
 func TestRunReleaseNotFoundExit3(t *testing.T) {
-	hr := resolved(memConfig(t, nil))
+	hr := memory(t, nil)
 	cs := fake.NewClientset()
 	u := &Upgrade{Release: hr, Kube: &kube.Client{Clientset: cs}, Plan: plan.Options{Release: hr, Kube: &kube.Client{Clientset: cs}}}
 	sum, err := u.Run(context.Background())
@@ -357,7 +317,7 @@ func TestUndoRollbackTimeoutIsItsOwnBudget(t *testing.T) {
 	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "readiness after rollback: no time left of --rollback-timeout 300ms") {
 		t.Fatalf("undo = %v (exit %d)", err, errs.ExitCode(err))
 	}
-	if got := strings.Join(history(t, c.cfg), ", "); got != "1.0.0 superseded, 2.0.0 superseded, 1.0.0 deployed" {
+	if got := helmenvtest.History(t, c.u.Release); got != "1.0.0 superseded, 2.0.0 superseded, 1.0.0 deployed" {
 		t.Fatalf("history: %s", got)
 	}
 	if !c.j.has("rollback", "done") || !c.j.has("readiness-after-rollback", "failed") {

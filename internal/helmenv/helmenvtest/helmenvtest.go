@@ -6,7 +6,17 @@ package helmenvtest
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/cli"
+	"helm.sh/helm/v3/pkg/kube"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage"
+	"helm.sh/helm/v3/pkg/storage/driver"
 
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 )
@@ -39,4 +49,46 @@ func Release(t testing.TB, server, driver string) *helmenv.Release {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// Rev is revision version of release "csghub" in namespace "ns": chart
+// chartVersion, status st, one ConfigMap as its manifest.
+func Rev(version int, chartVersion string, st release.Status) *release.Release {
+	return &release.Release{Name: "csghub", Namespace: "ns", Version: version,
+		Info:     &release.Info{Status: st},
+		Chart:    &chart.Chart{Metadata: &chart.Metadata{Name: "csghub", Version: chartVersion, APIVersion: "v2"}},
+		Config:   map[string]any{},
+		Manifest: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: csghub-" + chartVersion + "\n"}
+}
+
+// Stored is release "csghub" in namespace "ns" with revs in Helm storage d
+// (driver.NewMemory, or driver.NewSecrets over a fake clientset) and kc as
+// Helm's kube client (a fake: Helm's own calls to the cluster).
+func Stored(t testing.TB, d driver.Driver, kc kube.Interface, revs ...*release.Release) *helmenv.Release {
+	t.Helper()
+	if m, ok := d.(*driver.Memory); ok {
+		m.SetNamespace("ns")
+	}
+	cfg := &action.Configuration{Releases: storage.Init(d), KubeClient: kc,
+		Capabilities: chartutil.DefaultCapabilities, Log: func(string, ...any) {}}
+	for _, r := range revs {
+		if err := cfg.Releases.Create(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &helmenv.Release{Name: "csghub", Namespace: "ns", Settings: cli.New(), Helm: cfg}
+}
+
+// History is the stored revisions of r as "chart status", oldest first.
+func History(t testing.TB, r *helmenv.Release) string {
+	t.Helper()
+	h, err := r.History()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, len(h))
+	for i, x := range h {
+		out[i] = helmenv.ChartVersion(x) + " " + x.Info.Status.String()
+	}
+	return strings.Join(out, ", ")
 }
