@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	helmkube "helm.sh/helm/v3/pkg/kube"
 	kubefake "helm.sh/helm/v3/pkg/kube/fake"
 	"helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage/driver"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -53,8 +51,8 @@ var rel = helmenvtest.Rev
 func newFixture(t *testing.T, revs ...*release.Release) *fixture {
 	t.Helper()
 	cs := fake.NewClientset()
-	kc := &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}}
-	hr := helmenvtest.Stored(t, driver.NewSecrets(cs.CoreV1().Secrets("ns")), kc, revs...)
+	kc := helmenvtest.Fake()
+	hr := helmenvtest.Secrets(t, cs.CoreV1().Secrets("ns"), kc, revs...)
 	cs.ClearActions()
 	dir := t.TempDir()
 	return &fixture{cs: cs, kc: kc, dir: dir,

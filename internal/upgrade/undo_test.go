@@ -3,17 +3,14 @@ package upgrade
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	helmkube "helm.sh/helm/v3/pkg/kube"
 	kubefake "helm.sh/helm/v3/pkg/kube/fake"
 	"helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage/driver"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,7 +20,6 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/budget"
 	"github.com/opencsgs/helm-csghub/internal/errs"
-	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/lock"
@@ -34,12 +30,6 @@ import (
 // These tests drive upgrade's failure handling with fakes: Helm's
 // action.Configuration on the memory storage driver with Helm's fake kube
 // client, and client-go's fake clientset for pods, leases and policies.
-
-// memory is release "csghub" in namespace "ns" holding revs in Helm's memory
-// driver, with kc as Helm's kube client.
-func memory(t *testing.T, kc helmkube.Interface, revs ...*release.Release) *helmenv.Release {
-	return helmenvtest.Stored(t, driver.NewMemory(), kc, revs...)
-}
 
 func readyPod(name string, ready bool) *corev1.Pod {
 	st := corev1.ConditionFalse
@@ -64,9 +54,9 @@ type undoCase struct {
 func failedUpgrade(t *testing.T, kc *kubefake.FailingKubeClient, pods ...*corev1.Pod) *undoCase {
 	t.Helper()
 	if kc == nil {
-		kc = &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}}
+		kc = helmenvtest.Fake()
 	}
-	hr := memory(t, kc, helmenvtest.Rev(1, "1.0.0", release.StatusSuperseded), helmenvtest.Rev(2, "2.0.0", release.StatusDeployed))
+	hr := helmenvtest.Memory(t, kc, helmenvtest.Rev(1, "1.0.0", release.StatusSuperseded), helmenvtest.Rev(2, "2.0.0", release.StatusDeployed))
 	objs := make([]runtime.Object, 0, len(pods))
 	for _, p := range pods {
 		objs = append(objs, p)
@@ -171,8 +161,8 @@ func TestUndoNoRollbackExit6(t *testing.T) {
 // The Helm rollback itself fails: exit 6, the database NOT restored, the
 // current revision named and the one command that finishes.
 func TestUndoHelmRollbackFailsExit6(t *testing.T) {
-	kc := &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard},
-		UpdateError: errors.New("admission webhook denied")}
+	kc := helmenvtest.Fake()
+	kc.UpdateError = errors.New("admission webhook denied")
 	c := failedUpgrade(t, kc, readyPod("portal", true))
 	err := c.run("readiness", errors.New("not ready"))
 	if errs.KindOf(err) != errs.NeedsAttention {
@@ -197,7 +187,7 @@ func TestUndoHelmRollbackFailsExit6(t *testing.T) {
 // The release is gone from storage: the rollback cannot start; exit 6.
 func TestUndoReleaseGoneExit6(t *testing.T) {
 	c := failedUpgrade(t, nil)
-	c.u.Release.Helm = memory(t, &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}}).Helm
+	c.u.Release.Helm = helmenvtest.Memory(t, helmenvtest.Fake()).Helm
 	err := c.run("helm-upgrade", errors.New("boom"))
 	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "release is at revision unknown") {
 		t.Fatalf("undo = %v (exit %d)", err, errs.ExitCode(err))
@@ -209,7 +199,8 @@ func TestUndoReleaseGoneExit6(t *testing.T) {
 func TestUndoNotReadyAfterRollbackExit6(t *testing.T) {
 	// Helm's rollback waits 2s of the 3s --rollback-timeout: readiness
 	// gets the 1s left, not 3s more
-	kc := &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}, WaitDuration: 2 * time.Second}
+	kc := helmenvtest.Fake()
+	kc.WaitDuration = 2 * time.Second
 	c := failedUpgrade(t, kc, readyPod("portal", false))
 	c.u.RollbackTimeout = 3 * time.Second
 	t0 := time.Now()
@@ -269,7 +260,7 @@ func TestUndoAfterInterruptStillRollsBack(t *testing.T) {
 // Another operation holds the release lock: refused before anything is read
 // or changed, exit 4, no summary; the other holder keeps its lock.
 func TestRunLockHeldExit4(t *testing.T) {
-	hr := memory(t, nil)
+	hr := helmenvtest.Memory(t, nil)
 	cs := fake.NewClientset()
 	other, err := lock.Acquire(context.Background(), cs, "ns", "csghub", "restore")
 	if err != nil {
@@ -289,7 +280,7 @@ func TestRunLockHeldExit4(t *testing.T) {
 
 // No such release: exit 3, and the lock the run took is released.
 func TestRunReleaseNotFoundExit3(t *testing.T) {
-	hr := memory(t, nil)
+	hr := helmenvtest.Memory(t, nil)
 	cs := fake.NewClientset()
 	u := &Upgrade{Release: hr, Kube: &kube.Client{Clientset: cs}, Plan: plan.Options{Release: hr, Kube: &kube.Client{Clientset: cs}}}
 	sum, err := u.Run(context.Background())
@@ -307,7 +298,8 @@ func TestRunReleaseNotFoundExit3(t *testing.T) {
 // readiness after it fails at once naming that flag: exit 6, the release
 // rolled back, the lock still the run's.
 func TestUndoRollbackTimeoutIsItsOwnBudget(t *testing.T) {
-	kc := &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}, WaitDuration: 400 * time.Millisecond}
+	kc := helmenvtest.Fake()
+	kc.WaitDuration = 400 * time.Millisecond
 	c := failedUpgrade(t, kc, readyPod("portal", true))
 	c.u.RollbackTimeout = 300 * time.Millisecond
 	if c.r.wait.Spent() == nil {

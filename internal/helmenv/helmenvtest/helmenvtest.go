@@ -4,6 +4,7 @@
 package helmenvtest
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,9 +15,11 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/cli"
 	"helm.sh/helm/v3/pkg/kube"
+	kubefake "helm.sh/helm/v3/pkg/kube/fake"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	corev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 )
@@ -61,14 +64,30 @@ func Rev(version int, chartVersion string, st release.Status) *release.Release {
 		Manifest: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: csghub-" + chartVersion + "\n"}
 }
 
-// Stored is release "csghub" in namespace "ns" with revs in Helm storage d
-// (driver.NewMemory, or driver.NewSecrets over a fake clientset) and kc as
-// Helm's kube client (a fake: Helm's own calls to the cluster).
-func Stored(t testing.TB, d driver.Driver, kc kube.Interface, revs ...*release.Release) *helmenv.Release {
+// Fake is Helm's fake kube client (Helm's own calls to the cluster), its
+// output discarded; set its *Error fields or WaitDuration to fail or slow it.
+func Fake() *kubefake.FailingKubeClient {
+	return &kubefake.FailingKubeClient{PrintingKubeClient: kubefake.PrintingKubeClient{Out: io.Discard}}
+}
+
+// Memory is release "csghub" in namespace "ns" with revs in Helm's memory
+// storage driver and kc as Helm's kube client.
+func Memory(t testing.TB, kc kube.Interface, revs ...*release.Release) *helmenv.Release {
 	t.Helper()
-	if m, ok := d.(*driver.Memory); ok {
-		m.SetNamespace("ns")
-	}
+	d := driver.NewMemory()
+	d.SetNamespace("ns")
+	return stored(t, d, kc, revs)
+}
+
+// Secrets is Memory with Helm's default storage: Secrets, here of a fake
+// clientset (which then records Helm's reads and writes).
+func Secrets(t testing.TB, s corev1.SecretInterface, kc kube.Interface, revs ...*release.Release) *helmenv.Release {
+	t.Helper()
+	return stored(t, driver.NewSecrets(s), kc, revs)
+}
+
+func stored(t testing.TB, d driver.Driver, kc kube.Interface, revs []*release.Release) *helmenv.Release {
+	t.Helper()
 	cfg := &action.Configuration{Releases: storage.Init(d), KubeClient: kc,
 		Capabilities: chartutil.DefaultCapabilities, Log: func(string, ...any) {}}
 	for _, r := range revs {
