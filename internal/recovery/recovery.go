@@ -20,7 +20,6 @@ import (
 	"helm.sh/helm/v3/pkg/release"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
-	"github.com/opencsgs/helm-csghub/internal/budget"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
@@ -168,7 +167,7 @@ func (r *Recovery) Run(ctx context.Context, p *Plan) (*Result, error) {
 	}
 	r.Log.Printf("rolling back %s from pending revision %d to revision %d (chart %s)", r.Release.Name, p.Pending.Version, p.To.Version, helmenv.ChartVersion(p.To))
 	rv := &rollback.Revert{Release: r.Release, Kube: r.Kube, Lock: l, To: p.To.Version, Verified: true, Dir: r.Dir,
-		Budget: budget.New(r.timeoutFlag(), r.Timeout), Finish: true, AfterHelm: func(context.Context) error { return r.markFailed(p) },
+		Timeout: r.Timeout, TimeoutFlag: r.timeoutFlag(), Finish: true, AfterHelm: func(context.Context) error { return r.markFailed(p) },
 		Progress: r.Progress, Log: r.Log, PGImage: r.PGImage, PGPodTimeout: r.PGPodTimeout}
 	if p.Backup != nil && p.HelmStarted {
 		rv.Backup = p.Backup

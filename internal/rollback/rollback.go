@@ -199,7 +199,7 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 	r.Log.Printf("rolling back %s from revision %d (chart %s) to revision %d (chart %s)", r.Release.Name,
 		res.From, res.FromChart, res.To, res.ToChart)
 	rv := &Revert{Release: r.Release, Kube: r.Kube, Lock: l, To: t.To.Version, Backup: t.Backup, Verified: true,
-		AllowInsecurePermissions: r.AllowInsecurePermissions, Dir: r.Dir, Budget: budget.New("--timeout", r.Timeout),
+		AllowInsecurePermissions: r.AllowInsecurePermissions, Dir: r.Dir, Timeout: r.Timeout, TimeoutFlag: "--timeout",
 		Progress: r.Progress, Log: r.Log, PGImage: r.PGImage, PGPodTimeout: r.PGPodTimeout}
 	out, err := rv.Run(ctx)
 	if out.Release != nil {
@@ -292,9 +292,11 @@ type Revert struct {
 	Verified                 bool
 	AllowInsecurePermissions bool
 	Dir                      string // backup catalog root
-	// Budget is the one allowance of the Helm rollback's wait and the
-	// readiness wait (the restore between them is not counted).
-	Budget *budget.Budget
+	// Timeout is one budget for the Helm rollback's wait and the readiness
+	// wait (the restore between them is not counted); TimeoutFlag is the flag
+	// that sets it, named when it is spent.
+	Timeout     time.Duration
+	TimeoutFlag string
 	// Finish: once Helm has rolled back, the restore runs to its end even on
 	// Ctrl-C (an automatic undo). Otherwise Ctrl-C stops before the restore.
 	Finish bool
@@ -343,13 +345,14 @@ func FailedStep(err error) string {
 // Run rolls back, restores and waits, stopping at the first step that fails.
 func (r *Revert) Run(ctx context.Context) (*Reverted, error) {
 	out := &Reverted{}
+	b := budget.New(r.TimeoutFlag, r.Timeout)
 	step := r.Step
 	if step == nil {
 		step = func(_ string, f func() (string, error)) error { _, err := f(); return err }
 	}
 	var after error
 	if err := step(StepHelm, func() (string, error) {
-		last, err := r.helm(ctx)
+		last, err := r.helm(ctx, b)
 		if err != nil {
 			return "", err
 		}
@@ -379,7 +382,7 @@ func (r *Revert) Run(ctx context.Context) (*Reverted, error) {
 	}
 	if err := step(StepReadiness, func() (string, error) {
 		r.Log.Printf("waiting for pods")
-		err := r.Budget.Wait(func(left time.Duration) error {
+		err := b.Wait(func(left time.Duration) error {
 			rep, err := readiness.ForRelease(ctx, r.Kube.Clientset, r.Release.Namespace, left, r.Progress)
 			out.Readiness = rep
 			return err
@@ -397,7 +400,7 @@ func (r *Revert) Run(ctx context.Context) (*Reverted, error) {
 // helm is the Helm rollback, waiting for the resources. Helm's rollback runs
 // to its end even on Ctrl-C (it takes no context), so the release is never
 // left pending-rollback by us.
-func (r *Revert) helm(ctx context.Context) (*release.Release, error) {
+func (r *Revert) helm(ctx context.Context, b *budget.Budget) (*release.Release, error) {
 	if r.BeforeHelm != nil {
 		if err := r.BeforeHelm(ctx); err != nil {
 			return nil, err
@@ -407,7 +410,7 @@ func (r *Revert) helm(ctx context.Context) (*release.Release, error) {
 	rb.Version = r.To
 	rb.Wait = true
 	rb.MaxHistory = r.Release.Settings.MaxHistory
-	if err := r.Budget.Wait(func(left time.Duration) error {
+	if err := b.Wait(func(left time.Duration) error {
 		rb.Timeout = left
 		return rb.Run(r.Release.Name)
 	}); err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
-	"github.com/opencsgs/helm-csghub/internal/budget"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/render"
@@ -29,7 +28,7 @@ func (r *run) undo(ctx context.Context, step string, cause error) (*Summary, err
 	}
 	r.Log.Printf("upgrade failed at %s: %v; rolling back to revision %d and restoring backup %s", step, cause, from, r.entry.ID)
 	rv := &rollback.Revert{Release: r.Release, Kube: r.Kube, Lock: r.lk, To: from, Dir: r.BackupDir,
-		Budget: budget.New("--rollback-timeout", r.RollbackTimeout), Finish: true, BeforeHelm: r.clearForRollback,
+		Timeout: r.RollbackTimeout, TimeoutFlag: "--rollback-timeout", Finish: true, BeforeHelm: r.clearForRollback,
 		Step: func(name string, f func() (string, error)) error {
 			_, err := r.j.step(name, f)
 			return err
