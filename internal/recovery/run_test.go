@@ -1,0 +1,114 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	kubefake "helm.sh/helm/v3/pkg/kube/fake"
+	"helm.sh/helm/v3/pkg/release"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
+	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/lock"
+)
+
+// killedRun is a release left pending-upgrade at revision 2 (from 1) by an
+// upgrade killed inside its Helm step: the lease it held, with its mark,
+// stopped being renewed an hour ago. The run took no database backup.
+func killedRun(t *testing.T, kc *kubefake.FailingKubeClient) (*Recovery, *fake.Clientset) {
+	t.Helper()
+	if kc == nil {
+		kc = helmenvtest.Fake()
+	}
+	holder, secs := "upgrade elsewhere pid 1", int32(30)
+	then := metav1.NewMicroTime(time.Now().Add(-time.Hour))
+	cs := fake.NewClientset(
+		&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: lock.Name("csghub"), Namespace: "ns", Annotations: map[string]string{
+			"helm-csghub.opencsg.com/operation": "upgrade", "helm-csghub.opencsg.com/step": "helm-upgrade",
+			"helm-csghub.opencsg.com/pending-revision": "2", "helm-csghub.opencsg.com/from-revision": "1", "helm-csghub.opencsg.com/backup": ""}},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, AcquireTime: &then, RenewTime: &then}},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "portal", Namespace: "ns"},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}})
+	hr := helmenvtest.Memory(t, kc, helmenvtest.Rev(1, "1.0.0", release.StatusDeployed), helmenvtest.Rev(2, "2.0.0", release.StatusPendingUpgrade))
+	return &Recovery{Release: hr, Kube: &kube.Client{Clientset: cs}, Dir: t.TempDir(), Timeout: 2 * time.Second}, cs
+}
+
+func plan(t *testing.T, r *Recovery) *Plan {
+	t.Helper()
+	p, err := r.Check(context.Background(), nil)
+	if err != nil || p == nil || p.To.Version != 1 {
+		t.Fatalf("Check = %+v, %v", p, err)
+	}
+	return p
+}
+
+// Recovered: rolled back to revision 1, the killed run's revision marked
+// failed, the lease (and its mark) gone, pods awaited.
+func TestRunRecovers(t *testing.T) {
+	r, cs := killedRun(t, nil)
+	res, err := r.Run(context.Background(), plan(t, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := helmenvtest.History(t, r.Release); got != "1.0.0 superseded, 2.0.0 failed, 1.0.0 deployed" {
+		t.Fatalf("history %s", got)
+	}
+	if res.NewRevision != 3 || len(res.Done) != 3 || !strings.Contains(res.Done[1], "the run took no database backup") || res.Done[2] != "1/1 pods Ready" {
+		t.Fatalf("result %+v", res)
+	}
+	if info, _ := lock.Inspect(context.Background(), cs, "ns", "csghub"); info != nil {
+		t.Fatalf("lease left: %+v", info)
+	}
+}
+
+// Helm's rollback fails: exit 6, and the killed run's lease put back with
+// its mark for the next try.
+func TestRunHelmRollbackFailsKeepsTheEvidence(t *testing.T) {
+	kc := helmenvtest.Fake()
+	kc.UpdateError = errors.New("admission webhook denied")
+	r, cs := killedRun(t, kc)
+	_, err := r.Run(context.Background(), plan(t, r))
+	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "recovering: helm rollback to revision 1: ") || !strings.Contains(err.Error(), "admission webhook denied") {
+		t.Fatalf("Run = %v (exit %d)", err, errs.ExitCode(err))
+	}
+	info, _ := lock.Inspect(context.Background(), cs, "ns", "csghub")
+	if info == nil || info.Alive || info.Mark == nil || info.Mark.Revision != 2 || info.Holder != "upgrade elsewhere pid 1" {
+		t.Fatalf("the killed run's lease was not put back: %+v", info)
+	}
+	// Helm wrote its failed revision 3; the mark stays for the next try
+	if got := helmenvtest.History(t, r.Release); got != "1.0.0 deployed, 2.0.0 superseded, 1.0.0 failed" {
+		t.Fatalf("history %s", got)
+	}
+}
+
+// Rolled back, pods not Ready within --timeout: exit 6 saying what was
+// done; the killed run's mark is cleared (its revision is recovered).
+func TestRunNotReadyAfterRecovery(t *testing.T) {
+	r, cs := killedRun(t, nil)
+	if err := cs.CoreV1().Pods("ns").Delete(context.Background(), "portal", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Pods("ns").Create(context.Background(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "portal", Namespace: "ns"},
+		Status: corev1.PodStatus{Phase: corev1.PodPending}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r.Timeout = 500 * time.Millisecond
+	_, err := r.Run(context.Background(), plan(t, r))
+	if errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "recovered (pending revision 2 rolled back to revision 1") || !strings.Contains(err.Error(), "but not ready") {
+		t.Fatalf("Run = %v (exit %d)", err, errs.ExitCode(err))
+	}
+	if info, _ := lock.Inspect(context.Background(), cs, "ns", "csghub"); info != nil {
+		t.Fatalf("lease left: %+v", info)
+	}
+	if got := helmenvtest.History(t, r.Release); got != "1.0.0 superseded, 2.0.0 failed, 1.0.0 deployed" {
+		t.Fatalf("history %s", got)
+	}
+}
