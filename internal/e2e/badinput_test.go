@@ -98,6 +98,7 @@ func badInputCases(dir, backupID string) []badCase {
 	for _, to := range []string{"0", "-1s", "abc", "1x"} {
 		add(2, nil, "verify", "--timeout", to)
 		add(2, nil, "upgrade", "--yes", "--dir", dir, "--timeout", to)
+		add(2, nil, "upgrade", "--yes", "--dir", dir, "--rollback-timeout", to)
 		add(2, nil, "rollback", "--yes", "--dir", dir, "--timeout", to)
 	}
 	for _, rev := range []string{"abc", "0", "-1", "1.5"} {
