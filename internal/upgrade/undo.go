@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
@@ -27,8 +28,12 @@ func (r *run) undo(ctx context.Context, step string, cause error) (*Summary, err
 			step, cause, from, r.entry.ID)
 	}
 	r.Log.Printf("upgrade failed at %s: %v; rolling back to revision %d and restoring backup %s", step, cause, from, r.entry.ID)
+	timeout := r.RollbackTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Minute
+	}
 	rv := &rollback.Revert{Release: r.Release, Kube: r.Kube, Lock: r.lk, To: from, Dir: r.BackupDir,
-		Timeout: r.RollbackTimeout, TimeoutFlag: "--rollback-timeout", Finish: true, BeforeHelm: r.clearForRollback,
+		Timeout: timeout, TimeoutFlag: "--rollback-timeout", Finish: true, BeforeHelm: r.clearForRollback,
 		Step: func(name string, f func() (string, error)) error {
 			_, err := r.j.step(name, f)
 			return err

@@ -44,7 +44,8 @@ type Upgrade struct {
 	// Timeout is one allowance for the waits of the run (the Helm upgrade,
 	// the post-upgrade steps' waits, readiness); moving data (the backup) is
 	// not counted. RollbackTimeout is the automatic rollback's own allowance
-	// (its Helm rollback and readiness), so it can finish when Timeout is spent.
+	// (its Helm rollback and readiness), so it can finish when Timeout is
+	// spent; 0 is the CLI's default, 10 minutes.
 	Timeout         time.Duration
 	RollbackTimeout time.Duration
 	DryRun          bool
