@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	kubefake "helm.sh/helm/v3/pkg/kube/fake"
 	"helm.sh/helm/v3/pkg/release"
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +24,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/lock"
+	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
 	"github.com/opencsgs/helm-csghub/internal/plan"
 )
@@ -334,5 +336,46 @@ func TestReadinessFailsWhenTimeoutSpent(t *testing.T) {
 	t0 = time.Now()
 	if _, err := c.r.readiness(context.Background()); err == nil || c.r.wait.Left() != 0 || time.Since(t0) > time.Second {
 		t.Fatalf("readiness with 200ms left = %v after %s, left %s: it must get what is left, no more", err, time.Since(t0), c.r.wait.Left())
+	}
+}
+
+// postStep is a post-upgrade step that waits waited (as it reports it) for
+// what the new version creates, then moves data (not counted).
+type postStep struct {
+	name   string
+	waited time.Duration
+	got    *[]time.Duration
+}
+
+func (s postStep) Version() *semver.Version                      { return semver.MustParse("2.0.0") }
+func (s postStep) Name() string                                  { return s.name }
+func (s postStep) Describe(*migrate.Context) migrate.Description { return migrate.Description{} }
+func (s postStep) Check(context.Context, *migrate.Context) (bool, string, error) {
+	return true, "", nil
+}
+func (s postStep) Apply(context.Context, *migrate.Context) ([]migrate.Change, error) {
+	return nil, nil
+}
+func (s postStep) AfterUpgrade(_ context.Context, c *migrate.Context) ([]migrate.Change, error) {
+	*s.got = append(*s.got, c.Wait)
+	c.Waited += s.waited
+	return nil, nil
+}
+
+// The post-upgrade steps' waits share --timeout with the others: each gets
+// what is left and what it waited is counted; once it is spent, the next
+// step fails naming --timeout (the upgrade stays: attention, exit 6).
+func TestPostUpgradeWaitsShareTimeout(t *testing.T) {
+	c := failedUpgrade(t, nil)
+	var got []time.Duration
+	c.r.p.Migrate = &migrate.Context{}
+	c.r.p.Migrations = []migrate.Migration{postStep{"a", 4 * time.Minute, &got}, postStep{"b", 6 * time.Minute, &got}, postStep{"c", 0, &got}}
+	c.r.wait = budget.New("--timeout", 10*time.Minute)
+	c.r.afterUpgrade(context.Background())
+	if len(got) != 2 || got[0] != 10*time.Minute || got[1] != 6*time.Minute {
+		t.Fatalf("the steps were given %v, want [10m 6m] (c not run)", got)
+	}
+	if len(c.r.attention) != 1 || !strings.Contains(c.r.attention[0], "v2.0.0 c: no time left of --timeout 10m0s") {
+		t.Fatalf("attention %q", c.r.attention)
 	}
 }
