@@ -6,6 +6,7 @@ package lock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/steplog"
@@ -97,31 +99,41 @@ func Inspect(ctx context.Context, cs kubernetes.Interface, namespace, release st
 	return &Info{Holder: holder, Renewed: renewed, Alive: !expired(cur) && !deadLocalHolder(holder), Mark: markOf(cur.Annotations)}, nil
 }
 
-// SetMark records m on the lease (nil clears it).
+// SetMark records m on the lease (nil clears it). The renewal updates the
+// lease every few seconds too: a write that meets it (a conflict) is retried
+// on the lease as it is now.
 func (l *Lock) SetMark(ctx context.Context, m *Mark) error {
 	leases := l.cs.CoordinationV1().Leases(l.namespace)
-	cur, err := leases.Get(ctx, l.name, metav1.GetOptions{})
-	if err != nil {
-		return errs.Failedf("reading lock %s/%s: %w", l.namespace, l.name, err)
-	}
-	if cur.Spec.HolderIdentity == nil || *cur.Spec.HolderIdentity != l.holder {
-		return errs.Preconditionf("lock %s/%s was taken by %s", l.namespace, l.name, *cur.Spec.HolderIdentity)
-	}
-	for k := range cur.Annotations {
-		if strings.HasPrefix(k, markPrefix) {
-			delete(cur.Annotations, k)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := leases.Get(ctx, l.name, metav1.GetOptions{})
+		if err != nil {
+			return errs.Failedf("reading lock %s/%s: %w", l.namespace, l.name, err)
 		}
-	}
-	if m != nil {
-		if cur.Annotations == nil {
-			cur.Annotations = map[string]string{}
+		if cur.Spec.HolderIdentity == nil || *cur.Spec.HolderIdentity != l.holder {
+			return errs.Preconditionf("lock %s/%s was taken by %s", l.namespace, l.name, *cur.Spec.HolderIdentity)
 		}
-		for k, v := range m.annotations() {
-			cur.Annotations[k] = v
+		for k := range cur.Annotations {
+			if strings.HasPrefix(k, markPrefix) {
+				delete(cur.Annotations, k)
+			}
 		}
-	}
-	if _, err := leases.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		if m != nil {
+			if cur.Annotations == nil {
+				cur.Annotations = map[string]string{}
+			}
+			for k, v := range m.annotations() {
+				cur.Annotations[k] = v
+			}
+		}
+		_, err = leases.Update(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+	var typed *errs.Error
+	if err != nil && !errors.As(err, &typed) { // the update's own error
 		return errs.Failedf("updating lock %s/%s: %w", l.namespace, l.name, err)
+	}
+	if err != nil {
+		return err
 	}
 	if m == nil {
 		l.Inherited, l.keepInherited = nil, false

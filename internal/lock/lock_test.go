@@ -2,6 +2,7 @@ package lock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,8 +10,12 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 func TestDeadLocalHolder(t *testing.T) {
@@ -78,5 +83,32 @@ func TestMarkIsInheritedAndKept(t *testing.T) {
 	l.Release()
 	if info, _ := Inspect(ctx, cs, "ns", "csghub"); info != nil {
 		t.Fatalf("lease left after the recovery: %+v", info)
+	}
+}
+
+// The renewal updates the lease too: a SetMark that meets its write (a
+// conflict) is retried on the lease as it is now, not failed (an upgrade
+// would roll back for it).
+func TestSetMarkRetriesAConflict(t *testing.T) {
+	cs := fake.NewClientset()
+	l, err := Acquire(context.Background(), cs, "ns", "csghub", "upgrade")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	conflicts := 2
+	cs.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if conflicts == 0 {
+			return false, nil, nil
+		}
+		conflicts--
+		return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"}, Name("csghub"), errors.New("the object has been modified"))
+	})
+	if err := l.SetMark(context.Background(), &Mark{Operation: "upgrade", Step: "helm-upgrade", Revision: 2, From: 1}); err != nil {
+		t.Fatalf("SetMark after a conflict: %v", err)
+	}
+	info, _ := Inspect(context.Background(), cs, "ns", "csghub")
+	if info == nil || info.Mark == nil || info.Mark.Revision != 2 {
+		t.Fatalf("mark not written: %+v", info)
 	}
 }
