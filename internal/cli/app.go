@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
-	"github.com/opencsgs/helm-csghub/internal/lock"
 )
 
 // resolve finds the release once and builds the cluster clients: the two
@@ -64,18 +62,4 @@ func (a *App) stepLogger(o output) func(format string, args ...any) {
 	return func(format string, args ...any) {
 		fmt.Fprintf(a.Stderr, "==> "+format+"\n", args...)
 	}
-}
-
-// lockRelease takes the release's operation lock (see internal/lock) for
-// commands that change it; the returned func releases it.
-func (a *App) lockRelease(ctx context.Context, rel *helmenv.Release, kc *kube.Client, operation string) (func(), error) {
-	l, err := lock.Acquire(ctx, kc.Clientset, rel.Namespace, rel.Name, operation)
-	if err != nil {
-		return nil, err
-	}
-	if l.Stale != "" {
-		fmt.Fprintf(a.Stderr, "WARNING: took over a stale lock from %s\n", l.Stale)
-	}
-	l.KeepInherited() // a killed run's mark stays for its recovery (helm csghub rollback)
-	return l.Release, nil
 }

@@ -7,11 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/opencsgs/helm-csghub/internal/backup"
-	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dataflowlogs"
-	"github.com/opencsgs/helm-csghub/internal/errs"
-	"github.com/opencsgs/helm-csghub/internal/helmenv"
 )
 
 func newDataflowLogsCmd(app *App) *command {
@@ -50,42 +46,18 @@ helm csghub backup verify checks it. Exporting again replaces it.`,
 }
 
 func (c *dataflowLogsExportCmd) run(ctx context.Context, _ []string) error {
-	hr, kc, err := c.app.resolve()
+	rel, kc, err := c.app.resolve()
 	if err != nil {
 		return err
 	}
-	r := &dataflowlogs.Release{Kube: kc, Namespace: hr.Namespace, Name: hr.Name, Progress: c.app.progressWriter(c.output)}
-	runs, err := r.RunsMongo(ctx)
-	if err != nil {
-		return errs.Failedf("%v", err)
-	}
-	if !runs {
-		return errs.NotFoundf("release %q runs no StatefulSet %s: there are no Dataflow logs in MongoDB to export", r.Name, csghub.MongoStatefulSet(r.Name))
-	}
-	cat := c.dir.catalog()
-	var e *backup.Entry
-	if c.backupID != "" {
-		e, err = cat.Find(r.Namespace, r.Name, c.backupID)
-	} else {
-		e, err = deployedBackup(cat, hr)
-	}
+	x := &dataflowlogs.Export{Release: rel, Kube: kc, Dir: string(c.dir), BackupID: c.backupID,
+		Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
+	res, err := x.Run(ctx)
 	if err != nil {
 		return err
-	}
-	unlock, err := c.app.lockRelease(ctx, hr, kc, "dataflow-logs export")
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	res, err := r.Export(ctx, e.Path)
-	if err != nil {
-		return errs.Failedf("exporting the Dataflow logs: %v", err)
 	}
 	if c.output == outputJSON {
-		return writeJSON(c.app.Stdout, struct {
-			Backup string `json:"backupId"`
-			*dataflowlogs.ExportResult
-		}{e.ID, res})
+		return writeJSON(c.app.Stdout, res)
 	}
 	t := newTable(c.app.Stdout)
 	t.row("DATABASE", "COLLECTION", "KIND", "UID", "DOCUMENTS")
@@ -96,23 +68,8 @@ func (c *dataflowLogsExportCmd) run(ctx context.Context, _ []string) error {
 		return err
 	}
 	fmt.Fprintf(c.app.Stdout, "%d documents in %d collections exported to %s/%s (sha256 %s)\n",
-		res.Documents, len(res.Collections), e.Path, dataflowlogs.ExportFile, res.File.SHA256)
+		res.Documents, len(res.Collections), res.Path, dataflowlogs.ExportFile, res.File.SHA256)
 	return nil
-}
-
-func deployedBackup(cat backup.Catalog, hr *helmenv.Release) (*backup.Entry, error) {
-	rel, err := hr.Last()
-	if err != nil {
-		return nil, err
-	}
-	e, err := cat.ForRevision(hr.Namespace, hr.Name, rel.Version)
-	if err != nil {
-		return nil, err
-	}
-	if e == nil {
-		return nil, errs.Preconditionf("no backup of revision %d to export into: take one first with `helm csghub backup`", rel.Version)
-	}
-	return e, nil
 }
 
 type dataflowLogsImportCmd struct {
@@ -146,58 +103,18 @@ func (c *dataflowLogsImportCmd) run(ctx context.Context, _ []string) error {
 	if c.wait <= 0 {
 		return usageError("dataflow-logs import: --wait must be positive")
 	}
-	hr, kc, err := c.app.resolve()
+	rel, kc, err := c.app.resolve()
 	if err != nil {
 		return err
 	}
-	ns, rel := hr.Namespace, hr.Name
-	// never wait for a database the deployed chart does not create: Dataflow
-	// >= 2.2 keeps task logs in files (the export stays in the backup)
-	if last, err := hr.Last(); err == nil && dataflowlogs.NoLogsDatabase(helmenv.ChartVersion(last)) {
-		return errs.Preconditionf("chart %s has no %s (Dataflow >= 2.2 keeps task logs in files): there is nothing to import into; the export stays in the backup",
-			helmenv.ChartVersion(last), dataflowlogs.LogsDatabase)
-	}
-	cat := c.dir.catalog()
-	var e *backup.Entry
-	if c.backupID != "" {
-		if e, err = cat.Find(ns, rel, c.backupID); err != nil {
-			return err
-		}
-		if !dataflowlogs.HasExport(e) {
-			return errs.NotFoundf("backup %s holds no Dataflow logs export", e.ID)
-		}
-	} else {
-		list, err := cat.List(ns, rel)
-		if err != nil {
-			return err
-		}
-		for i := len(list) - 1; i >= 0 && e == nil; i-- {
-			if list[i].Complete && dataflowlogs.HasExport(&list[i]) {
-				e = &list[i]
-			}
-		}
-		if e == nil {
-			return errs.NotFoundf("no backup of release %q holds a Dataflow logs export (see: helm csghub dataflow-logs export)", rel)
-		}
-	}
-	unlock, err := c.app.lockRelease(ctx, hr, kc, "dataflow-logs import")
+	im := &dataflowlogs.Import{Release: rel, Kube: kc, Dir: string(c.dir), BackupID: c.backupID, Wait: c.wait,
+		Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
+	res, err := im.Run(ctx)
 	if err != nil {
 		return err
-	}
-	defer unlock()
-	r := &dataflowlogs.Release{Kube: kc, Namespace: ns, Name: rel, Progress: c.app.progressWriter(c.output)}
-	res, err := r.Import(ctx, e, c.wait)
-	if err != nil {
-		if ctx.Err() != nil {
-			return errs.Wrap(errs.Interrupted, fmt.Errorf("import interrupted; collections finished before are recorded, run it again to finish"))
-		}
-		return errs.Failedf("importing the Dataflow logs from %s: %v", e.ID, err)
 	}
 	if c.output == outputJSON {
-		return writeJSON(c.app.Stdout, struct {
-			Backup string `json:"backupId"`
-			*dataflowlogs.ImportResult
-		}{e.ID, res})
+		return writeJSON(c.app.Stdout, res)
 	}
 	t := newTable(c.app.Stdout)
 	t.row("TASK TYPE", "UID", "TABLE", "IMPORTED", "ALREADY IMPORTED")
@@ -211,6 +128,6 @@ func (c *dataflowLogsImportCmd) run(ctx context.Context, _ []string) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.app.Stdout, "%d rows imported, %d already imported, from backup %s\n", res.Imported, res.Already, e.ID)
+	fmt.Fprintf(c.app.Stdout, "%d rows imported, %d already imported, from backup %s\n", res.Imported, res.Already, res.Backup)
 	return nil
 }

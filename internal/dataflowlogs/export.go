@@ -83,7 +83,7 @@ func ExportToBackup(ctx context.Context, c *mongo.Client, dir string, docs *atom
 		return nil, err
 	}
 	defer xw.Abort()
-	res, err := Export(ctx, c, xw, docs)
+	res, err := WriteExport(ctx, c, xw, docs)
 	if err != nil {
 		return nil, err
 	}
@@ -95,8 +95,8 @@ func ExportToBackup(ctx context.Context, c *mongo.Client, dir string, docs *atom
 	return res, nil
 }
 
-// Export writes the export format (see line) to w, zstd-compressed.
-func Export(ctx context.Context, c *mongo.Client, w io.Writer, docs *atomic.Int64) (*ExportResult, error) {
+// WriteExport writes the export format (see line) to w, zstd-compressed.
+func WriteExport(ctx context.Context, c *mongo.Client, w io.Writer, docs *atomic.Int64) (*ExportResult, error) {
 	if docs == nil {
 		docs = new(atomic.Int64)
 	}

@@ -113,7 +113,7 @@ func run() error {
 	}
 	var docs atomic.Int64
 	t0 = time.Now()
-	res, err := dataflowlogs.Export(ctx, client, f, &docs)
+	res, err := dataflowlogs.WriteExport(ctx, client, f, &docs)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
