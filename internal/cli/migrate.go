@@ -6,8 +6,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/opencsgs/helm-csghub/internal/errs"
-	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/plan"
 )
 
@@ -44,13 +42,6 @@ helm upgrade.`,
 	}
 }
 
-type migrateOutput struct {
-	From    string           `json:"from"`
-	To      string           `json:"to"`
-	DryRun  bool             `json:"dryRun"`
-	Results []migrate.Result `json:"migrations"`
-}
-
 func (c *migrateCmd) run(ctx context.Context, _ []string) error {
 	if c.target.version == "" {
 		return usageError("migrate: --version is required (the chart version you will upgrade to)")
@@ -59,63 +50,36 @@ func (c *migrateCmd) run(ctx context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := plan.Prepare(ctx, c.target.options(rel, kc, c.app.warner()))
-	if err != nil {
+	m := &plan.Migrate{Options: c.target.options(rel, kc, c.app.warner()), DryRun: c.dryRun, ForceConflicts: c.forceConflicts,
+		Skip: c.switches.off(), Dir: string(c.dir), Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
+	out, err := m.Run(ctx)
+	if out == nil {
 		return err
-	}
-	p.Migrate.DryRun = c.dryRun
-	p.Migrate.ForceConflicts = c.forceConflicts
-	p.Migrate.Log = c.app.stepLogger(c.output)
-	p.Migrate.Progress = c.app.progressWriter(c.output)
-	p.Migrate.Skip = c.switches.off()
-	// migrations that export data put it beside the deployed revision's backup
-	cat := c.dir.catalog()
-	if e, err := cat.ForRevision(rel.Namespace, rel.Name, p.Release.Version); err != nil {
-		return err
-	} else if e != nil {
-		p.Migrate.BackupDir = e.Path
-	}
-	// the Helm upgrade that follows would fail on a target that does not render
-	if err := p.CheckRender(); err != nil {
-		return err
-	}
-	if err := migrate.Preflight(ctx, p.Migrate, p.Migrations); err != nil {
-		return errs.Preconditionf("%v", err)
-	}
-	results, runErr := migrate.Run(ctx, p.Migrate, p.Migrations)
-	out := migrateOutput{From: p.Current.String(), To: p.Target.VersionS, DryRun: c.dryRun, Results: results}
-	if out.Results == nil {
-		out.Results = []migrate.Result{}
 	}
 	if c.output == outputJSON {
-		if err := writeJSON(c.app.Stdout, out); err != nil {
-			return err
+		if werr := writeJSON(c.app.Stdout, out); werr != nil {
+			return werr
 		}
-	} else {
-		if len(p.Migrations) == 0 {
-			fmt.Fprintf(c.app.Stdout, "no migrations between %s and %s\n", out.From, out.To)
+		return err
+	}
+	if out.Planned == 0 {
+		fmt.Fprintf(c.app.Stdout, "no migrations between %s and %s\n", out.From, out.To)
+	}
+	for _, r := range out.Results {
+		state := "applied"
+		switch {
+		case r.AlreadyApplied:
+			state = "already applied, nothing changed"
+		case c.dryRun:
+			state = "dry run, nothing changed"
 		}
-		for _, r := range results {
-			state := "applied"
-			switch {
-			case r.AlreadyApplied:
-				state = "already applied, nothing changed"
-			case c.dryRun:
-				state = "dry run, nothing changed"
-			}
-			fmt.Fprintf(c.app.Stdout, "v%s %s: %s (%s)\n", r.Version, r.Name, state, r.Detail)
-			for _, ch := range r.Changes {
-				fmt.Fprintf(c.app.Stdout, "  %s\n", ch)
-			}
+		fmt.Fprintf(c.app.Stdout, "v%s %s: %s (%s)\n", r.Version, r.Name, state, r.Detail)
+		for _, ch := range r.Changes {
+			fmt.Fprintf(c.app.Stdout, "  %s\n", ch)
 		}
 	}
-	if !c.dryRun && runErr == nil && c.output != outputJSON {
-		for _, line := range migrate.FollowUps(p.Migrate, p.Migrations, results) {
-			fmt.Fprintln(c.app.Stdout, line)
-		}
+	for _, line := range out.FollowUps {
+		fmt.Fprintln(c.app.Stdout, line)
 	}
-	if runErr != nil {
-		return errs.Failedf("%v", runErr)
-	}
-	return nil
+	return err
 }

@@ -6,13 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
-	"helm.sh/helm/v3/pkg/chartutil"
 
-	"github.com/opencsgs/helm-csghub/internal/backup"
-	"github.com/opencsgs/helm-csghub/internal/csghub"
-	"github.com/opencsgs/helm-csghub/internal/dbpod"
-	"github.com/opencsgs/helm-csghub/internal/errs"
-	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/plan"
 )
 
@@ -46,27 +40,21 @@ func (c *planCmd) run(ctx context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
-	p, err := plan.Prepare(ctx, c.target.options(rel, kc, c.app.warner()))
-	if err != nil {
+	v := &plan.Preview{Options: c.target.options(rel, kc, c.app.warner()), Skip: c.switches.off(),
+		SkipDBCheck: c.skipDB, PGImage: c.pg.image, PGPodTimeout: c.pg.timeout, Log: c.app.stepLogger(c.output)}
+	pl, err := v.Run(ctx)
+	if pl == nil {
 		return err
 	}
-	p.Migrate.Skip = c.switches.off()
-	if err := c.checkExternalDB(ctx, kc, p); err != nil {
-		return err
-	}
-	pl := p.Build(ctx, "backup catalog "+backup.DefaultDir())
 	if c.output == outputJSON {
-		if err := writeJSON(c.app.Stdout, pl); err != nil {
-			return err
+		if werr := writeJSON(c.app.Stdout, pl); werr != nil {
+			return werr
 		}
 	} else {
 		printPlan(c.app, pl)
 	}
-	if pl.Refused != "" {
-		// the plan is printed; the exit code says an upgrade would be refused
-		return errs.Preconditionf("%s", pl.Refused)
-	}
-	return nil
+	// the plan is printed; the exit code says an upgrade would be refused
+	return err
 }
 
 func printPlan(app *App, pl *plan.Plan) {
@@ -96,22 +84,4 @@ func printPlan(app *App, pl *plan.Plan) {
 // warner prints non-fatal notes on stderr.
 func (a *App) warner() func(string, ...any) {
 	return func(format string, args ...any) { fmt.Fprintf(a.Stderr, "WARNING: "+format+"\n", args...) }
-}
-
-// checkExternalDB: with global.postgresql.enabled=false the upgrade's backup
-// runs in a client pod; the plan checks now that the servers answer from the
-// cluster through it (the pod is deleted right after).
-func (c *planCmd) checkExternalDB(ctx context.Context, kc *kube.Client, p *plan.Prepared) error {
-	if c.skipDB || p.Release == nil {
-		return nil
-	}
-	all, err := chartutil.CoalesceValues(p.Release.Chart, p.Release.Config)
-	if err != nil || !csghub.ExternalPostgres(all) {
-		return nil
-	}
-	clients, err := backup.StartExternalClients(ctx, kc, p.Resolved.Namespace, p.Resolved.Name, all, c.pg.image, c.pg.timeout, c.app.stepLogger(c.output))
-	if err != nil {
-		return err
-	}
-	return dbpod.CloseAll(clients)
 }

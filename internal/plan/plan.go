@@ -1,7 +1,8 @@
 // Package plan computes what an upgrade will do: the target chart, the backup,
 // the version-specific migrations in order, the Helm upgrade, readiness and
 // verification, each with its reason and what it touches. Computing a plan
-// changes nothing.
+// changes nothing (Preview, `helm csghub plan`); Migrate (`helm csghub
+// migrate`) runs a plan's migrations on their own.
 package plan
 
 import (

@@ -1,0 +1,93 @@
+package plan
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage"
+	"helm.sh/helm/v3/pkg/storage/driver"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/lock"
+)
+
+// The external-database check runs only when the values (chart defaults
+// with the release's own on top) say PostgreSQL is external: in-cluster it
+// touches nothing; external, it starts the client pods (here refused before
+// any pod: no host is set, exit 4).
+func TestCheckExternalDBOnlyForExternalPostgres(t *testing.T) {
+	ch := &chart.Chart{Metadata: &chart.Metadata{Name: "csghub", Version: "1.17.0"},
+		Values: map[string]any{"global": map[string]any{"postgresql": map[string]any{"enabled": true}}}}
+	external := map[string]any{"global": map[string]any{"postgresql": map[string]any{"enabled": false}}}
+	ctx := context.Background()
+
+	cs := fake.NewClientset()
+	kc := &kube.Client{Clientset: cs}
+	in := &release.Release{Name: "csghub", Namespace: "ns", Version: 1, Chart: ch}
+	if err := checkExternalDB(ctx, kc, "ns", "csghub", in, "", time.Second, nil); err != nil {
+		t.Fatalf("in-cluster PostgreSQL: %v, want no check", err)
+	}
+	if a := cs.Actions(); len(a) != 0 {
+		t.Fatalf("in-cluster PostgreSQL: the check touched the cluster: %v", a)
+	}
+
+	ext := &release.Release{Name: "csghub", Namespace: "ns", Version: 1, Chart: ch, Config: external}
+	err := checkExternalDB(ctx, kc, "ns", "csghub", ext, "", time.Second, nil)
+	if errs.ExitCode(err) != 4 || !strings.Contains(err.Error(), "global.postgresql.external.host is not set") {
+		t.Fatalf("external PostgreSQL without a host: %v (exit %d), want the check's refusal", err, errs.ExitCode(err))
+	}
+}
+
+// migrateFixture: no release stored (so Prepare stops at "not found", exit
+// 3, before it needs a chart or a REST config), a fake clientset for the lock.
+func migrateFixture() (*Migrate, *fake.Clientset) {
+	cs := fake.NewClientset()
+	st := storage.Init(driver.NewSecrets(cs.CoreV1().Secrets("ns")))
+	rel := &helmenv.Release{Name: "csghub", Namespace: "ns", Helm: &action.Configuration{Releases: st}}
+	return &Migrate{Options: Options{Release: rel, Kube: &kube.Client{Clientset: cs}}}, cs
+}
+
+// migrate takes the release lock itself, before it reads anything: refused
+// (exit 4) while another operation holds it; taken and released otherwise.
+// A dry run changes nothing and takes no lock.
+func TestMigrateTakesTheLock(t *testing.T) {
+	ctx := context.Background()
+	m, cs := migrateFixture()
+	held, err := lock.Acquire(ctx, cs, "ns", "csghub", "upgrade")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Run(ctx); errs.ExitCode(err) != 4 || !strings.Contains(err.Error(), "another operation holds the lock") {
+		t.Fatalf("lock held: %v (exit %d)", err, errs.ExitCode(err))
+	}
+	m.DryRun = true
+	if _, err := m.Run(ctx); errs.ExitCode(err) != 3 {
+		t.Fatalf("dry run with the lock held: %v (exit %d), want to go on to the release (not found)", err, errs.ExitCode(err))
+	}
+	held.Release()
+
+	m.DryRun = false
+	cs.ClearActions()
+	if _, err := m.Run(ctx); errs.ExitCode(err) != 3 {
+		t.Fatalf("free lock: %v (exit %d), want the release's not found", err, errs.ExitCode(err))
+	}
+	var took bool
+	for _, a := range cs.Actions() {
+		took = took || (a.GetResource().Resource == "leases" && a.GetVerb() == "create")
+	}
+	if !took {
+		t.Fatal("migrate ran without taking the lock")
+	}
+	if l, _ := cs.CoordinationV1().Leases("ns").List(ctx, metav1.ListOptions{}); len(l.Items) != 0 {
+		t.Fatalf("lock left behind: %v", l.Items)
+	}
+}
