@@ -3,61 +3,43 @@ package verify
 import (
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
+	"io"
 	"strings"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
+	kubefake "helm.sh/helm/v3/pkg/kube/fake"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage"
 	"helm.sh/helm/v3/pkg/storage/driver"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
-	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 )
 
-// Verify builds its own Helm action config from Helm's environment, so the
-// release is served as Helm stores it (Secrets of the default driver, held by
-// client-go's fake clientset) by a minimal read-only API server. The checks
-// that need the network are left out with --check/--skip-check or skipped
-// through the values; what is tested is selection, skipping, aggregation and
-// the exit code.
+// verifyFixture is release "csghub" in namespace "ns" as Helm stores it
+// (Secrets of the default driver, held by client-go's fake clientset), read
+// through a resolved release whose Helm configuration is those Secrets and a
+// kube client that only answers Helm's reachability check. The checks that
+// need the network are left out with --check/--skip-check or skipped through
+// the values; what is tested is selection, skipping, aggregation and the
+// exit code.
 func verifyFixture(t *testing.T, values map[string]any, revs ...*release.Release) *Verify {
 	t.Helper()
-	store := fake.NewClientset()
-	st := storage.Init(driver.NewSecrets(store.CoreV1().Secrets("ns")))
+	cs := fake.NewClientset()
+	st := storage.Init(driver.NewSecrets(cs.CoreV1().Secrets("ns")))
 	for _, r := range revs {
 		r.Config = values
 		if err := st.Create(r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && r.URL.Path == "/version" { // Helm's reachability check
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`{"major":"1","minor":"30","gitVersion":"v1.30.0"}`))
-			return
-		}
-		if r.Method != http.MethodGet || r.URL.Path != "/api/v1/namespaces/ns/secrets" {
-			t.Errorf("unexpected request %s %s", r.Method, r.URL.Path)
-			http.NotFound(w, r)
-			return
-		}
-		l, err := store.CoreV1().Secrets("ns").List(r.Context(), metav1.ListOptions{LabelSelector: r.URL.Query().Get("labelSelector")})
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		l.APIVersion, l.Kind = "v1", "SecretList"
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(l)
-	}))
-	t.Cleanup(srv.Close)
-	return &Verify{Release: helmenvtest.Release(t, srv.URL, "secret"), Kube: &kube.Client{Clientset: fake.NewClientset()}}
+	hr := &helmenv.Release{Name: "csghub", Namespace: "ns",
+		Helm: &action.Configuration{Releases: st, KubeClient: &kubefake.PrintingKubeClient{Out: io.Discard}}}
+	return &Verify{Release: hr, Kube: &kube.Client{Clientset: cs}}
 }
 
 func rel(version int, st release.Status) *release.Release {
