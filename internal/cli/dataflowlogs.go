@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -56,20 +57,16 @@ func (c *dataflowLogsExportCmd) run(ctx context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
-	if c.output == outputJSON {
-		return writeJSON(c.app.Stdout, res)
-	}
-	t := newTable(c.app.Stdout)
-	t.row("DATABASE", "COLLECTION", "KIND", "UID", "DOCUMENTS")
-	for _, col := range res.Collections {
-		t.row(col.Database, col.Name, col.Kind, col.UID, col.Documents)
-	}
-	if err := t.flush(); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.app.Stdout, "%d documents in %d collections exported to %s/%s (sha256 %s)\n",
-		res.Documents, len(res.Collections), res.Path, dataflowlogs.ExportFile, res.File.SHA256)
-	return nil
+	return c.app.print(c.output, res, func(w io.Writer) {
+		t := newTable(w)
+		t.row("DATABASE", "COLLECTION", "KIND", "UID", "DOCUMENTS")
+		for _, col := range res.Collections {
+			t.row(col.Database, col.Name, col.Kind, col.UID, col.Documents)
+		}
+		_ = t.flush()
+		fmt.Fprintf(w, "%d documents in %d collections exported to %s/%s (sha256 %s)\n",
+			res.Documents, len(res.Collections), res.Path, dataflowlogs.ExportFile, res.File.SHA256)
+	})
 }
 
 type dataflowLogsImportCmd struct {
@@ -113,21 +110,17 @@ func (c *dataflowLogsImportCmd) run(ctx context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
-	if c.output == outputJSON {
-		return writeJSON(c.app.Stdout, res)
-	}
-	t := newTable(c.app.Stdout)
-	t.row("TASK TYPE", "UID", "TABLE", "IMPORTED", "ALREADY IMPORTED")
-	for _, ic := range res.Collections {
-		table, tt := "task_log", ic.TaskType
-		if ic.Kind == dataflowlogs.KindStatus {
-			table, tt = "operator_status", "pipeline"
+	return c.app.print(c.output, res, func(w io.Writer) {
+		t := newTable(w)
+		t.row("TASK TYPE", "UID", "TABLE", "IMPORTED", "ALREADY IMPORTED")
+		for _, ic := range res.Collections {
+			table, tt := "task_log", ic.TaskType
+			if ic.Kind == dataflowlogs.KindStatus {
+				table, tt = "operator_status", "pipeline"
+			}
+			t.row(tt, ic.UID, table, ic.Imported, ic.AlreadyImported)
 		}
-		t.row(tt, ic.UID, table, ic.Imported, ic.AlreadyImported)
-	}
-	if err := t.flush(); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.app.Stdout, "%d rows imported, %d already imported, from backup %s\n", res.Imported, res.Already, res.Backup)
-	return nil
+		_ = t.flush()
+		fmt.Fprintf(w, "%d rows imported, %d already imported, from backup %s\n", res.Imported, res.Already, res.Backup)
+	})
 }

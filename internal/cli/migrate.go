@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/pflag"
 
@@ -56,30 +57,30 @@ func (c *migrateCmd) run(ctx context.Context, _ []string) error {
 	if out == nil {
 		return err
 	}
-	if c.output == outputJSON {
-		if werr := writeJSON(c.app.Stdout, out); werr != nil {
-			return werr
-		}
-		return err
+	if perr := c.app.print(c.output, out, func(w io.Writer) { printMigrated(w, out) }); perr != nil {
+		return perr
 	}
+	return err
+}
+
+func printMigrated(w io.Writer, out *plan.Migrated) {
 	if out.Planned == 0 {
-		fmt.Fprintf(c.app.Stdout, "no migrations between %s and %s\n", out.From, out.To)
+		fmt.Fprintf(w, "no migrations between %s and %s\n", out.From, out.To)
 	}
 	for _, r := range out.Results {
 		state := "applied"
 		switch {
 		case r.AlreadyApplied:
 			state = "already applied, nothing changed"
-		case c.dryRun:
+		case out.DryRun:
 			state = "dry run, nothing changed"
 		}
-		fmt.Fprintf(c.app.Stdout, "v%s %s: %s (%s)\n", r.Version, r.Name, state, r.Detail)
+		fmt.Fprintf(w, "v%s %s: %s (%s)\n", r.Version, r.Name, state, r.Detail)
 		for _, ch := range r.Changes {
-			fmt.Fprintf(c.app.Stdout, "  %s\n", ch)
+			fmt.Fprintf(w, "  %s\n", ch)
 		}
 	}
 	for _, line := range out.FollowUps {
-		fmt.Fprintln(c.app.Stdout, line)
+		fmt.Fprintln(w, line)
 	}
-	return err
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -46,19 +47,14 @@ func (c *planCmd) run(ctx context.Context, _ []string) error {
 	if pl == nil {
 		return err
 	}
-	if c.output == outputJSON {
-		if werr := writeJSON(c.app.Stdout, pl); werr != nil {
-			return werr
-		}
-	} else {
-		printPlan(c.app, pl)
+	if perr := c.app.print(c.output, pl, func(w io.Writer) { printPlan(w, pl) }); perr != nil {
+		return perr
 	}
 	// the plan is printed; the exit code says an upgrade would be refused
 	return err
 }
 
-func printPlan(app *App, pl *plan.Plan) {
-	w := app.Stdout
+func printPlan(w io.Writer, pl *plan.Plan) {
 	fmt.Fprintf(w, "Upgrade plan for %s/%s (revision %d): %s -> %s (%s)\n\n", pl.Namespace, pl.Release, pl.Revision, pl.From, pl.To, pl.Chart)
 	for i, s := range pl.Steps {
 		name := s.Name
