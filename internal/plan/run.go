@@ -109,11 +109,17 @@ type Migrated struct {
 	FollowUps []string `json:"-"`
 }
 
-// Run runs the migrations. The lock is taken first (not for a dry run), as
-// upgrade does, so a second run meets the lock and not the first run's
+// Run runs the migrations. The lock is taken first (not for a dry run; after
+// the --version check), as upgrade does, so a second run meets the lock and not the first run's
 // half-applied migrations. A migration that fails comes back as the results
 // so far with the error (exit 1).
 func (m *Migrate) Run(ctx context.Context) (*Migrated, error) {
+	// bad input is a usage error whoever holds the lock
+	if m.Target.Version != "" {
+		if _, err := ParseVersion(m.Target.Version); err != nil {
+			return nil, err
+		}
+	}
 	if !m.DryRun {
 		l, err := lock.Take(ctx, m.Kube.Clientset, m.Release.Namespace, m.Release.Name, "migrate", m.Log)
 		if err != nil {

@@ -58,7 +58,8 @@ func migrateFixture() (*Migrate, *fake.Clientset) {
 
 // migrate takes the release lock itself, before it reads anything: refused
 // (exit 4) while another operation holds it; taken and released otherwise.
-// A dry run changes nothing and takes no lock.
+// A bad --version is a usage error (exit 2) whoever holds the lock; a dry
+// run changes nothing and takes no lock.
 func TestMigrateTakesTheLock(t *testing.T) {
 	ctx := context.Background()
 	m, cs := migrateFixture()
@@ -69,6 +70,11 @@ func TestMigrateTakesTheLock(t *testing.T) {
 	if _, err := m.Run(ctx); errs.ExitCode(err) != 4 || !strings.Contains(err.Error(), "another operation holds the lock") {
 		t.Fatalf("lock held: %v (exit %d)", err, errs.ExitCode(err))
 	}
+	m.Target.Version = "2.0.0.0"
+	if _, err := m.Run(ctx); errs.ExitCode(err) != 2 {
+		t.Fatalf("bad --version with the lock held: %v (exit %d), want the usage error", err, errs.ExitCode(err))
+	}
+	m.Target.Version = ""
 	m.DryRun = true
 	if _, err := m.Run(ctx); errs.ExitCode(err) != 3 {
 		t.Fatalf("dry run with the lock held: %v (exit %d), want to go on to the release (not found)", err, errs.ExitCode(err))
