@@ -10,11 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage"
-	"helm.sh/helm/v3/pkg/storage/driver"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -22,6 +19,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/lock"
 )
@@ -38,21 +36,17 @@ type fixture struct {
 
 func newFixture(t *testing.T, charts ...string) *fixture {
 	t.Helper()
-	cs := fake.NewClientset()
-	st := storage.Init(driver.NewSecrets(cs.CoreV1().Secrets("ns")))
+	var revs []*release.Release
 	for i, v := range charts {
 		status := release.StatusSuperseded
 		if i == len(charts)-1 {
 			status = release.StatusDeployed
 		}
-		r := &release.Release{Name: "csghub", Namespace: "ns", Version: i + 1, Info: &release.Info{Status: status},
-			Chart: &chart.Chart{Metadata: &chart.Metadata{Name: "csghub", Version: v, APIVersion: "v2"}}}
-		if err := st.Create(r); err != nil {
-			t.Fatal(err)
-		}
+		revs = append(revs, &release.Release{Name: "csghub", Namespace: "ns", Version: i + 1, Info: &release.Info{Status: status},
+			Chart: &chart.Chart{Metadata: &chart.Metadata{Name: "csghub", Version: v, APIVersion: "v2"}}})
 	}
-	return &fixture{cs: cs, kc: &kube.Client{Clientset: cs}, cat: backup.Catalog{Root: t.TempDir()},
-		rel: &helmenv.Release{Name: "csghub", Namespace: "ns", Helm: &action.Configuration{Releases: st}}}
+	cs := fake.NewClientset()
+	return &fixture{cs: cs, kc: &kube.Client{Clientset: cs}, cat: backup.Catalog{Root: t.TempDir()}, rel: helmenvtest.Secrets(t, cs.CoreV1().Secrets("ns"), helmenvtest.Fake(), revs...)}
 }
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

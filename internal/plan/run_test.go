@@ -6,16 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage"
-	"helm.sh/helm/v3/pkg/storage/driver"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
-	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/lock"
 )
@@ -49,11 +46,9 @@ func TestCheckExternalDBOnlyForExternalPostgres(t *testing.T) {
 
 // migrateFixture: no release stored (so Prepare stops at "not found", exit
 // 3, before it needs a chart or a REST config), a fake clientset for the lock.
-func migrateFixture() (*Migrate, *fake.Clientset) {
+func migrateFixture(t *testing.T) (*Migrate, *fake.Clientset) {
 	cs := fake.NewClientset()
-	st := storage.Init(driver.NewSecrets(cs.CoreV1().Secrets("ns")))
-	rel := &helmenv.Release{Name: "csghub", Namespace: "ns", Helm: &action.Configuration{Releases: st}}
-	return &Migrate{Options: Options{Release: rel, Kube: &kube.Client{Clientset: cs}}}, cs
+	return &Migrate{Options: Options{Release: helmenvtest.Secrets(t, cs.CoreV1().Secrets("ns"), helmenvtest.Fake()), Kube: &kube.Client{Clientset: cs}}}, cs
 }
 
 // migrate takes the release lock itself, before it reads anything: refused
@@ -62,7 +57,7 @@ func migrateFixture() (*Migrate, *fake.Clientset) {
 // run changes nothing and takes no lock.
 func TestMigrateTakesTheLock(t *testing.T) {
 	ctx := context.Background()
-	m, cs := migrateFixture()
+	m, cs := migrateFixture(t)
 	held, err := lock.Acquire(ctx, cs, "ns", "csghub", "upgrade")
 	if err != nil {
 		t.Fatal(err)

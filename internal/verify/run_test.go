@@ -3,20 +3,15 @@ package verify
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"strings"
 	"testing"
 
-	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
-	kubefake "helm.sh/helm/v3/pkg/kube/fake"
 	"helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage"
-	"helm.sh/helm/v3/pkg/storage/driver"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
-	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 )
 
@@ -29,17 +24,11 @@ import (
 // exit code.
 func verifyFixture(t *testing.T, values map[string]any, revs ...*release.Release) *Verify {
 	t.Helper()
-	cs := fake.NewClientset()
-	st := storage.Init(driver.NewSecrets(cs.CoreV1().Secrets("ns")))
 	for _, r := range revs {
 		r.Config = values
-		if err := st.Create(r); err != nil {
-			t.Fatal(err)
-		}
 	}
-	hr := &helmenv.Release{Name: "csghub", Namespace: "ns",
-		Helm: &action.Configuration{Releases: st, KubeClient: &kubefake.PrintingKubeClient{Out: io.Discard}}}
-	return &Verify{Release: hr, Kube: &kube.Client{Clientset: cs}}
+	cs := fake.NewClientset()
+	return &Verify{Release: helmenvtest.Secrets(t, cs.CoreV1().Secrets("ns"), helmenvtest.Fake(), revs...), Kube: &kube.Client{Clientset: cs}}
 }
 
 func rel(version int, st release.Status) *release.Release {
