@@ -67,7 +67,7 @@ func sha256File(t *testing.T, path string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// restoreByHand replays a backup into a scratch server the way the README tells
+// restoreByHand replays a backup into a scratch server the way docs/backups.md tells
 // an operator to: zstd -dc | psql, roles first.
 func restoreByHand(t *testing.T, e *testenv.Env, b backupResult) *testenv.Snapshot {
 	t.Helper()
@@ -78,7 +78,7 @@ func restoreByHand(t *testing.T, e *testenv.Env, b backupResult) *testenv.Snapsh
 	t.Cleanup(func() { scratch.Remove() })
 	for _, d := range b.Manifest.Dumps {
 		f := filepath.Join(b.Path, d.Name)
-		// the README's commands: roles without stopping (the csghub role exists),
+		// docs/backups.md's commands: roles without stopping (the csghub role exists),
 		// then each database dropped and replayed from its dump
 		script := `zstd -dc "$1" | psql -X -q -v ON_ERROR_STOP=0 -U csghub -d postgres >/dev/null`
 		if d.Database != "" {

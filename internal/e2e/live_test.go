@@ -298,7 +298,7 @@ spec:
 	got := testenv.TakeSnapshot(t, e.PG)
 	delete(got, "database created_after_backup")
 	// created by 2.0.0's PostgreSQL; restore leaves databases the backup does
-	// not hold as they are (README, Backups)
+	// not hold as they are (docs/backups.md)
 	delete(got, "database csghub_dataflow_logs")
 	testenv.RequireEqual(t, want, got, "after finishing the rollback")
 	wantDeployed(t, e, "1.15.0", 0, "status")
