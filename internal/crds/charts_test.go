@@ -42,10 +42,10 @@ func TestMirrorCharts(t *testing.T) {
 				t.Errorf("%s: %s: %s", v, c.Name, c.Choice)
 			}
 		}
-		if _, err := render.Manifest(render.Options{Chart: ch, Release: "csghub", Namespace: "csghub", Values: map[string]any{}}); err != nil {
+		if _, err := render.Render(render.Options{Chart: ch, Release: "csghub", Namespace: "csghub", Values: map[string]any{}}); err != nil {
 			t.Errorf("%s does not render with its defaults: %v", v, err)
 		}
-		_, err = render.Manifest(render.Options{Chart: ch, Release: "csghub", Namespace: "csghub", Values: map[string]any{"loki": map[string]any{"enabled": true}}})
+		_, err = render.Render(render.Options{Chart: ch, Release: "csghub", Namespace: "csghub", Values: map[string]any{"loki": map[string]any{"enabled": true}}})
 		if err == nil || !strings.Contains(err.Error(), `no template "common.gateway.config"`) {
 			t.Errorf("%s with loki.enabled: %v", v, err)
 		}

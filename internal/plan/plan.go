@@ -63,7 +63,18 @@ type Prepared struct {
 	Migrate       *migrate.Context
 	// Live compares the target with the live objects (one snapshot).
 	Live *Live
+
+	// render is the one render of the target for the whole run (see Render).
+	render    func() (*render.Result, error)
+	rendered  *render.Result
+	renderErr error
 }
+
+// Render is the target rendered once for the whole run, as Helm's upgrade
+// will render it: lookups answered by the cluster, the server's
+// capabilities, IsUpgrade and the next revision (see package render). The
+// plan, the live-objects check, the takeovers and --dry-run all read it.
+func (p *Prepared) Render() (*render.Result, error) { return p.render() }
 
 // Prepare resolves the release, its values, the target chart and the migration
 // context. It changes nothing in the cluster.
@@ -109,21 +120,29 @@ func Prepare(ctx context.Context, o Options) (*Prepared, error) {
 		return nil, err
 	}
 	disc := memory.NewMemCacheClient(cs.Discovery())
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(disc)
 	var once, crdOnce sync.Once
-	var rendered []*unstructured.Unstructured
-	var renderErr, crdErr error
+	var crdErr error
 	var crdSet *crds.Set
+	cluster := &render.Cluster{Dynamic: dyn, Mapper: mapper}
+	p.render = func() (*render.Result, error) {
+		once.Do(func() {
+			p.rendered, p.renderErr = render.Render(render.Options{Chart: target.Chart, Values: p.Values,
+				Release: res.Name, Namespace: res.Namespace, Revision: rel.Version + 1, Discovery: disc, Cluster: cluster})
+		})
+		return p.rendered, p.renderErr
+	}
 	p.Migrate = &migrate.Context{
 		Release: res.Name, Namespace: res.Namespace, Current: current, Target: target.Version,
 		TargetChart: target.Chart, Values: p.Values, Clientset: cs, Dynamic: dyn, Metadata: meta, Discovery: disc,
 		Kube:   o.Kube,
-		Mapper: restmapper.NewDeferredDiscoveryRESTMapper(disc),
+		Mapper: mapper,
 		Rendered: func() ([]*unstructured.Unstructured, error) {
-			once.Do(func() {
-				rendered, renderErr = render.Render(render.Options{Chart: target.Chart, Values: p.Values,
-					Release: res.Name, Namespace: res.Namespace, Discovery: disc})
-			})
-			return rendered, renderErr
+			r, err := p.render()
+			if err != nil {
+				return nil, err
+			}
+			return r.Objects, nil
 		},
 		CRDs: func() (*crds.Set, error) {
 			crdOnce.Do(func() { crdSet, crdErr = crds.Collect(target.Chart, p.Values) })
@@ -193,6 +212,10 @@ type Plan struct {
 	// Warnings about the values: settings not carried, old keys in -f/--set,
 	// keys the target chart does not know.
 	Warnings []string `json:"warnings,omitempty"`
+	// Lookups the target's templates made while rendering, answered by the
+	// cluster in LookupRequests API requests (repeats answered once).
+	Lookups        int `json:"lookups"`
+	LookupRequests int `json:"lookupRequests"`
 }
 
 // valuesStep lists the value rewrites (nil when there are none).
@@ -210,8 +233,8 @@ func (p *Prepared) valuesStep() *Step {
 }
 
 // CheckRender renders the target chart with the values the upgrade would
-// install, client-side with the cluster's version and API groups (the render
-// is kept: the takeover steps use it too). A target that does not render
+// install, as Helm's upgrade will (Render; the render is kept: the takeover
+// steps use it too). A target that does not render
 // would fail at the Helm upgrade, after the backup and the migrations; it is
 // refused here, before anything changes, as a precondition (exit 4).
 func (p *Prepared) CheckRender() error {
@@ -257,6 +280,11 @@ func (p *Prepared) Build(ctx context.Context, backupNote string) *Plan {
 		up.Status = "refused: " + err.Error()
 	} else {
 		up.Status = "the target renders with these values"
+		if r, _ := p.Render(); r != nil {
+			pl.Lookups, pl.LookupRequests = r.Lookups, r.Requests
+			up.Status += fmt.Sprintf(" (as Helm's upgrade will: %d lookup(s) answered by the cluster in %d request(s), %d object(s), %d hook(s))",
+				r.Lookups, r.Requests, len(r.Objects), len(r.Hooks))
+		}
 	}
 	pl.Steps = append(pl.Steps, up,
 		Step{Name: "readiness", Reason: "wait until every pod (not Job pods) in " + p.Resolved.Namespace + " and knative-serving is Ready and Deployments/StatefulSets are rolled out",

@@ -1,6 +1,11 @@
-// Package render renders a chart the way an upgrade would, without touching the
-// cluster, and splits the manifest into objects. The migrations compare these
-// objects with what exists to decide what to adopt.
+// Package render renders a chart the way `helm upgrade` will, and splits the
+// manifest into objects. The plan, the live-objects check, the takeover
+// migrations and --dry-run compare these objects with what exists, so the
+// render must take the branches Helm's upgrade takes: `lookup` answered by
+// the cluster (Cluster), .Capabilities from the server, .Release.IsUpgrade
+// true and .Release.Revision the next one. Unlike Helm's upgrade, nothing
+// rendered is validated against the server, so kinds whose CRDs a migration
+// installs later still render.
 package render
 
 import (
@@ -13,6 +18,9 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/releaseutil"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
@@ -24,69 +32,117 @@ type Options struct {
 	Values    map[string]any
 	Release   string
 	Namespace string
+	// Revision is .Release.Revision: for an upgrade, the last revision + 1
+	// (0 renders as 1).
+	Revision int
 	// Discovery supplies the server's version and API groups (capabilities).
 	Discovery discovery.DiscoveryInterface
+	// Cluster answers `lookup` (read-only). Nil renders client-side, as
+	// `helm template`: every lookup finds nothing.
+	Cluster *Cluster
 }
 
-// Render returns the objects of the chart's templates: what Helm will own.
-// CRDs in crds/ and hook resources (which Helm does not own the same way and
-// never checks for ownership) are not included.
-func Render(o Options) ([]*unstructured.Unstructured, error) {
-	manifest, err := Manifest(o)
-	if err != nil {
-		return nil, err
+// Result is one render of the chart.
+type Result struct {
+	// Manifest is the ordinary objects, as Helm stores them in the release
+	// (no hooks, no crds/ files, no NOTES.txt).
+	Manifest string
+	// Objects is Manifest decoded, namespaced objects given the release's
+	// namespace where the template left it out.
+	Objects []*unstructured.Unstructured
+	// Hooks are the hook objects Helm runs but never owns.
+	Hooks []*release.Hook
+	// Lookups is how many lookup calls the templates made; Requests how many
+	// API requests answered them (0 and 0 client-side).
+	Lookups, Requests int
+}
+
+// Render renders the chart's templates as Helm's upgrade does (see the
+// package comment).
+func Render(o Options) (*Result, error) {
+	// ProcessDependencies removes disabled subcharts from the chart it gets:
+	// render a copy so the caller's chart stays whole.
+	ch := CloneChart(o.Chart)
+	fail := func(err error) (*Result, error) {
+		return nil, fmt.Errorf("rendering %s-%s: %w", o.Chart.Name(), o.Chart.Metadata.Version, err)
 	}
-	objs, err := SplitManifest(manifest)
-	if err != nil {
-		return nil, err
+	vals := o.Values
+	if vals == nil {
+		vals = map[string]any{}
 	}
-	for _, obj := range objs {
+	if err := chartutil.ProcessDependenciesWithMerge(ch, vals); err != nil {
+		return fail(err)
+	}
+	caps, err := capabilities(o.Discovery)
+	if err != nil {
+		return fail(err)
+	}
+	if kv := ch.Metadata.KubeVersion; kv != "" && !chartutil.IsCompatibleRange(kv, caps.KubeVersion.String()) {
+		return fail(fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s", kv, caps.KubeVersion.String()))
+	}
+	rev := o.Revision
+	if rev < 1 {
+		rev = 1
+	}
+	top, err := chartutil.ToRenderValues(ch, vals,
+		chartutil.ReleaseOptions{Name: o.Release, Namespace: o.Namespace, Revision: rev, IsUpgrade: true}, caps)
+	if err != nil {
+		return fail(err)
+	}
+	var files map[string]string
+	if o.Cluster != nil {
+		files, err = engine.RenderWithClientProvider(ch, top, o.Cluster)
+	} else {
+		files, err = engine.Render(ch, top)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	for name := range files {
+		if strings.HasSuffix(name, "NOTES.txt") {
+			delete(files, name)
+		}
+	}
+	hooks, manifests, err := releaseutil.SortManifests(files, nil, releaseutil.InstallOrder)
+	if err != nil {
+		return fail(err)
+	}
+	var b strings.Builder
+	for _, m := range manifests {
+		fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", m.Name, m.Content)
+	}
+	res := &Result{Manifest: b.String(), Hooks: hooks}
+	if res.Objects, err = SplitManifest(res.Manifest); err != nil {
+		return fail(err)
+	}
+	for _, obj := range res.Objects {
 		if obj.GetNamespace() == "" && namespaced(obj) {
 			obj.SetNamespace(o.Namespace)
 		}
 	}
-	return objs, nil
+	if o.Cluster != nil {
+		res.Lookups, res.Requests = o.Cluster.Counts()
+	}
+	return res, nil
 }
 
-// Manifest renders the chart's templates without hooks, client-side (no
-// object is checked against the cluster, so kinds whose CRDs are not
-// installed yet render too).
-func Manifest(o Options) (string, error) {
-	inst := action.NewInstall(&action.Configuration{})
-	inst.DryRun = true
-	inst.ClientOnly = true
-	inst.IsUpgrade = true
-	inst.Replace = true
-	inst.ReleaseName = o.Release
-	inst.Namespace = o.Namespace
-	inst.DisableHooks = false
-	if o.Discovery != nil {
-		sv, err := o.Discovery.ServerVersion()
-		if err != nil {
-			return "", fmt.Errorf("server version: %w", err)
-		}
-		kv, err := chartutil.ParseKubeVersion(sv.GitVersion)
-		if err != nil {
-			return "", err
-		}
-		inst.KubeVersion = kv
-		groups, _, err := o.Discovery.ServerGroupsAndResources()
-		if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
-			return "", fmt.Errorf("server API groups: %w", err)
-		}
-		for _, g := range groups {
-			for _, v := range g.Versions {
-				inst.APIVersions = append(inst.APIVersions, v.GroupVersion)
-			}
-		}
+// capabilities are Helm's for the server behind disc (its version and every
+// group/version and group/version/Kind it serves), or Helm's defaults
+// without one.
+func capabilities(disc discovery.DiscoveryInterface) (*chartutil.Capabilities, error) {
+	caps := chartutil.DefaultCapabilities.Copy()
+	if disc == nil {
+		return caps, nil
 	}
-	// Install.Run processes the dependencies in the chart it is given, removing
-	// disabled subcharts: render a copy so the caller's chart stays whole.
-	rel, err := inst.Run(CloneChart(o.Chart), o.Values)
+	sv, err := disc.ServerVersion()
 	if err != nil {
-		return "", fmt.Errorf("rendering %s-%s: %w", o.Chart.Name(), o.Chart.Metadata.Version, err)
+		return nil, fmt.Errorf("server version: %w", err)
 	}
-	return rel.Manifest, nil
+	caps.KubeVersion = chartutil.KubeVersion{Version: sv.GitVersion, Major: sv.Major, Minor: sv.Minor}
+	if caps.APIVersions, err = action.GetVersionSet(disc); err != nil {
+		return nil, fmt.Errorf("server API groups: %w", err)
+	}
+	return caps, nil
 }
 
 // namespaced guesses scope for objects without a namespace: cluster-scoped kinds

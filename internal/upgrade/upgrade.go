@@ -441,15 +441,15 @@ func (r *run) renderUpgrade(ctx context.Context) (string, error) {
 		return fmt.Sprintf("would be revision %d with chart %s", rel.Version, p.Target.VersionS), nil
 	}
 	// Before the migrations ran for real the server cannot validate what
-	// they would fix (kinds of CRDs not installed yet): render client-side.
-	manifest, rerr := render.Manifest(render.Options{Chart: p.Target.Chart, Values: p.Values,
-		Release: r.Release.Name, Namespace: r.Release.Namespace, Discovery: r.Kube.Clientset.Discovery()})
+	// they would fix (kinds of CRDs not installed yet): show the run's own
+	// render, made as the upgrade will render it but not validated.
+	rendered, rerr := p.Render()
 	if rerr != nil {
 		return "", rerr
 	}
-	r.sum.Manifest = redact.Manifest(manifest)
-	r.sum.Notes = append(r.sum.Notes, "rendered client-side: the server-side dry run needs the migrations applied first ("+steplog.OneLine(err.Error())+")")
-	return fmt.Sprintf("would be revision %d with chart %s (client-side render)", p.Release.Version+1, p.Target.VersionS), nil
+	r.sum.Manifest = redact.Manifest(rendered.Manifest)
+	r.sum.Notes = append(r.sum.Notes, "rendered with lookups answered by the cluster but not validated by it: the server-side dry run needs the migrations applied first ("+steplog.OneLine(err.Error())+")")
+	return fmt.Sprintf("would be revision %d with chart %s (not validated by the server)", p.Release.Version+1, p.Target.VersionS), nil
 }
 
 func readValues(path string) (map[string]any, error) {

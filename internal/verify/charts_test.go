@@ -68,11 +68,11 @@ func TestMirrorChartsRenderComponents(t *testing.T) {
 
 func renderObjs(t *testing.T, ch *chart.Chart, values map[string]any) []*unstructured.Unstructured {
 	t.Helper()
-	objs, err := render.Render(render.Options{Chart: ch, Values: values, Release: "rel", Namespace: "ns"})
+	res, err := render.Render(render.Options{Chart: ch, Values: values, Release: "rel", Namespace: "ns"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return objs
+	return res.Objects
 }
 
 func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {

@@ -172,6 +172,41 @@ spec:
 {{- end }}
 {{- end -}}
 
+{{- /* The runner's spaces namespace: runner.namespace (runner.runner.namespace from 2.2.3), default "spaces" */ -}}
+{{- define "csghub.spaces.namespace" -}}
+{{- $f := include "csghub.features" . | fromYaml -}}
+{{- $r := .Values.runner | default dict -}}
+{{- if $f.runnerValuesNested -}}
+{{- $r = $r.runner | default dict -}}
+{{- end -}}
+{{- $r.namespace | default "spaces" -}}
+{{- end -}}
+
+{{- /*
+Secret <release>-docker-credential in the spaces namespace: the registry credentials the runner's
+workloads pull with. owned: rendered by the chart (1.17+, kept on uninstall); else made by the
+auto-configure Job (no Helm metadata).
+*/ -}}
+{{- define "csghub.runner.dockerCredential" -}}
+{{- $ctx := .ctx -}}
+{{- $registry := dig "image" "registry" "docker.io" ($ctx.Values.global | default dict) | default "docker.io" -}}
+{{- $auth := dict "auths" (dict $registry (dict "username" "csghub" "password" "" "auth" ("csghub:" | b64enc))) -}}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ include "csghub.name" (dict "ctx" $ctx "service" "docker-credential") }}
+  namespace: {{ include "csghub.spaces.namespace" $ctx }}
+  labels:
+    {{- include "csghub.runner.labels" (dict "ctx" $ctx "owned" .owned "service" "runner" "labels" (dict "app.kubernetes.io/component" "docker-credential")) | nindent 4 }}
+  {{- if .owned }}
+  annotations:
+    helm.sh/resource-policy: keep
+  {{- end }}
+type: kubernetes.io/dockerconfigjson
+data:
+  .dockerconfigjson: {{ toJson $auth | b64enc }}
+{{- end -}}
+
 {{- /* What this version leaves to the kubectl Job / post-install hook / operator (see unmanaged-resources.yaml) */ -}}
 {{- define "csghub.unmanaged.manifests" -}}
 {{- $f := include "csghub.features" . | fromYaml -}}
@@ -185,6 +220,9 @@ spec:
 {{- end -}}
 {{- if $f.knativeWorkloads -}}
 {{- $docs = append $docs (include "csghub.knative.workloads" .) -}}
+{{- end -}}
+{{- if and $f.runnerAutoConfigure (dig "enabled" true (.Values.runner | default dict)) -}}
+{{- $docs = append $docs (include "csghub.runner.dockerCredential" (dict "ctx" . "owned" false)) -}}
 {{- end -}}
 {{- join "\n---\n" $docs -}}
 {{- end -}}

@@ -31,7 +31,10 @@ csghub.features: what this chart version renders, as YAML (use with fromYaml).
   brokenServer         2.0.1   <release>-server pods can never be scheduled, so never become Ready
   knativeOperator      >=1.17  the KnativeServing CRD (knative-operator subchart) + KnativeServing knative-serving
   knativeServingHook   1.17.x  ... rendered as a post-install/post-upgrade hook (never Helm-owned)
-                               (>=2.0: an ordinary resource, adoption needed on upgrade from 1.17)
+                               (>=2.0: hook or ordinary by a lookup of its CRD, see knative-serving.yaml)
+  runnerAutoConfigure  <1.17   the install-time auto-configure Job creates Secret <release>-docker-credential
+                               in the spaces namespace outside Helm
+  runnerCredentialLookup >=1.17 the chart renders that Secret itself, only when it does not exist (lookup)
 */ -}}
 {{- define "csghub.features" -}}
 {{- $v := .Chart.Version -}}
@@ -55,6 +58,8 @@ gatedDbInit: {{ semverCompare ">=2.1.0-0" $v }}
 brokenServer: {{ eq $v "2.0.1" }}
 knativeOperator: {{ semverCompare ">=1.17.0-0" $v }}
 knativeServingHook: {{ semverCompare ">=1.17.0-0, <2.0.0-0" $v }}
+runnerAutoConfigure: {{ semverCompare "<1.17.0-0" $v }}
+runnerCredentialLookup: {{ semverCompare ">=1.17.0-0" $v }}
 {{- end -}}
 
 {{- /* <release>-<component>, as the real chart's common.names.custom */ -}}
