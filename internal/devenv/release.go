@@ -292,7 +292,7 @@ func (s *Stack) DeleteClusterScoped(ctx context.Context) error {
 			}
 		}
 	}
-	for _, ns := range []string{"knative-serving", "lws-system"} {
+	for _, ns := range []string{"knative-serving", "lws-system", "spaces"} {
 		if err := s.DeleteNamespace(ctx, ns); err != nil {
 			return err
 		}

@@ -82,6 +82,7 @@ func TestUpgrade115ToNewestAndBack(t *testing.T) {
 	}
 	waitJobsFinished(t, e)
 	want := testenv.TakeSnapshot(t, e.PG)
+	guard := takeGuarded(t, e)
 	dir := t.TempDir()
 	r := e.Plugin("upgrade", "--yes", "--dir", dir, "--timeout", "4m", "-o", "json")
 	if r.Code != 0 {
@@ -91,6 +92,7 @@ func TestUpgrade115ToNewestAndBack(t *testing.T) {
 	if sum.To != "2.4.0" || sum.Status != "deployed" || sum.Verify == nil || !sum.Verify.OK {
 		t.Fatalf("summary %+v", sum)
 	}
+	requireGuardedUntouched(t, e, guard, "upgrade 1.15.0 -> 2.4.0")
 	var steps []struct{ Version, Name string }
 	for _, m := range sum.Migrations {
 		steps = append(steps, struct{ Version, Name string }{m.Version, m.Name})

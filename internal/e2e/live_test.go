@@ -100,8 +100,10 @@ func TestRollbackAtOnceAfterUpgrade(t *testing.T) {
 }
 
 // Issue 12 part 5: 1.17.0 renders KnativeServing knative-serving as a hook
-// (Helm never owns it), 2.0.0 as an ordinary resource: plan lists it for the
-// takeover and the upgrade adopts it.
+// (Helm never owns it), 2.0.0 as an ordinary resource once its CRD exists (a
+// lookup, as the real chart): plan lists it for the takeover and the upgrade
+// adopts it. Issue 23: a render whose lookups find nothing takes the hook
+// branch and never adopts it, so Helm's upgrade failed.
 func TestUpgrade117To200AdoptsHookObject(t *testing.T) {
 	e := testenv.NewEnv(t)
 	e.Install("1.17.0")
@@ -113,6 +115,7 @@ func TestUpgrade117To200AdoptsHookObject(t *testing.T) {
 	if ks.GetAnnotations()["meta.helm.sh/release-name"] != "" {
 		t.Fatalf("hook object carries Helm ownership: %v", ks.GetAnnotations())
 	}
+	guard := takeGuarded(t, e)
 	p := getPlan(t, e, "--version", "2.0.0")
 	var live string
 	for _, s := range p.Steps {
@@ -131,6 +134,10 @@ func TestUpgrade117To200AdoptsHookObject(t *testing.T) {
 	if err != nil || ks.GetAnnotations()["meta.helm.sh/release-name"] != e.Release {
 		t.Fatalf("KnativeServing not adopted: %v %v", err, ks)
 	}
+	if _, hook := ks.GetAnnotations()["helm.sh/hook"]; hook {
+		t.Errorf("KnativeServing still a hook after 1.17 -> 2.0 (its CRD exists: the real chart makes it ordinary)")
+	}
+	requireGuardedUntouched(t, e, guard, "upgrade 1.17.0 -> 2.0.0")
 }
 
 // Issue 12 part 5: an object the target renders that exists without this

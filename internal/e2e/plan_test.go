@@ -14,8 +14,10 @@ import (
 )
 
 type planJSON struct {
-	From  string `json:"from"`
-	To    string `json:"to"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Refused string `json:"refused"`
+	Lookups int    `json:"lookups"`
 	Steps []struct {
 		Name    string `json:"name"`
 		Version string `json:"version"`

@@ -51,6 +51,8 @@ func TestUpgrade115To200(t *testing.T) {
 	e.Install("1.15.0", "--set", "server.environments.CUSTOM_SETTING=kept")
 	e.LoadSampleData()
 	want := testenv.TakeSnapshot(t, e.PG)
+	guard := takeGuarded(t, e)
+	requirePlanAsHelm(t, e, "2.0.0")
 	dir := t.TempDir()
 	r := e.Plugin("upgrade", "--version", "2.0.0", "--yes", "--dir", dir, "--timeout", "3m", "-o", "json")
 	if r.Code != 0 {
@@ -82,6 +84,7 @@ func TestUpgrade115To200(t *testing.T) {
 	got := testenv.TakeSnapshot(t, e.PG)
 	delete(got, "database csghub_dataflow_logs") // created by 2.0.0's db-init job
 	testenv.RequireEqual(t, want, got, "database after upgrade")
+	requireGuardedUntouched(t, e, guard, "upgrade 1.15.0 -> 2.0.0")
 	l := e.Plugin("history", "--dir", dir, "-o", "json")
 	if !strings.Contains(l.Stdout, sum.Backup) {
 		t.Fatalf("backup %s not listed for revision 1: %s", sum.Backup, l.Stdout)
@@ -95,14 +98,26 @@ func TestUpgrade115To200(t *testing.T) {
 }
 
 // 1.16.0 -> 1.17.0 works where a plain helm upgrade fails (see TestMigrateTakeover).
+// Here the docker-credential Secret 1.16's Job made was deleted: 1.17 renders
+// it (its lookup finds nothing), Helm creates and owns it, nothing is refused.
 func TestUpgrade116To117(t *testing.T) {
 	e := testenv.NewEnv(t)
 	e.Install("1.16.0")
+	takeGuarded(t, e)
+	secret := e.Release + "-docker-credential"
+	if err := e.C.Clientset.CoreV1().Secrets("spaces").Delete(context.Background(), secret, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	requirePlanAsHelm(t, e, "1.17.0")
 	r := e.Plugin("upgrade", "--version", "1.17.0", "--yes", "--dir", t.TempDir(), "--timeout", "3m")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "UPGRADE SUCCEEDED") {
 		t.Fatalf("upgrade 1.16 -> 1.17: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	wantDeployed(t, e, "1.17.0", 0, "status")
+	s, err := e.C.Clientset.CoreV1().Secrets("spaces").Get(context.Background(), secret, metav1.GetOptions{})
+	if err != nil || s.Labels["app.kubernetes.io/managed-by"] != "Helm" || s.Annotations["meta.helm.sh/release-name"] != e.Release {
+		t.Fatalf("Secret spaces/%s not created by the upgrade's Helm: %v %v", secret, err, s)
+	}
 }
 
 // The broken 2.0.1 never becomes Ready: the upgrade fails within --timeout and
