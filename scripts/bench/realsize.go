@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,10 @@ type realSizeFigures struct {
 		Seconds  float64 `json:"seconds"`
 		Requests int     `json:"apiRequests"`
 		Detail   string  `json:"requestsDetail"`
+		// Lookups the target's templates made (answered by the cluster in
+		// LookupRequests of the Requests: repeats are answered once)
+		Lookups        int `json:"lookups"`
+		LookupRequests int `json:"lookupRequests"`
 	} `json:"plan"`
 	Upgrade struct {
 		WallSeconds       float64            `json:"wallSeconds"`
@@ -74,7 +79,15 @@ func (b *bench) realSizePhase(ctx context.Context) error {
 	}
 	f.Plan.Seconds = r.wall.Seconds()
 	f.Plan.Requests, f.Plan.Detail = apiRequests(r.stderr)
-	logf("plan: %.2fs, %d API requests", f.Plan.Seconds, f.Plan.Requests)
+	var pl struct {
+		Lookups        int `json:"lookups"`
+		LookupRequests int `json:"lookupRequests"`
+	}
+	if err := json.Unmarshal(r.stdout, &pl); err != nil {
+		return fmt.Errorf("plan -o json: %w", err)
+	}
+	f.Plan.Lookups, f.Plan.LookupRequests = pl.Lookups, pl.LookupRequests
+	logf("plan: %.2fs, %d API requests (the render's lookups: %d, answered in %d requests)", f.Plan.Seconds, f.Plan.Requests, f.Plan.Lookups, f.Plan.LookupRequests)
 
 	logf("helm csghub upgrade --version %s (%d extra objects)", b.cfg.upgradeVer, f.ExtraObjects)
 	prof := filepath.Join(b.work, "realsize-upgrade.cpu.pprof")

@@ -327,7 +327,7 @@ func (b *bench) report(w io.Writer) {
 	}
 	if f := r.RealSize; f != nil && f.Plan.Seconds > 0 {
 		fmt.Fprintf(w, "\nREAL SIZE: 1.15.0 -> %s with bench.extraObjects=%d (about 270 objects), API requests counted by the plugin\n", b.cfg.upgradeVer, f.ExtraObjects)
-		row("  9", "helm csghub plan", secs(f.Plan.Seconds), fmt.Sprintf("%d requests", f.Plan.Requests))
+		row("  9", "helm csghub plan", secs(f.Plan.Seconds), fmt.Sprintf("%d requests (render: %d lookups, %d requests)", f.Plan.Requests, f.Plan.Lookups, f.Plan.LookupRequests))
 		row("", "  by verb and resource: "+f.Plan.Detail)
 		if u := f.Upgrade; u.WallSeconds > 0 {
 			row(" 10", "helm csghub upgrade (wall)", secs(u.WallSeconds), fmt.Sprintf("%d requests", u.Requests))
