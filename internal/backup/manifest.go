@@ -16,9 +16,10 @@ package backup
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/opencsgs/helm-csghub/internal/readlimit"
 )
 
 // FormatVersion is bumped when the layout changes incompatibly.
@@ -128,7 +129,7 @@ func (m *Manifest) TotalBytes() int64 {
 func (m *Manifest) HasDatabase() bool { return len(m.Dumps) > 0 }
 
 func readManifest(dir string) (*Manifest, error) {
-	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	data, err := readlimit.File(filepath.Join(dir, manifestName), readlimit.Metadata)
 	if err != nil {
 		return nil, err
 	}

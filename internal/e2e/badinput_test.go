@@ -127,6 +127,13 @@ func badInputCases(dir, backupID string) []badCase {
 	add(2, nil, "upgrade", "--dir", dir, "--version", "2.0.0") // not confirmed
 	add(2, nil, "upgrade", "--yes", "--dir", dir, "--version", "2.0.0", "--set", "server.replicas")
 	add(2, nil, "upgrade", "--yes", "--dir", dir, "--version", "2.0.0", "-f", "/nonexistent/values.yaml")
+	// issue 27 item 5: inputs that never end or are not files are refused
+	// before anything reads them (they grew memory at ~150 MB/s before)
+	for _, bad := range [][]string{{"-f", "/dev/zero"}, {"--set-file", "k=/dev/zero"}, {"-f", "-"}, {"-f", dir}} {
+		add(2, nil, append([]string{"upgrade", "--yes", "--dir", dir, "--version", "2.0.0"}, bad...)...)
+		add(2, nil, append([]string{"plan", "--version", "2.0.0"}, bad...)...)
+		add(2, nil, append([]string{"migrate", "--dir", dir, "--version", "2.0.0", "--dry-run"}, bad...)...)
+	}
 	add(2, nil, "dataflow-logs", "import", "--dir", dir, "--wait", "0")
 	add(2, nil, "dataflow-logs", "import", "--dir", dir, "--wait", "-1s")
 	return out

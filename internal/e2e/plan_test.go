@@ -18,7 +18,7 @@ type planJSON struct {
 	To      string `json:"to"`
 	Refused string `json:"refused"`
 	Lookups int    `json:"lookups"`
-	Steps []struct {
+	Steps   []struct {
 		Name    string `json:"name"`
 		Version string `json:"version"`
 		Status  string `json:"status"`

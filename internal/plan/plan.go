@@ -26,6 +26,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/migrate"
+	"github.com/opencsgs/helm-csghub/internal/readlimit"
 	"github.com/opencsgs/helm-csghub/internal/render"
 	"github.com/opencsgs/helm-csghub/internal/valuemigrate"
 )
@@ -83,6 +84,9 @@ func Prepare(ctx context.Context, o Options) (*Prepared, error) {
 	rel, err := res.Last()
 	if err != nil {
 		return nil, err
+	}
+	if err := readlimit.CheckValueFiles(o.Values); err != nil {
+		return nil, errs.Usagef("values: %v", err)
 	}
 	overrides, err := o.Values.MergeValues(getter.All(res.Settings))
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/lock"
+	"github.com/opencsgs/helm-csghub/internal/readlimit"
 	"github.com/opencsgs/helm-csghub/internal/restore"
 	"github.com/opencsgs/helm-csghub/internal/rollback"
 	"github.com/opencsgs/helm-csghub/internal/steplog"
@@ -244,7 +244,7 @@ func lastDeployed(hist []*release.Release) int {
 // its Helm step start? Without a readable journal it assumes so (restoring
 // the backup taken seconds before is the safe side).
 func helmStepStarted(dir string) bool {
-	data, err := os.ReadFile(filepath.Join(dir, "upgrade-journal.json"))
+	data, err := readlimit.File(filepath.Join(dir, "upgrade-journal.json"), readlimit.Metadata)
 	if err != nil {
 		return true
 	}

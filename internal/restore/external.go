@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync/atomic"
@@ -22,6 +21,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/parallel"
 	"github.com/opencsgs/helm-csghub/internal/progress"
 	"github.com/opencsgs/helm-csghub/internal/quiesce"
+	"github.com/opencsgs/helm-csghub/internal/readlimit"
 )
 
 // terminateExternalSQL ends the sessions in the restored databases that the
@@ -216,7 +216,7 @@ func (r *Restore) externalServers(entry *backup.Entry) ([]*dbpod.Server, error) 
 	if v, err := get.Run(rel); err == nil {
 		collect(v)
 	}
-	if data, err := os.ReadFile(filepath.Join(entry.Path, "values-all.yaml")); err == nil {
+	if data, err := readlimit.File(filepath.Join(entry.Path, "values-all.yaml"), readlimit.Values); err == nil {
 		var v map[string]any
 		if yaml.Unmarshal(data, &v) == nil {
 			collect(v)

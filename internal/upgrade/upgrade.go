@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/plan"
 	"github.com/opencsgs/helm-csghub/internal/readiness"
+	"github.com/opencsgs/helm-csghub/internal/readlimit"
 	"github.com/opencsgs/helm-csghub/internal/recovery"
 	"github.com/opencsgs/helm-csghub/internal/redact"
 	"github.com/opencsgs/helm-csghub/internal/render"
@@ -453,7 +453,7 @@ func (r *run) renderUpgrade(ctx context.Context) (string, error) {
 }
 
 func readValues(path string) (map[string]any, error) {
-	data, err := os.ReadFile(path)
+	data, err := readlimit.File(path, readlimit.Values)
 	if err != nil {
 		return nil, errs.Failedf("reading backed-up values: %w", err)
 	}
