@@ -1,8 +1,8 @@
 // Package readlimit reads the files the plugin is given with a size limit and
 // only when they are regular files, so a wrong path (/dev/zero, a FIFO, a
 // multi-GB file) is refused at once with a clear error instead of growing
-// memory until the machine stalls. The limits are documented in
-// docs/development.md ("Input limits").
+// memory until the machine stalls. The limits are documented in the README
+// ("Input limits").
 package readlimit
 
 import (
