@@ -3,13 +3,14 @@ package devenv
 import (
 	"context"
 	"fmt"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
 )
@@ -22,28 +23,20 @@ import (
 // PGHOST/PGPORT (the chart's external host and port) then reach a local
 // server. The rule is removed with the pod. Runs until ctx ends.
 func (s *Stack) PlayClientPods(ctx context.Context, namespace, release string, logf func(string, ...any)) error {
-	w, err := s.Clientset.CoreV1().Pods(namespace).Watch(ctx, metav1.ListOptions{LabelSelector: dbpod.ClientLabel + "=" + release})
-	if err != nil {
-		return fmt.Errorf("watch client pods: %w", err)
+	pods := func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
+		return f.Core().V1().Pods().Informer()
 	}
-	go func() {
-		defer w.Stop()
-		for ev := range w.ResultChan() {
-			pod, ok := ev.Object.(*corev1.Pod)
-			if !ok {
-				continue
-			}
-			switch ev.Type {
-			case watch.Added:
-				if err := s.attachClientPod(ctx, pod); err != nil && ctx.Err() == nil {
-					logf("client pod %s: %v", pod.Name, err)
-				}
-			case watch.Deleted:
-				_ = s.Dynamic.Resource(execGVR).Namespace(namespace).Delete(context.WithoutCancel(ctx), pod.Name, metav1.DeleteOptions{})
+	return watchAdded(ctx, s.Clientset, namespace, dbpod.ClientLabel+"="+release, pods, func(obj any) {
+		if pod, ok := obj.(*corev1.Pod); ok {
+			if err := s.attachClientPod(ctx, pod); err != nil && ctx.Err() == nil {
+				logf("client pod %s: %v", pod.Name, err)
 			}
 		}
-	}()
-	return nil
+	}, func(obj any) {
+		if pod, ok := obj.(*corev1.Pod); ok {
+			_ = s.Dynamic.Resource(execGVR).Namespace(namespace).Delete(context.WithoutCancel(ctx), pod.Name, metav1.DeleteOptions{})
+		}
+	})
 }
 
 func (s *Stack) attachClientPod(ctx context.Context, pod *corev1.Pod) error {

@@ -3,6 +3,8 @@ package devenv
 import (
 	"context"
 	"fmt"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
 	"os"
 	"sort"
 	"strings"
@@ -13,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
@@ -133,39 +134,34 @@ func (s *Stack) ApplyUnmanaged(ctx context.Context, namespace, release string) e
 // 2.2.0+ pre-upgrade hook `<release>-dataflow-migrations`
 // (PlayDataflowMigrations). It runs until ctx ends; problems go to logf.
 func (s *Stack) PlayHookJobs(ctx context.Context, namespace, release string, pg *Postgres, logf func(string, ...any)) error {
-	w, err := s.Clientset.BatchV1().Jobs(namespace).Watch(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("watch jobs: %w", err)
+	jobs := func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
+		return f.Batch().V1().Jobs().Informer()
 	}
-	go func() {
-		defer w.Stop()
-		for ev := range w.ResultChan() {
-			job, ok := ev.Object.(*batchv1.Job)
-			if !ok || ev.Type != watch.Added {
-				continue
-			}
-			if job.Name == release+"-dataflow-migrations" {
-				if err := s.PlayDataflowMigrations(ctx, namespace, release, pg); err != nil && ctx.Err() == nil {
-					logf("playing the dataflow-migrations hook job: %v", err)
-				}
-				continue
-			}
-			if job.Name != release+"-db-init" {
-				continue
-			}
-			if err := s.PlayImageInit(ctx, namespace, release, pg); err != nil && ctx.Err() == nil {
-				logf("playing the db-init job: %v", err)
-			}
-			if err := s.ApplyUnmanaged(ctx, namespace, release); err != nil && ctx.Err() == nil {
-				logf("playing the unmanaged resources: %v", err)
-			}
-			// charts >= 2.1.0 gate the pod: the hook ends after the databases exist
-			if err := s.ungateJobPods(ctx, namespace, job.Name); err != nil && ctx.Err() == nil {
-				logf("releasing the db-init pod: %v", err)
-			}
+	return watchAdded(ctx, s.Clientset, namespace, "", jobs, func(obj any) {
+		job, ok := obj.(*batchv1.Job)
+		if !ok {
+			return
 		}
-	}()
-	return nil
+		if job.Name == release+"-dataflow-migrations" {
+			if err := s.PlayDataflowMigrations(ctx, namespace, release, pg); err != nil && ctx.Err() == nil {
+				logf("playing the dataflow-migrations hook job: %v", err)
+			}
+			return
+		}
+		if job.Name != release+"-db-init" {
+			return
+		}
+		if err := s.PlayImageInit(ctx, namespace, release, pg); err != nil && ctx.Err() == nil {
+			logf("playing the db-init job: %v", err)
+		}
+		if err := s.ApplyUnmanaged(ctx, namespace, release); err != nil && ctx.Err() == nil {
+			logf("playing the unmanaged resources: %v", err)
+		}
+		// charts >= 2.1.0 gate the pod: the hook ends after the databases exist
+		if err := s.ungateJobPods(ctx, namespace, job.Name); err != nil && ctx.Err() == nil {
+			logf("releasing the db-init pod: %v", err)
+		}
+	}, nil)
 }
 
 // HarnessGate is the scheduling gate on the pods of the mirror charts' hook
