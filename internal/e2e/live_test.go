@@ -134,8 +134,12 @@ func TestUpgrade117To200AdoptsHookObject(t *testing.T) {
 	if err != nil || ks.GetAnnotations()["meta.helm.sh/release-name"] != e.Release {
 		t.Fatalf("KnativeServing not adopted: %v %v", err, ks)
 	}
-	if _, hook := ks.GetAnnotations()["helm.sh/hook"]; hook {
-		t.Errorf("KnativeServing still a hook after 1.17 -> 2.0 (its CRD exists: the real chart makes it ordinary)")
+	// its CRD exists, so 2.0.0 renders it as an ordinary object: it is in
+	// the new revision's manifest (the 1.17 hook annotation stays on the live
+	// object, as with a plain helm upgrade: Helm's patch removes only what
+	// the previous manifest had)
+	if m := e.MustHelm("get", "manifest", e.Release, "-n", e.Namespace); !strings.Contains(m, "kind: KnativeServing") {
+		t.Errorf("KnativeServing not in revision 2's manifest: the render took the hook branch")
 	}
 	requireGuardedUntouched(t, e, guard, "upgrade 1.17.0 -> 2.0.0")
 }
