@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
 	"helm.sh/helm/v3/pkg/chartutil"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
@@ -265,6 +266,39 @@ func checkEnv(env *helmenv.Env, path []string) error {
 		}
 		if len(missing) == len(files) {
 			return errs.Usagef("kubeconfig %s: no such file (from --kubeconfig or KUBECONFIG)", strings.Join(missing, ", "))
+		}
+	}
+	return checkKubeContext(env, kc)
+}
+
+// checkKubeContext refuses, as usage errors like a missing kubeconfig file,
+// what would otherwise surface later as a connection error: no kubeconfig at
+// all outside a pod (client-go falls back to localhost:8080, even with
+// KUBECONFIG set but empty), or a --kube-context/HELM_KUBECONTEXT the
+// kubeconfig does not have.
+func checkKubeContext(env *helmenv.Env, kc string) error {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = env.Settings.KubeConfig
+	if kc == "" {
+		if os.Getenv("KUBERNETES_SERVICE_HOST") != "" { // in a pod: the in-cluster config
+			return nil
+		}
+		if _, err := os.Stat(clientcmd.RecommendedHomeFile); err != nil {
+			return errs.Usagef("no kubeconfig: KUBECONFIG is empty or unset and %s does not exist; give one with --kubeconfig or KUBECONFIG", clientcmd.RecommendedHomeFile)
+		}
+	}
+	raw, err := rules.Load()
+	if err != nil {
+		return errs.Usagef("kubeconfig: %v", steplog.OneLine(err.Error()))
+	}
+	if c := env.Settings.KubeContext; c != "" {
+		if _, ok := raw.Contexts[c]; !ok {
+			var names []string
+			for n := range raw.Contexts {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			return errs.Usagef("kube context %q: not in the kubeconfig (it has: %s)", c, strings.Join(names, ", "))
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +126,34 @@ func TestConfirmOnAPty(t *testing.T) {
 	time.AfterFunc(100*time.Millisecond, cancel)
 	if err := a.confirm(ctx, false, "x"); errs.ExitCode(err) != 130 {
 		t.Fatalf("signal at the prompt: %v (exit %d)", err, errs.ExitCode(err))
+	}
+}
+
+// Issue 27 item 10: an empty KUBECONFIG without ~/.kube/config fell back to
+// localhost:8080, and a missing context exited 4 where a missing file exits
+// 2: both are usage errors now, named.
+func TestNoKubeconfigAndMissingContextAreUsageErrors(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBECONFIG", "")
+	code, _, stderr := run(t, "status")
+	if code != 2 || !strings.Contains(stderr, "no kubeconfig") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Fatalf("empty KUBECONFIG: exit %d: %s", code, stderr)
+	}
+	kc := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(kc, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: a, context: {cluster: c, user: u}}, {name: b, context: {cluster: c, user: u}}]
+current-context: a
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kc)
+	t.Setenv("HELM_KUBECONTEXT", "nosuch")
+	code, _, stderr = run(t, "status")
+	if code != 2 || !strings.Contains(stderr, `kube context "nosuch": not in the kubeconfig (it has: a, b)`) {
+		t.Fatalf("missing context: exit %d: %s", code, stderr)
 	}
 }

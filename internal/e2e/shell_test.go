@@ -147,6 +147,11 @@ func TestKubeContextAndTwoFileKubeconfig(t *testing.T) {
 	if r.Code == 0 {
 		t.Fatalf("status through the broken context succeeded: %s", r.Stdout)
 	}
+	// a context the kubeconfig does not have is bad input (exit 2), like a missing file
+	r = e.RunHelm(env, "--kube-context", "nosuch", "csghub", "status")
+	if r.Code != 2 || !strings.Contains(r.Stderr, `kube context "nosuch": not in the kubeconfig`) {
+		t.Fatalf("--kube-context nosuch: exit %d: %s", r.Code, r.Stderr)
+	}
 }
 
 // Without -n the release is found in namespace csghub; two candidates is refused.
