@@ -33,7 +33,9 @@ func TestWatchAddedSurvivesAWatchTheServerEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	seen := make(chan string, 10)
-	jobs := func(f informers.SharedInformerFactory) cache.SharedIndexInformer { return f.Batch().V1().Jobs().Informer() }
+	jobs := func(f informers.SharedInformerFactory) cache.SharedIndexInformer {
+		return f.Batch().V1().Jobs().Informer()
+	}
 	if err := watchAdded(ctx, cs, "ns", "", jobs, func(obj any) { seen <- obj.(*batchv1.Job).Name }, nil); err != nil {
 		t.Fatal(err)
 	}
