@@ -75,10 +75,17 @@ fi
 # the version a binary reports ("" when it does not run here)
 binary_version() { "$1" version 2>/dev/null | awk '$1 == "plugin:" {print $2}' || true; }
 
-if [[ -f $PROJECT ]]; then
-  got=$(binary_version "./$PROJECT")
-  [[ -n $got ]] || die "$DIR/$PROJECT does not run on $os/$arch (an archive for another platform?)"
-  [[ $got == "$version" ]] || die "$DIR/$PROJECT is version $got, plugin.yaml says $version"
+# check_binary <path> <name>: what we install is a regular file (not a link to
+# something else), runs here and reports plugin.yaml's version
+check_binary() {
+  [[ -f $1 && ! -L $1 ]] || die "$2 is not a regular file (a link?), nothing installed"
+  got=$(binary_version "$1")
+  [[ -n $got ]] || die "$2 does not run on $os/$arch (an archive for another platform?), nothing installed"
+  [[ $got == "$version" ]] || die "$2 is version $got, plugin.yaml says $version, nothing installed"
+}
+
+if [[ -e $PROJECT || -L $PROJECT ]]; then
+  check_binary "./$PROJECT" "$DIR/$PROJECT"
   install_bin "$PROJECT"
   echo "install-binary.sh: installed $DIR/bin/$PROJECT $version from the release archive"
   exit 0
@@ -119,5 +126,8 @@ fi
 [[ $got == "$want" ]] || die "checksum mismatch for $archive (got $got, $where says $want), nothing installed"
 mkdir "$tmp/x"
 tar -xzf "$tmp/$archive" -C "$tmp/x" "$PROJECT" 2>/dev/null || die "$archive holds no $PROJECT, nothing installed"
+# the checksum proves the archive is the one listed, not that what it holds is
+# this version's binary: the same checks as an archive's folder
+check_binary "$tmp/x/$PROJECT" "$PROJECT in $archive"
 install_bin "$tmp/x/$PROJECT"
 echo "install-binary.sh: installed $DIR/bin/$PROJECT $version"

@@ -1,6 +1,11 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -57,7 +62,7 @@ func TestInstallFromReleaseFiles(t *testing.T) {
 
 	// releases as served: good, with a tampered archive (checksums.txt unchanged), without the archive
 	releases := t.TempDir()
-	for _, tree := range []string{"good", "tampered", "missing"} {
+	for _, tree := range []string{"good", "tampered", "missing", "symlink"} {
 		dir := filepath.Join(releases, tree, "v"+version)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
@@ -69,6 +74,10 @@ func TestInstallFromReleaseFiles(t *testing.T) {
 		case "tampered":
 			copyFile(t, filepath.Join(dist, archive), filepath.Join(dir, archive))
 			flipLastByte(t, filepath.Join(dir, archive))
+		case "symlink":
+			// a release whose archive (listed in its checksums.txt) holds a
+			// link instead of the binary
+			symlinkRelease(t, dir, archive)
 		}
 	}
 	srv := httptest.NewServer(http.FileServer(http.Dir(releases)))
@@ -173,6 +182,9 @@ func TestInstallFromReleaseFiles(t *testing.T) {
 	t.Run("missing archive refused (helm3 folder without binary)", func(t *testing.T) {
 		refused(t, e.C.Helm3, srv.URL+"/missing", noBinary, "download of "+srv.URL+"/missing/v"+version+"/"+archive+" failed",
 			filepath.Join(noBinary, "bin"))
+	})
+	t.Run("archive holding a link refused (helm3 folder without binary)", func(t *testing.T) {
+		refused(t, e.C.Helm3, srv.URL+"/symlink", noBinary, "helm-csghub in "+archive+" is not a regular file", filepath.Join(noBinary, "bin"))
 	})
 	t.Run("helm3 folder without binary downloads and checks against the release's checksums.txt", func(t *testing.T) {
 		h := newHelmNoGo(t, e.C.Helm3, e.C.Kubeconfig, srv.URL+"/good")
@@ -311,6 +323,32 @@ func copyFile(t *testing.T, src, dst string) {
 
 // flipLastByte changes a file the way a corrupted or tampered download would
 // (the gzip trailer: the file still has its size).
+// symlinkRelease writes into dir an archive whose helm-csghub is a link to
+// /bin/true and a checksums.txt that lists the archive (so only the check of
+// what it holds can refuse it).
+func symlinkRelease(t *testing.T, dir, archive string) {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	if err := tw.WriteHeader(&tar.Header{Name: "helm-csghub", Typeflag: tar.TypeSymlink, Linkname: "/bin/true", Mode: 0o777}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	if err := os.WriteFile(filepath.Join(dir, archive), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "checksums.txt"), []byte(hex.EncodeToString(sum[:])+"  "+archive+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func flipLastByte(t *testing.T, path string) {
 	t.Helper()
 	b, err := os.ReadFile(path)
