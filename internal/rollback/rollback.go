@@ -81,6 +81,20 @@ type Target struct {
 	Backup  *backup.Entry
 }
 
+// previousDeployed is the newest revision before the current one that was
+// deployed (superseded since): `helm rollback` without a revision takes N-1
+// even when that upgrade failed, which would bring back a version that never
+// ran. 0 when there is none.
+func previousDeployed(hist []*release.Release) int {
+	for i := len(hist) - 2; i >= 0; i-- {
+		switch hist[i].Info.Status {
+		case release.StatusSuperseded, release.StatusDeployed:
+			return hist[i].Version
+		}
+	}
+	return 0
+}
+
 // Prepare validates the target revision against the history and finds and
 // verifies the backup to restore; nothing is changed.
 func (r *Rollback) Prepare(ctx context.Context) (*Target, error) {
@@ -101,7 +115,9 @@ func (r *Rollback) Prepare(ctx context.Context) (*Target, error) {
 		if len(hist) < 2 {
 			return nil, errs.Preconditionf("release %q has only revision %d: nothing to roll back to", r.Release.Name, cur.Version)
 		}
-		want = hist[len(hist)-2].Version
+		if want = previousDeployed(hist); want == 0 {
+			return nil, errs.Preconditionf("release %q: no earlier revision was ever deployed (all failed): give the revision to roll back to (helm csghub history)", r.Release.Name)
+		}
 	}
 	if want == cur.Version {
 		return nil, errs.Usagef("revision %d is the current revision of %q: nothing to roll back", want, r.Release.Name)

@@ -241,6 +241,30 @@ func TestResolvePicksPreviousRevisionAndItsBackup(t *testing.T) {
 	}
 }
 
+// Issue 27 item 10: without a REVISION the rollback skips a failed previous
+// revision (an upgrade that never ran) for the newest that was deployed;
+// with none ever deployed it refuses (exit 4) and changes nothing.
+func TestResolveSkipsFailedPreviousRevision(t *testing.T) {
+	f := newFixture(t, rel(1, "1.0.0", release.StatusSuperseded), rel(2, "2.0.0", release.StatusSuperseded),
+		rel(3, "2.4.0", release.StatusFailed), rel(4, "2.0.0", release.StatusDeployed))
+	f.rb.SkipDBRestore = true
+	tg, err := f.rb.Prepare(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.To.Version != 2 {
+		t.Fatalf("rollback without REVISION targets %d, want 2 (3 failed)", tg.To.Version)
+	}
+	f = newFixture(t, rel(1, "1.0.0", release.StatusFailed), rel(2, "1.0.0", release.StatusDeployed))
+	f.rb.SkipDBRestore = true
+	if _, err := f.rb.Prepare(context.Background()); errs.ExitCode(err) != 4 || !strings.Contains(err.Error(), "no earlier revision was ever deployed") {
+		t.Fatalf("only failed before: %v", err)
+	}
+	if w := f.writes(); len(w) != 0 {
+		t.Fatalf("writes: %v", w)
+	}
+}
+
 // prepared is the target of rolling twoRevs back to revision 1, as the
 // caller confirmed it, restoring backup b (nil: --skip-db-restore).
 func (f *fixture) prepared(t *testing.T, b *backup.Entry) {
