@@ -110,10 +110,18 @@ type Leftover struct {
 	Started   string `json:"started,omitempty"`
 	Holder    string `json:"holder,omitempty"`
 	Ours      bool   `json:"createdByPlugin"`
+	// RunningBy is the holder of the release lock when a run that is alive
+	// holds it: the policy is that run's, not a leftover.
+	RunningBy string `json:"runningBy,omitempty"`
 }
 
-// Hint is how an operator clears it.
+// Hint is how an operator clears it (or, while the run that set it is
+// alive, that it is in use).
 func (l *Leftover) Hint() string {
+	if l.RunningBy != "" {
+		return fmt.Sprintf("NetworkPolicy %s/%s is blocking PostgreSQL while a running helm csghub operation (%s) restores it: wait for it to end; do not delete the policy",
+			l.Namespace, l.Name, l.RunningBy)
+	}
 	return fmt.Sprintf("NetworkPolicy %s/%s is blocking PostgreSQL (left by an interrupted restore started %s by %s): "+
 		"rerun `helm csghub restore` to finish the restore, or clear it with `kubectl -n %s delete networkpolicy %s`",
 		l.Namespace, l.Name, orUnknown(l.Started), orUnknown(l.Holder), l.Namespace, l.Name)

@@ -99,6 +99,10 @@ func TestRunReport(t *testing.T) {
 	if rep.BlockingPolicy == nil || !rep.BlockingPolicy.Ours {
 		t.Fatalf("leftover NetworkPolicy not reported: %+v", rep.BlockingPolicy)
 	}
+	// issue 27 item 10: the policy of a run that is alive is not a leftover
+	if h := rep.BlockingPolicy.Hint(); rep.BlockingPolicy.RunningBy == "" || !strings.Contains(h, "while a running helm csghub operation") || strings.Contains(h, "delete networkpolicy") {
+		t.Fatalf("policy of a live run described as %q", h)
+	}
 	if rep.Lease == nil || !rep.Lease.Alive || !strings.Contains(rep.Todo, "revision 2 is pending-upgrade while upgrade") {
 		t.Fatalf("lease %+v todo %q", rep.Lease, rep.Todo)
 	}

@@ -31,7 +31,8 @@ type Report struct {
 	Updated      time.Time         `json:"updated"`
 	History      int               `json:"historyLength"`
 	Pods         []kube.PodSummary `json:"pods"`
-	// BlockingPolicy is a NetworkPolicy left by an interrupted restore.
+	// BlockingPolicy is the restore's NetworkPolicy: left by an interrupted
+	// restore, or (RunningBy) in use by a running one.
 	BlockingPolicy *netpol.Leftover `json:"blockingNetworkPolicy,omitempty"`
 	// Lease is the plugin's operation lock when one exists: held by a
 	// running operation, or left by a killed one.
@@ -99,6 +100,9 @@ func (s *Status) Run(ctx context.Context) (*Report, error) {
 	}
 	if rep.Lease, err = lock.Inspect(ctx, cs, ns, s.Release.Name); err != nil {
 		return nil, err
+	}
+	if rep.BlockingPolicy != nil && rep.Lease != nil && rep.Lease.Alive {
+		rep.BlockingPolicy.RunningBy = rep.Lease.Holder
 	}
 	rep.Todo = todo(rep, latest.Info.Status.IsPending(), lastGood(hist))
 	if ns != kube.KnativeNamespace {
