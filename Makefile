@@ -64,11 +64,13 @@ unit:
 
 ## e2e: end-to-end tests on the real local stack
 e2e: stack
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./internal/e2e/... 2>&1 | scripts/test-summary.sh
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -json ./internal/e2e/... 2>&1 | $(GO) run ./scripts/testsummary
 
-## test: everything (lint, every platform type-checked, unit, e2e on the real local stack)
+## test: everything (lint, every platform type-checked, unit, e2e on the real local stack);
+## scripts/testsummary streams the output and ends with the 15 slowest tests, each package's
+## seconds and the pass/fail/skip count (and fails the pipe when anything failed)
 test: stack lint crosscheck
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./... 2>&1 | scripts/test-summary.sh
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -json ./... 2>&1 | $(GO) run ./scripts/testsummary
 
 ## demo: local cluster + PostgreSQL + csghub 1.15.0 with sample data, then helm csghub status
 demo: stack
