@@ -230,11 +230,24 @@ func (s *Stack) KubectlEnv() []string {
 // InstallPlugin runs `helm plugin install <repo root>` in each CLI's own home, so
 // the install hook (install-binary.sh) really builds the binary. An installed
 // plugin is replaced.
-func (s *Stack) InstallPlugin() error {
+func (s *Stack) InstallPlugin() error { return s.installPlugin(nil) }
+
+// InstallBuiltPlugin is InstallPlugin with the hook's build skipped
+// (HELM_CSGHUB_SKIP_INSTALL=1): for a further stack of the same process, once
+// InstallPlugin of the first one built bin/helm-csghub in the repository root,
+// which is the plugin's folder for every home.
+func (s *Stack) InstallBuiltPlugin() error {
+	if _, err := os.Stat(filepath.Join(s.Root, "bin", "helm-csghub")); err != nil {
+		return fmt.Errorf("install the plugin into one stack first: %w", err)
+	}
+	return s.installPlugin([]string{"HELM_CSGHUB_SKIP_INSTALL=1"})
+}
+
+func (s *Stack) installPlugin(env []string) error {
 	return s.step("install plugin into helm v3 and v4", func() error {
 		for _, h := range []string{s.Helm3, s.Helm4} {
 			_, _ = s.Run(s.HelmEnv(h), h, "plugin", "uninstall", "csghub")
-			out, err := s.Run(s.HelmEnv(h), h, "plugin", "install", s.Root)
+			out, err := s.Run(append(s.HelmEnv(h), env...), h, "plugin", "install", s.Root)
 			if err != nil {
 				return fmt.Errorf("helm plugin install (%s): %w", h, err)
 			}
@@ -292,8 +305,12 @@ func goEnv(key string) string {
 
 // FreePorts returns n distinct free TCP ports on 127.0.0.1, below Linux's
 // ephemeral range (32768+): a port picked there can be taken by the source
-// port of some outgoing connection before the server binds it.
+// port of some outgoing connection before the server binds it. A port is
+// handed out once per process: tests running at the same time each bind
+// theirs a moment after picking it, and must not pick the same one.
 func FreePorts(n int) ([]int, error) {
+	portsMu.Lock()
+	defer portsMu.Unlock()
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
@@ -306,6 +323,9 @@ func FreePorts(n int) ([]int, error) {
 			return nil, fmt.Errorf("no free port found in %d-%d", portLow, portHigh)
 		}
 		port := portLow + rand.IntN(portHigh-portLow)
+		if portsGiven[port] {
+			continue
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue
@@ -313,8 +333,16 @@ func FreePorts(n int) ([]int, error) {
 		ls = append(ls, l)
 		ports = append(ports, port)
 	}
+	for _, p := range ports {
+		portsGiven[p] = true
+	}
 	return ports, nil
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{} // every port FreePorts returned in this process
+)
 
 // The range tests pick ports from (the demo uses fixed ports outside it).
 const portLow, portHigh = 20000, 31999

@@ -99,6 +99,7 @@ func restoreByHand(t *testing.T, e *testenv.Env, b backupResult) *testenv.Snapsh
 // into a scratch server with identical content, modes 0700/0600, no password
 // anywhere (outputs, files, any process's argv while it runs).
 func TestBackupOfRelease(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0", "--set", "server.replicas=1")
 	e.LoadSampleData()
@@ -216,6 +217,7 @@ func TestBackupOfRelease(t *testing.T) {
 
 // One flipped byte in a dump: verify fails and names the file.
 func TestBackupVerifyDetectsCorruption(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()
@@ -239,6 +241,7 @@ func TestBackupVerifyDetectsCorruption(t *testing.T) {
 
 // SIGKILL mid-dump leaves no complete-looking backup; SIGINT leaves nothing.
 func TestBackupKilledOrInterruptedMidDump(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.Bulk("csghub_server", 600000)
@@ -298,6 +301,7 @@ func TestBackupKilledOrInterruptedMidDump(t *testing.T) {
 // the only backup of the previous revision survives any number of backups
 // of the current one, and `rollback` to it still restores the database.
 func TestBackupRetention(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()
@@ -364,6 +368,7 @@ func backupList(t *testing.T, e *testenv.Env, dir string) []backup.Entry {
 
 // Faults: each a one-line error, non-zero exit, nothing left in the catalog.
 func TestBackupFaults(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.Bulk("csghub_server", 400000)
@@ -476,6 +481,7 @@ func sha256Bytes(b []byte) string {
 // A user who may read the release but not exec into pods gets a one-line
 // permission error and no backup.
 func TestBackupExecForbiddenByRBAC(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	ctx := context.Background()
@@ -541,6 +547,7 @@ func smallDisk(t *testing.T, size string) string {
 // 2 refuse it; nothing changes). A backup others can read is reported by
 // verify and list and refused by restore unless --allow-insecure-permissions.
 func TestCatalogTrust(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()

@@ -198,6 +198,7 @@ func (u unchanged) require(t *testing.T, got unchanged, batch string) {
 // NetworkPolicies, Leases, the backup catalog and the database as they were
 // (compared once per batch of cases).
 func TestBadInputTable(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()

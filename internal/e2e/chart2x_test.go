@@ -69,6 +69,7 @@ func migrationNames(t *testing.T, sum []struct{ Version, Name string }) string {
 // backup (2.4 has no task-log database), the volumes nothing mounts any more
 // named; then `rollback 1` restores 1.15.0 and its data exactly.
 func TestUpgrade115ToNewestAndBack(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	// a custom runner value of the flat layout 2.2.3 restructured (runner.runner.region from 2.3.0)
 	e.Install("1.15.0", "--set", "runner.region=region-e2e")
@@ -207,8 +208,10 @@ func compareVersions(a, b string) int {
 // also after a fresh 2.2.0 install (it never ran: no ledger); the CRDs move to
 // gateway-helm 1.7.5; 2.0.0's Dataflow StatefulSet volume is named.
 func TestUpgrade2xTo240(t *testing.T) {
+	t.Parallel()
 	for _, from := range []string{"2.0.0", "2.2.0"} {
 		t.Run(from, func(t *testing.T) {
+			t.Parallel() // each from-version takes a cluster of its own
 			e := testenv.NewEnv(t)
 			e.Install(from)
 			e.LoadSampleData()
@@ -244,6 +247,7 @@ func TestUpgrade2xTo240(t *testing.T) {
 // plan from 1.17.0 to 2.4.0 lists every step in version order, the 2.2.0
 // hook with "the backup is the way back".
 func TestPlan117To240(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.17.0")
 	r := e.Plugin("plan", "--version", "2.4.0")

@@ -82,6 +82,7 @@ func (p *ptyOutput) String() string {
 // and Ctrl-C (SIGINT) while it waits end the run with exit 130 and nothing
 // changed; "n" is not confirmed (exit 2); "y" proceeds.
 func TestConfirmationPrompt(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()

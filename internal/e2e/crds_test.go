@@ -44,6 +44,7 @@ func liveCRDNames(t *testing.T, e *testenv.Env) map[string]string {
 // installed it) is reported and left alone. 1.16.0 -> 2.0.0 does not cross
 // 1.16.0: the step runs because it runs on every upgrade.
 func TestUpgradeCRDsAsHelmWould(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.16.0")
 	const newer = "xmeshes.gateway.networking.x-k8s.io"
@@ -144,6 +145,7 @@ func TestUpgradeCRDsAsHelmWould(t *testing.T) {
 // refused by plan and upgrade before anything changes: exit 4, the render
 // error and the hint, no backup, the release at its revision.
 func TestUpgradeRefusesTargetThatDoesNotRender(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	before := e.ResourceVersions(e.Namespace)

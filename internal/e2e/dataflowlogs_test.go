@@ -24,6 +24,7 @@ var taskTypeOf = map[string]string{"datasource": "datasource", "formatity": "for
 // 2.0.0: every document is in task_log / operator_status, the export is in
 // the backup and verified, a second import adds nothing.
 func TestUpgradeMovesDataflowLogs(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.17.0")
 	if e.Mongo == nil {
@@ -217,6 +218,7 @@ func TestUpgradeMovesDataflowLogs(t *testing.T) {
 // MongoDB unreachable: the upgrade stops before anything changes, with a
 // one-line error naming the way out; --skip-dataflow-logs upgrades.
 func TestUpgradeStopsWhenMongoUnreachable(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.17.0")
 	e.MongoUnreachable()

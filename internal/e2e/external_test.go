@@ -144,6 +144,7 @@ func deploymentReplicas(t *testing.T, e *testenv.Env) map[string]int32 {
 // restores every table exactly with the writers stopped (watched) and back
 // after; nothing left; the password never in argv or output.
 func TestExternalPostgresRollbackRestoresExactly(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t, testenv.WithExternalPostgres())
 	e.Install("1.15.0", e.ExternalValues()...)
 	e.LoadSampleData()
@@ -216,6 +217,7 @@ func equalReplicas(a, b map[string]int32) bool {
 // SIGTERM mid-restore: replicas back, client pod and Secret gone, exit 130.
 // SIGKILL: status names what is left; a rerun clears it.
 func TestExternalPostgresRestoreSignals(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t, testenv.WithExternalPostgres())
 	e.Install("1.15.0", e.ExternalValues()...)
 	e.Bulk("csghub_server", 600000)
@@ -258,6 +260,7 @@ func TestExternalPostgresRestoreSignals(t *testing.T) {
 // succeeds without role passwords and says so. A server that does not
 // answer: one-line error, exit 4, nothing left.
 func TestExternalPostgresManagedAndUnreachable(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t, testenv.WithExternalPostgres())
 	// app reads the release's tables but not pg_authid, as a managed
 	// service's user (pg_read_all_data would let it read pg_authid too)

@@ -33,6 +33,7 @@ const noGoPath = "/usr/bin:/bin"
 // install hook refuses a tampered archive, a missing one and a tampered
 // package with one line and installs nothing.
 func TestInstallFromReleaseFiles(t *testing.T) {
+	t.Parallel()
 	if p, err := lookPathIn("go", noGoPath); err == nil {
 		t.Fatalf("%s has go (%s): cannot test a machine without Go", noGoPath, p)
 	}

@@ -19,6 +19,7 @@ import (
 // Exec and port-forward through client-go reach the test's PostgreSQL the way
 // they reach the real database pod.
 func TestExecAndPortForwardToPostgresPod(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -53,6 +53,7 @@ func waitJobsFinished(t *testing.T, e *testenv.Env) map[string]string {
 // immutable; `rollback 1` at once deletes them first and succeeds: release
 // deployed at 1.15.0, database equal to the backup, no NetworkPolicy.
 func TestRollbackAtOnceAfterUpgrade(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()
@@ -105,6 +106,7 @@ func TestRollbackAtOnceAfterUpgrade(t *testing.T) {
 // adopts it. Issue 23: a render whose lookups find nothing takes the hook
 // branch and never adopts it, so Helm's upgrade failed.
 func TestUpgrade117To200AdoptsHookObject(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.17.0")
 	ctx := context.Background()
@@ -149,6 +151,7 @@ func TestUpgrade117To200AdoptsHookObject(t *testing.T) {
 // by another release) is refused in preflight, before the backup: nothing
 // written, nothing changed.
 func TestUpgradeRefusesForeignObject(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	ctx := context.Background()
@@ -190,6 +193,7 @@ func TestUpgradeRefusesForeignObject(t *testing.T) {
 // --recreate-statefulsets deletes it with --cascade=orphan and the upgrade
 // recreates it, the PostgreSQL pod kept.
 func TestUpgradeStatefulSetImmutableChange(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("2.0.0")
 	ctx := context.Background()
@@ -238,6 +242,7 @@ func TestUpgradeStatefulSetImmutableChange(t *testing.T) {
 // revision is current, that the database was NOT restored, and the one
 // command that finishes; that command then finishes.
 func TestRollbackHelmFailureLeavesClearState(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()

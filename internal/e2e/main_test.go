@@ -3,6 +3,9 @@
 package e2e
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,4 +50,52 @@ func errorLines(stderr string) int {
 		}
 	}
 	return n
+}
+
+// Every test of the package calls t.Parallel first: each takes a cluster of
+// the pool (testenv.NewEnv), and one that did not would run alone while the
+// other clusters idle.
+func TestEveryTestRunsInParallel(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("*_test.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no test files found (err %v)", err)
+	}
+	fset := token.NewFileSet()
+	n := 0
+	for _, f := range files {
+		af, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range af.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok || fn.Recv != nil || !strings.HasPrefix(fn.Name.Name, "Test") || fn.Name.Name == "TestMain" {
+				continue
+			}
+			n++
+			if !startsWithParallel(fn.Body) {
+				t.Errorf("%s: %s does not call t.Parallel() first", fset.Position(fn.Pos()), fn.Name.Name)
+			}
+		}
+	}
+	if n < 2 {
+		t.Fatalf("found %d tests: the check read the wrong files", n)
+	}
+}
+
+func startsWithParallel(body *ast.BlockStmt) bool {
+	if body == nil || len(body.List) == 0 {
+		return false
+	}
+	es, ok := body.List[0].(*ast.ExprStmt)
+	if !ok {
+		return false
+	}
+	call, ok := es.X.(*ast.CallExpr)
+	if !ok {
+		return false
+	}
+	sel, ok := call.Fun.(*ast.SelectorExpr)
+	return ok && sel.Sel.Name == "Parallel" && len(call.Args) == 0
 }

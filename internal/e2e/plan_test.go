@@ -53,6 +53,7 @@ func getPlan(t *testing.T, e *testenv.Env, args ...string) planJSON {
 // The plan lists the migrations between the deployed and the target version in
 // order, refuses downgrades and unknown versions, and changes nothing.
 func TestPlan(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	before := e.ResourceVersions(e.Namespace)
@@ -90,6 +91,7 @@ func TestPlan(t *testing.T) {
 // From 1.17.0 to 2.0.0 only the later steps are planned, and the CRD step,
 // which runs on every upgrade; a downgrade is refused with a pointer to rollback.
 func TestPlanFrom117(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.17.0")
 	got := strings.Join(stepNames(getPlan(t, e, "--version", "2.0.0")), ", ")
@@ -115,6 +117,7 @@ func crd(t *testing.T, e *testenv.Env, name string) *unstructured.Unstructured {
 // older CRD updated (with --force-conflicts when another manager owns it), a
 // second run changes nothing, --dry-run changes nothing.
 func TestMigrateCRDs(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	// an older Gateway API CRD already in the cluster, applied by another tool
@@ -180,6 +183,7 @@ func TestMigrateCRDs(t *testing.T) {
 // migrate it succeeds; the lws webhooks were deleted; a CRD owned by another
 // release is refused and left untouched; a second run changes nothing.
 func TestMigrateTakeover(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.16.0")
 	plain := []string{"upgrade", "csghub", "csghub/csghub", "--version", "1.17.0", "-n", e.Namespace, "--reuse-values"}

@@ -45,6 +45,7 @@ func revisionStatus(t *testing.T, e *testenv.Env, rev string) string {
 // rolls back to the revision the run came from and restores the run's
 // backup. A pending release that no plugin run left is still refused.
 func TestRecoverKilledUpgrade(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("2.0.0")
 	e.LoadSampleData()

@@ -42,6 +42,7 @@ func assertNoNetworkPolicy(t *testing.T, e *testenv.Env) {
 // rollback after a changed database: a new revision with the old chart, every
 // table equal to the backup, no NetworkPolicy left.
 func TestRollbackRestoresDatabaseExactly(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()
@@ -96,6 +97,7 @@ func TestRollbackRestoresDatabaseExactly(t *testing.T) {
 // A client holding a connection (and writing) during the restore is terminated;
 // the restore still succeeds and the result equals the backup.
 func TestRestoreTerminatesOpenConnections(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()
@@ -147,6 +149,7 @@ func TestRestoreTerminatesOpenConnections(t *testing.T) {
 // A corrupt dump is refused before anything changes: no NetworkPolicy is ever
 // created and the database is untouched.
 func TestRestoreRefusesCorruptBackup(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()
@@ -212,6 +215,7 @@ func injectError(t *testing.T, b backupResult, db string) string {
 
 // A restore that fails halfway: non-zero exit, the error named, the NetworkPolicy removed.
 func TestRestoreFailingHalfwayRemovesNetworkPolicy(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()
@@ -231,6 +235,7 @@ func TestRestoreFailingHalfwayRemovesNetworkPolicy(t *testing.T) {
 // SIGTERM during a restore removes the NetworkPolicy; SIGKILL leaves it and the
 // next command reports it with how to clear it.
 func TestRestoreSignals(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.Bulk("csghub_server", 600000)
@@ -271,6 +276,7 @@ func TestRestoreSignals(t *testing.T) {
 
 // Bad rollback input: one-line error, non-zero exit, nothing changed.
 func TestRollbackBadInput(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.MustHelm("upgrade", "csghub", "csghub/csghub", "--version", "1.15.0", "-n", e.Namespace, "--reuse-values", "--wait")
@@ -342,6 +348,7 @@ func copyBackupWith(t *testing.T, b backupResult, suffix string, rawToo bool, ed
 // proven incomplete before any DROP: exit 4, no NetworkPolicy, every
 // database (csghub_xnet included) as it was.
 func TestRestoreProvesEveryDumpBeforeDrop(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()

@@ -64,6 +64,7 @@ func assertInstalled115(t *testing.T, s statusJSON, ns string) {
 
 // The plugin installs and runs under Helm 3 and Helm 4 and reports a 1.15.0 release.
 func TestPluginUnderHelm3AndHelm4(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	for _, helm := range []struct{ name, bin string }{{"helm3", e.C.Helm3}, {"helm4", e.C.Helm4}} {
@@ -94,6 +95,7 @@ func TestPluginUnderHelm3AndHelm4(t *testing.T) {
 
 // `helm -n other csghub status` looks in "other" only.
 func TestNamespaceFromHelmFlag(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	r := e.RunHelm(nil, "-n", "other", "csghub", "status")
@@ -110,6 +112,7 @@ func TestNamespaceFromHelmFlag(t *testing.T) {
 
 // --kube-context selects a context from a KUBECONFIG that lists two files.
 func TestKubeContextAndTwoFileKubeconfig(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	cfg, err := clientcmd.LoadFromFile(e.C.Kubeconfig)
@@ -156,6 +159,7 @@ func TestKubeContextAndTwoFileKubeconfig(t *testing.T) {
 
 // Without -n the release is found in namespace csghub; two candidates is refused.
 func TestDefaultNamespaceFindsCsghub(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t, testenv.WithNamespace("csghub"))
 	e.Install("1.15.0")
 	noNS := []string{"HELM_NAMESPACE="} // as a shell with no -n: helm exports "default"
@@ -175,6 +179,7 @@ func TestDefaultNamespaceFindsCsghub(t *testing.T) {
 
 // Bad input: one-line error and exit 2; unknown release: one line, non-zero.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	for _, args := range [][]string{{"nosuchcommand"}, {"status", "--nosuchflag"}, {"status", "extra-arg"}, {"status", "-o", "yaml"}, {"version", "--output"}} {
 		r := e.Plugin(args...)

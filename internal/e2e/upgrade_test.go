@@ -47,6 +47,7 @@ func lastSummary(t *testing.T, out string) (upgrade.Summary, []upgrade.Event) {
 
 // 1.15.0 with sample data -> 2.0.0 in one command.
 func TestUpgrade115To200(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0", "--set", "server.environments.CUSTOM_SETTING=kept")
 	e.LoadSampleData()
@@ -101,6 +102,7 @@ func TestUpgrade115To200(t *testing.T) {
 // Here the docker-credential Secret 1.16's Job made was deleted: 1.17 renders
 // it (its lookup finds nothing), Helm creates and owns it, nothing is refused.
 func TestUpgrade116To117(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.16.0")
 	takeGuarded(t, e)
@@ -123,6 +125,7 @@ func TestUpgrade116To117(t *testing.T) {
 // The broken 2.0.1 never becomes Ready: the upgrade fails within --timeout and
 // rolls back the release and the database, explaining why.
 func TestUpgradeToBrokenReleaseRollsBack(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("2.0.0")
 	e.LoadSampleData()
@@ -147,6 +150,7 @@ func TestUpgradeToBrokenReleaseRollsBack(t *testing.T) {
 
 // A second upgrade started while one runs is refused by the lock.
 func TestUpgradeLock(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("2.0.0")
 	dir := t.TempDir()
@@ -174,6 +178,7 @@ func TestUpgradeLock(t *testing.T) {
 
 // --dry-run changes nothing: objects and database content identical.
 func TestUpgradeDryRunChangesNothing(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()
@@ -197,6 +202,7 @@ func TestUpgradeDryRunChangesNothing(t *testing.T) {
 
 // Bad input: one-line error, non-zero exit, nothing changed.
 func TestUpgradeBadInput(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	dir := t.TempDir()
@@ -232,6 +238,7 @@ func TestUpgradeBadInput(t *testing.T) {
 
 // Ctrl-C during readiness (after the Helm upgrade): the rollback is finished.
 func TestUpgradeInterruptedAfterHelmUpgradeRollsBack(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("2.0.0")
 	p := e.StartPlugin("upgrade", "--version", "2.0.1", "--yes", "--dir", t.TempDir(), "--timeout", "2m")
@@ -253,6 +260,7 @@ func TestUpgradeInterruptedAfterHelmUpgradeRollsBack(t *testing.T) {
 // masked values; the real PostgreSQL and MongoDB passwords appear nowhere,
 // plain or base64.
 func TestDryRunMasksSecretData(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	secrets := map[string]string{"postgresql": postgresPassword(t, e)}

@@ -38,6 +38,7 @@ func dig(m map[string]any, path string) (any, bool) {
 // left as passed; a key the target does not know is warned about by name and
 // nothing else changes.
 func TestUpgradeCarriesRenamedValues(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("2.0.0", "--set", "runner.region=eu-west-7", "--set", "runner.model.deployTimeout=1800",
 		"--set", "server.agent.langflow.host=http://agents.example", "--set", "legacyThing.enabled=true")

@@ -58,6 +58,7 @@ func requireAllPassed(t *testing.T, what string, rep *verify.Report) {
 // check, with a one-line reason and exit 1; an upgrade whose verification
 // fails is rolled back (exit 5).
 func TestVerifyEveryCheck(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.16.0", "--set", "global.mongo.enabled=false") // no FerretDB needed
 	dir := t.TempDir()
@@ -160,6 +161,7 @@ func TestVerifyEveryCheck(t *testing.T) {
 // checked with the release's credentials, which never appear in the output;
 // Redis and Gitaly disabled in values are skipped, not failed.
 func TestVerifyExternalObjectStorage(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	ports, err := devenv.FreePorts(1)
 	if err != nil {

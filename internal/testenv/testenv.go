@@ -1,13 +1,15 @@
 // Package testenv gives end-to-end tests the real stack of internal/devenv: a
-// package's TestMain calls Main once (one cluster per test package); each test
-// calls NewEnv for its own namespace, release and PostgreSQL server. A missing
-// piece fails the run loudly: these tests never skip.
+// package's TestMain calls Main once (a pool of clusters per test package);
+// each test calls t.Parallel and then NewEnv for a cluster of its own, its
+// namespace, release and PostgreSQL server. A missing piece fails the run
+// loudly: these tests never skip.
 package testenv
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -15,7 +17,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,23 +32,69 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/devenv"
 )
 
-// Shared is the package's stack, set by Main.
-var Shared *devenv.Stack
+// pool holds the clusters no test is using: NewEnv takes one for the test,
+// the test's cleanup gives it back. Nil until Main started them.
+var pool chan *devenv.Stack
 
-// Main starts the stack, runs the package's tests and stops the stack.
+// DefaultClusters is the pool size when CSGHUB_TEST_CLUSTERS is unset.
+//
+// Measured on the 2-core, 24 GiB machine (see the report of issue 24): a test
+// spends most of its time waiting (helm --wait, KWOK's stages, CRDs and
+// namespaces being deleted, the plugin's own polls), so a second cluster
+// nearly halves the e2e wall time, while a third mostly queues its tests on
+// the two cores. Each cluster costs about 0.6 GiB of RAM.
+const DefaultClusters = 2
+
+// Main starts a pool of clusters (CSGHUB_TEST_CLUSTERS, default
+// DefaultClusters) at once, runs the package's tests and stops them. Each
+// cluster is its own etcd, kube-apiserver, controller-manager, scheduler and
+// KWOK on free ports, with its own state dir and Helm homes; the built
+// binaries, the PostgreSQL template, the chart repository, the portal
+// stand-in and the plugin binary are shared. Unless -test.parallel is given,
+// as many tests run at once as there are clusters: the charts' cluster-scoped
+// objects (CRDs, ClusterRoles, knative-serving) allow one release per
+// cluster, so a test never shares its cluster.
 func Main(m *testing.M) {
-	s, stop, err := start()
+	flag.Parse()
+	n, err := clusters()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: FATAL: %v\n", err)
+		os.Exit(1)
+	}
+	stacks, stop, err := startPool(n)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: FATAL: cannot start the local stack: %v\n", err)
 		os.Exit(1)
 	}
-	Shared = s
+	pool = make(chan *devenv.Stack, len(stacks))
+	for _, s := range stacks {
+		pool <- s
+	}
+	parallelGiven := false
+	flag.Visit(func(f *flag.Flag) { parallelGiven = parallelGiven || f.Name == "test.parallel" })
+	if !parallelGiven {
+		_ = flag.Set("test.parallel", strconv.Itoa(n))
+	}
 	code := m.Run()
 	stop()
 	os.Exit(code)
 }
 
-func start() (*devenv.Stack, func(), error) {
+// clusters is the pool size from CSGHUB_TEST_CLUSTERS.
+func clusters() (int, error) {
+	v := os.Getenv("CSGHUB_TEST_CLUSTERS")
+	if v == "" {
+		return DefaultClusters, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 16 {
+		return 0, fmt.Errorf("CSGHUB_TEST_CLUSTERS=%q: want a number of clusters from 1 to 16", v)
+	}
+	return n, nil
+}
+
+func startPool(n int) ([]*devenv.Stack, func(), error) {
+	t0 := time.Now()
 	root, err := devenv.RepoRoot()
 	if err != nil {
 		return nil, nil, err
@@ -60,64 +110,127 @@ func start() (*devenv.Stack, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ports, err := devenv.FreeClusterPorts()
-	if err != nil {
+	if err := os.Chmod(dir, 0o755); err != nil { // postgres traverses it
 		return nil, nil, err
 	}
-	s, err := devenv.New(root, dir, ports)
-	if err != nil {
-		return nil, nil, err
+	stacks := make([]*devenv.Stack, n)
+	for i := range stacks {
+		ports, err := devenv.FreeClusterPorts()
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := devenv.New(root, filepath.Join(dir, fmt.Sprintf("c%d", i)), ports)
+		if err != nil {
+			return nil, nil, err
+		}
+		prefix := fmt.Sprintf("testenv c%d: ", i)
+		s.Log = func(format string, args ...any) { fmt.Fprintf(os.Stderr, prefix+format+"\n", args...) }
+		s.StopWith(os.Getpid())
+		stacks[i] = s
 	}
-	s.Log = func(format string, args ...any) { fmt.Fprintf(os.Stderr, "testenv: "+format+"\n", args...) }
-	var l net.Listener
+	var listeners []net.Listener
 	stop := func() {
-		if l != nil {
+		for _, l := range listeners {
 			l.Close()
 		}
-		if err := s.StopCluster(); err != nil {
-			fmt.Fprintf(os.Stderr, "testenv: stopping cluster: %v\n", err)
+		var wg sync.WaitGroup
+		for _, s := range stacks {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.StopCluster(); err != nil {
+					fmt.Fprintf(os.Stderr, "testenv: stopping cluster %s: %v\n", s.Dir, err)
+				}
+			}()
 		}
+		wg.Wait()
 		if os.Getenv("CSGHUB_TEST_KEEP") != "1" {
 			_ = os.RemoveAll(dir)
 		}
 	}
-	if err := s.Build(); err != nil {
+	first := stacks[0]
+	if err := first.Build(); err != nil {
 		return nil, nil, err
 	}
-	if err := s.InitPostgres(); err != nil {
+	if err := first.InitPostgres(); err != nil {
 		return nil, nil, err
 	}
-	s.StopWith(os.Getpid())
-	if err := s.StartCluster(); err != nil {
+	for _, s := range stacks[1:] {
+		s.Helm3, s.Helm4, s.Kubectl, s.PGTemplate = first.Helm3, first.Helm4, first.Kubectl, first.PGTemplate
+	}
+	// the clusters start at once (mostly waiting on their components), while
+	// this goroutine packages the charts and builds the plugin
+	started := make(chan error, n)
+	for _, s := range stacks {
+		go func() { started <- s.StartCluster() }()
+	}
+	fail := func(err error) ([]*devenv.Stack, func(), error) {
+		for range n {
+			<-started
+		}
 		stop()
 		return nil, nil, err
 	}
-	l, err = net.Listen("tcp", "127.0.0.1:0")
+	repo, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		stop()
-		return nil, nil, err
+		return fail(err)
 	}
-	s.RepoURL = "http://" + l.Addr().String()
+	listeners = append(listeners, repo)
+	repoURL := "http://" + repo.Addr().String()
 	repoDir := filepath.Join(dir, "chart-repo")
-	if err := s.PackageCharts(repoDir, s.RepoURL); err != nil {
-		stop()
-		return nil, nil, err
+	if err := first.PackageCharts(repoDir, repoURL); err != nil {
+		return fail(err)
 	}
-	go func() { _ = devenv.ServeRepo(l, repoDir) }()
+	go func() { _ = devenv.ServeRepo(repo, repoDir) }()
 	portal, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		return fail(err)
+	}
+	listeners = append(listeners, portal)
+	go func() { _ = devenv.ServePortalOn(portal) }()
+	if err := first.InstallPlugin(); err != nil {
+		return fail(err)
+	}
+	for _, s := range stacks[1:] {
+		if err := s.InstallBuiltPlugin(); err != nil {
+			return fail(err)
+		}
+	}
+	var errs []error
+	for range n {
+		if err := <-started; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		stop()
 		return nil, nil, err
 	}
-	if err := s.ServePortal(context.Background(), portal); err != nil {
-		stop()
-		return nil, nil, err
+	for _, s := range stacks {
+		s.RepoURL = repoURL
+		if err := s.PortalForward(context.Background(), portal.Addr().(*net.TCPAddr).Port); err != nil {
+			stop()
+			return nil, nil, err
+		}
 	}
-	if err := s.InstallPlugin(); err != nil {
-		stop()
-		return nil, nil, err
+	fmt.Fprintf(os.Stderr, "testenv: %d cluster(s) ready in %.1fs\n", n, time.Since(t0).Seconds())
+	return stacks, stop, nil
+}
+
+// acquire takes a cluster from the pool for t until t ends.
+func acquire(t testing.TB) *devenv.Stack {
+	t.Helper()
+	if pool == nil {
+		t.Fatal("testenv: the stack is not running: the package's TestMain must call testenv.Main")
 	}
-	return s, stop, nil
+	t0 := time.Now()
+	s := <-pool
+	if d := time.Since(t0); d > time.Second {
+		t.Logf("testenv: waited %.1fs for a cluster", d.Seconds())
+	}
+	// registered first, so it runs last: the cluster goes back clean
+	t.Cleanup(func() { pool <- s })
+	return s
 }
 
 // Env is one test's slice of the stack: its namespace, its release, its own
@@ -163,10 +276,8 @@ func WithNamespace(ns string) Option { return func(e *Env) { e.Namespace = ns } 
 // when the test ends.
 func NewEnv(t testing.TB, opts ...Option) *Env {
 	t.Helper()
-	s := Shared
-	if s == nil {
-		t.Fatal("testenv: the stack is not running: the package's TestMain must call testenv.Main")
-	}
+	s := acquire(t)
+	t0 := time.Now()
 	// Start from a clean cluster whatever the previous test's cleanup did
 	// (timed out, or skipped with CSGHUB_TEST_KEEP=1): the charts' cluster-scoped
 	// objects allow one release at a time. With the cleanup's 3 minutes this
@@ -174,6 +285,7 @@ func NewEnv(t testing.TB, opts ...Option) *Env {
 	if err := deleteWithin(4*time.Minute, s.DeleteClusterScoped); err != nil {
 		t.Fatalf("testenv: the cluster is not clean: %v", err)
 	}
+	clean := time.Since(t0)
 	n := testSeq.Add(1)
 	e := &Env{T: t, C: s, Release: "csghub", Helm: s.Helm3, Namespace: fmt.Sprintf("t%02d-%s", n, slug(t.Name()))}
 	for _, o := range opts {
@@ -229,6 +341,9 @@ func NewEnv(t testing.TB, opts ...Option) *Env {
 		}
 	})
 	e.Components = comps
+	// the fixed cost of a test, to see where the suite's time goes
+	t.Logf("testenv: cluster %s, namespace %s ready in %.1fs (%.1fs making the cluster clean)",
+		filepath.Base(s.Dir), e.Namespace, time.Since(t0).Seconds(), clean.Seconds())
 	return e
 }
 
@@ -308,10 +423,13 @@ func (e *Env) AddRepo() {
 // init and the unmanaged-resources Job, and waits for the pods.
 func (e *Env) Install(v string, extra ...string) {
 	e.T.Helper()
+	t0 := time.Now()
 	e.AddRepo()
 	args := append([]string{"install", e.Release, "csghub/csghub", "--version", v, "-n", e.Namespace, "--wait", "--timeout", "120s"}, extra...)
 	e.MustHelm(args...)
+	t1 := time.Now()
 	e.AfterDeploy()
+	e.T.Logf("testenv: installed %s in %.1fs (helm install %.1fs)", v, time.Since(t0).Seconds(), t1.Sub(t0).Seconds())
 }
 
 // AfterDeploy plays what KWOK pods cannot do after an install or upgrade.
@@ -429,13 +547,18 @@ func (e *Env) cleanup() {
 		e.T.Logf("CSGHUB_TEST_KEEP=1: leaving namespace %s", e.Namespace)
 		return
 	}
+	t0 := time.Now()
 	_ = RunCmd(e.T, e.HelmEnv(), e.C.Root, e.Helm, "uninstall", e.Release, "-n", e.Namespace, "--wait", "--timeout", "60s")
+	t1 := time.Now()
 	if err := deleteWithin(3*time.Minute, e.C.DeleteClusterScoped); err != nil {
 		e.T.Logf("cleanup: %v; the next test waits for them", err)
 	}
+	t2 := time.Now()
 	if err := deleteWithin(2*time.Minute, func(ctx context.Context) error { return e.C.DeleteNamespace(ctx, e.Namespace) }); err != nil {
 		e.T.Errorf("cleanup: %v", err)
 	}
+	e.T.Logf("testenv: cleanup %.1fs (uninstall %.1fs, cluster-scoped objects %.1fs, namespace %.1fs)",
+		time.Since(t0).Seconds(), t1.Sub(t0).Seconds(), t2.Sub(t1).Seconds(), time.Since(t2).Seconds())
 }
 
 // deleteWithin runs one of the stack's deleting waits with its own time bound.
