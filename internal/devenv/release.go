@@ -271,8 +271,8 @@ var (
 // what was still there when ctx ended.
 func (s *Stack) DeleteClusterScoped(ctx context.Context) error {
 	crds, _ := s.testCRDs(ctx)
-	for _, crd := range crds {
-		_ = s.Dynamic.Resource(crdGVR).Delete(ctx, crd.GetName(), metav1.DeleteOptions{})
+	for _, name := range crds {
+		_ = s.Dynamic.Resource(crdGVR).Delete(ctx, name, metav1.DeleteOptions{})
 	}
 	if err := s.waitCRDsGone(ctx); err != nil {
 		return err
@@ -310,30 +310,32 @@ func (s *Stack) waitCRDsGone(ctx context.Context) error {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("CRDs still there after cleanup: %s (%v)", describeCRDs(left), ctx.Err())
+			return fmt.Errorf("CRDs still there after cleanup: %s (%v)", s.describeCRDs(left), ctx.Err())
 		}
 		if time.Since(start) < 3*time.Second {
 			continue
 		}
 		nudge := fmt.Sprintf(`{"metadata":{"annotations":{"csghub-e2e/nudge":"%d"}}}`, time.Now().UnixNano())
-		for _, crd := range left {
-			_, _ = s.Dynamic.Resource(crdGVR).Patch(ctx, crd.GetName(), types.MergePatchType, []byte(nudge), metav1.PatchOptions{})
+		for _, name := range left {
+			_, _ = s.Dynamic.Resource(crdGVR).Patch(ctx, name, types.MergePatchType, []byte(nudge), metav1.PatchOptions{})
 		}
 		start = time.Now()
 	}
 }
 
-// testCRDs lists the CRDs of the groups the test charts install.
-func (s *Stack) testCRDs(ctx context.Context) ([]unstructured.Unstructured, error) {
-	crds, err := s.Dynamic.Resource(crdGVR).List(ctx, metav1.ListOptions{})
+// testCRDs names the CRDs of the groups the test charts install. It lists
+// metadata only: the charts' CRDs are about 7 MB of JSON with their schemas,
+// and the cleanup asks every 200 ms while they terminate.
+func (s *Stack) testCRDs(ctx context.Context) ([]string, error) {
+	crds, err := s.Metadata.Resource(crdGVR).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, err
 	}
-	var out []unstructured.Unstructured
+	var out []string
 	for _, crd := range crds.Items {
 		for _, g := range crdGroups {
-			if strings.HasSuffix(crd.GetName(), g) {
-				out = append(out, crd)
+			if strings.HasSuffix(crd.Name, g) {
+				out = append(out, crd.Name)
 			}
 		}
 	}
@@ -341,10 +343,17 @@ func (s *Stack) testCRDs(ctx context.Context) ([]unstructured.Unstructured, erro
 }
 
 // describeCRDs names each CRD with its Terminating condition, if any.
-func describeCRDs(crds []unstructured.Unstructured) string {
+func (s *Stack) describeCRDs(names []string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	var parts []string
-	for _, crd := range crds {
-		d := crd.GetName()
+	for _, name := range names {
+		d := name
+		crd, err := s.Dynamic.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			parts = append(parts, d+" ["+err.Error()+"]")
+			continue
+		}
 		conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
 		for _, c := range conds {
 			if m, ok := c.(map[string]any); ok && m["type"] == "Terminating" {
@@ -359,6 +368,7 @@ func describeCRDs(crds []unstructured.Unstructured) string {
 // DeleteNamespace deletes ns and waits until it is gone; the error says it
 // was still there when ctx ended.
 func (s *Stack) DeleteNamespace(ctx context.Context, ns string) error {
+	s.emptyNamespace(ctx, ns)
 	err := s.Clientset.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -372,6 +382,29 @@ func (s *Stack) DeleteNamespace(ctx context.Context, ns string) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// emptyNamespace deletes ns's pods and PVCs and waits (20 s at most) until
+// they are gone. Left to the namespace controller, content with finalizers
+// (a PVC's kubernetes.io/pvc-protection) makes it look again only after its
+// 15-second estimate, which was most of each test's cleanup; KWOK and the PVC
+// protection controller remove them at once. What is left is the namespace
+// controller's as before.
+func (s *Stack) emptyNamespace(ctx context.Context, ns string) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	zero := int64(0)
+	pods, pvcs := s.Clientset.CoreV1().Pods(ns), s.Clientset.CoreV1().PersistentVolumeClaims(ns)
+	_ = pods.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
+	_ = pvcs.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+	_ = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		p, err := pods.List(ctx, metav1.ListOptions{Limit: 1})
+		if err != nil {
+			return false, nil
+		}
+		c, err := pvcs.List(ctx, metav1.ListOptions{Limit: 1})
+		return err == nil && len(p.Items) == 0 && len(c.Items) == 0, nil
+	})
 }
 
 // QuoteLiteral quotes s as an SQL string literal.

@@ -23,6 +23,7 @@ import (
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -39,6 +40,7 @@ type Stack struct {
 	Config     *rest.Config
 	Clientset  kubernetes.Interface
 	Dynamic    dynamic.Interface
+	Metadata   metadata.Interface // lists names and resourceVersions without the objects' bodies
 	// PGTemplate is an initdb'd, stopped data dir that new servers are cloned from.
 	PGTemplate string
 	// Log receives progress lines.
@@ -190,7 +192,10 @@ func (s *Stack) Connect() error {
 	if s.Clientset, err = kubernetes.NewForConfig(cfg); err != nil {
 		return err
 	}
-	s.Dynamic, err = dynamic.NewForConfig(cfg)
+	if s.Dynamic, err = dynamic.NewForConfig(cfg); err != nil {
+		return err
+	}
+	s.Metadata, err = metadata.NewForConfig(cfg)
 	return err
 }
 

@@ -34,7 +34,8 @@ func (e *Env) ResourceVersions(namespaces ...string) map[string]string {
 	ctx := context.Background()
 	out := map[string]string{}
 	for _, gvr := range watchedCluster {
-		list, err := e.C.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{})
+		// metadata only: a resourceVersion is all it compares, and the charts' CRDs are megabytes
+		list, err := e.C.Metadata.Resource(gvr).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			e.T.Fatalf("list %s: %v", gvr.Resource, err)
 		}
@@ -44,7 +45,7 @@ func (e *Env) ResourceVersions(namespaces ...string) map[string]string {
 	}
 	for _, ns := range namespaces {
 		for _, gvr := range watchedNamespaced {
-			list, err := e.C.Dynamic.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
+			list, err := e.C.Metadata.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
 				e.T.Fatalf("list %s in %s: %v", gvr.Resource, ns, err)
 			}
