@@ -38,12 +38,14 @@ var pool chan *devenv.Stack
 
 // DefaultClusters is the pool size when CSGHUB_TEST_CLUSTERS is unset.
 //
-// Measured on the 2-core, 24 GiB machine (see the report of issue 24): a test
-// spends most of its time waiting (helm --wait, KWOK's stages, CRDs and
-// namespaces being deleted, the plugin's own polls), so a second cluster
-// nearly halves the e2e wall time, while a third mostly queues its tests on
-// the two cores. Each cluster costs about 0.6 GiB of RAM.
-const DefaultClusters = 2
+// Measured on the 2-core, 24 GiB machine, shared and loaded (load average
+// 11-13), six e2e tests took 599 s one after the other on one cluster and
+// 316 s on three clusters (1.9x): a test spends most of its time waiting on
+// helm --wait, KWOK, the namespace and CRD deletions and the plugin's own
+// waits, not on the CPU; each test ran 10-50% longer beside the others. A
+// cluster (etcd, kube-apiserver with the charts' CRDs, controller-manager,
+// scheduler, KWOK) takes well under 1 GiB, so memory does not bound it.
+const DefaultClusters = 3
 
 // Main starts a pool of clusters (CSGHUB_TEST_CLUSTERS, default
 // DefaultClusters) at once, runs the package's tests and stops them. Each
