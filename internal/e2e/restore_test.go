@@ -243,7 +243,8 @@ func TestRestoreSignals(t *testing.T) {
 				_, err := e.C.Clientset.NetworkingV1().NetworkPolicies(e.Namespace).Get(context.Background(), "block-postgresql-access", metav1.GetOptions{})
 				return err == nil
 			})
-			waitCopying(t, e, "csghub_server", 60*time.Second)
+			// the dump streams into the copy; the live database is never touched
+			waitCopying(t, e, "csghub_server__restore", 60*time.Second)
 			p.Cmd.Process.Signal(sig)
 			code := p.Wait(t, 60*time.Second)
 			if sig == syscall.SIGTERM {
@@ -253,6 +254,9 @@ func TestRestoreSignals(t *testing.T) {
 				if _, err := e.C.Clientset.NetworkingV1().NetworkPolicies(e.Namespace).Get(context.Background(), "block-postgresql-access", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 					t.Fatalf("NetworkPolicy block-postgresql-access still there after SIGTERM (err %v); restore exit %d:\n%s", err, code, p.Stderr)
 				}
+				if left := databasesEndingWith(t, e, "__restore"); len(left) != 0 {
+					t.Fatalf("copies left after SIGTERM: %v", left)
+				}
 				return
 			}
 			st := e.Plugin("status", "-o", "json")
@@ -260,11 +264,15 @@ func TestRestoreSignals(t *testing.T) {
 				!strings.Contains(st.Stderr, "kubectl -n "+e.Namespace+" delete networkpolicy block-postgresql-access") {
 				t.Fatalf("status after a killed restore does not report the policy: %s\n%s", st.Stdout, st.Stderr)
 			}
-			// rerunning the restore finishes it and clears the policy
-			if r := e.Plugin("restore", "--backup", b.Manifest.ID, "--dir", dir, "--yes"); r.Code != 0 {
+			// rerunning the restore finishes it, clears the policy and the copy
+			// the killed run was filling
+			if r := e.Plugin("restore", "--backup", b.Manifest.ID, "--dir", dir, "--yes"); r.Code != 0 || !strings.Contains(r.Stderr, "csghub_server__restore left by an interrupted restore") {
 				t.Fatalf("rerun restore: exit %d: %s", r.Code, r.Stderr)
 			}
 			assertNoNetworkPolicy(t, e)
+			if left := databasesEndingWith(t, e, "__restore"); len(left) != 0 {
+				t.Fatalf("copies left after the rerun: %v", left)
+			}
 		})
 	}
 }
