@@ -25,3 +25,22 @@ func TestTakeoverRefusalIsPrecondition(t *testing.T) {
 		t.Fatal("no foreign objects: no error")
 	}
 }
+
+// The CRD step's summary counts what was sent, as its plan line does: five
+// updated and nineteen current is "5 change(s), 19 current", not "24 change(s)".
+func TestResultSummaryCountsWhatWasSent(t *testing.T) {
+	r := Result{}
+	for i := 0; i < 5; i++ {
+		r.Changes = append(r.Changes, Change{Action: "update", Kind: "CustomResourceDefinition"})
+	}
+	for i := 0; i < 18; i++ {
+		r.Changes = append(r.Changes, Change{Action: "unchanged", Kind: "CustomResourceDefinition"})
+	}
+	r.Changes = append(r.Changes, Change{Action: "keep", Kind: "CustomResourceDefinition"})
+	if got := r.Summary(); got != "5 change(s), 19 current" {
+		t.Fatalf("summary %q", got)
+	}
+	if got := (Result{Changes: []Change{{Action: "create"}}}).Summary(); got != "1 change(s)" {
+		t.Fatalf("summary %q", got)
+	}
+}
