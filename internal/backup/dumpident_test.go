@@ -94,3 +94,19 @@ func TestVerifyRefusesDumpOfAnotherDatabase(t *testing.T) {
 		t.Fatalf("other owner: %v", err)
 	}
 }
+
+// A manifest with no dumps passes only when it says why (a --skip-db-backup
+// backup); one whose dumps were removed fails verification.
+func TestVerifyRefusesManifestWithoutDumps(t *testing.T) {
+	dir := t.TempDir()
+	m := &Manifest{Values: mustWrite(t, dir, valuesName, "a: 1\n"), AllValues: mustWrite(t, dir, allValuesName, "a: 1\n")}
+	e := &Entry{ID: "1-x", Path: dir, Complete: true, Manifest: m}
+	err := VerifyError(Verify(e))
+	if err == nil || !strings.Contains(err.Error(), "manifest.json: lists no database dump") {
+		t.Fatalf("manifest without dumps: %v", err)
+	}
+	m.DatabaseSkipped = "skipped on request (--skip-db-backup)"
+	if err := VerifyError(Verify(e)); err != nil {
+		t.Fatalf("values-only backup: %v", err)
+	}
+}

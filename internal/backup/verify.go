@@ -96,6 +96,13 @@ func verify(e *Entry, deep bool) *VerifyReport {
 		}
 		r.Checks = append(r.Checks, c)
 	}
+	// a backup without dumps is one taken with --skip-db-backup, and says
+	// so; a manifest whose dumps were removed (by hand, or cut) must not
+	// pass for a backup a restore could use
+	if len(m.Dumps) == 0 && m.DatabaseSkipped == "" {
+		r.OK = false
+		r.Checks = append(r.Checks, Check{File: manifestName, Error: "lists no database dump and no reason why (databaseSkipped): dumps removed from it?"})
+	}
 	return r
 }
 

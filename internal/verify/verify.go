@@ -125,6 +125,15 @@ func Select(only, skip []string) error {
 			return errs.Usagef("unknown check %q (checks: %s)", n, strings.Join(Names, ", "))
 		}
 	}
+	// asked for and left out at once is a contradiction, not a pass: with
+	// --check X --skip-check X nothing would run and the exit would be 0
+	for _, n := range only {
+		for _, m := range skip {
+			if n == m {
+				return errs.Usagef("check %q is both in --check and in --skip-check", n)
+			}
+		}
+	}
 	return nil
 }
 

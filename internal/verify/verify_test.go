@@ -27,6 +27,11 @@ func TestSelect(t *testing.T) {
 	if errs.ExitCode(err) != 2 || !strings.Contains(err.Error(), `"s3"`) || !strings.Contains(err.Error(), "object-storage") {
 		t.Fatalf("unknown check: %v (exit %d)", err, errs.ExitCode(err))
 	}
+	// a check both asked for and left out: nothing would run and exit 0
+	err = Select([]string{"redis", "api"}, []string{"api"})
+	if errs.ExitCode(err) != 2 || !strings.Contains(err.Error(), `"api"`) || !strings.Contains(err.Error(), "both") {
+		t.Fatalf("--check api --skip-check api: %v (exit %d)", err, errs.ExitCode(err))
+	}
 	v := &Verify{Only: []string{"redis"}, Skip: []string{"redis", "api"}}
 	if ok, why := v.selected("redis"); ok || !strings.Contains(why, "--skip-check") {
 		t.Errorf("redis: %v %s", ok, why)
