@@ -125,13 +125,19 @@ func Select(only, skip []string) error {
 			return errs.Usagef("unknown check %q (checks: %s)", n, strings.Join(Names, ", "))
 		}
 	}
-	// asked for and left out at once is a contradiction, not a pass: with
-	// --check X --skip-check X nothing would run and the exit would be 0
-	for _, n := range only {
-		for _, m := range skip {
-			if n == m {
-				return errs.Usagef("check %q is both in --check and in --skip-check", n)
-			}
+	// every check asked for also left out: nothing would run and the exit
+	// would be 0, a pass that checked nothing
+	if len(only) > 0 {
+		left := map[string]bool{}
+		for _, n := range skip {
+			left[n] = true
+		}
+		runs := false
+		for _, n := range only {
+			runs = runs || !left[n]
+		}
+		if !runs {
+			return errs.Usagef("--check %s and --skip-check %s leave no check to run", strings.Join(only, ","), strings.Join(skip, ","))
 		}
 	}
 	return nil
