@@ -364,10 +364,25 @@ func (b *Backup) dumpOne(ctx, jctx context.Context, dir string, j dumpJob, count
 		w.abort()
 		return Dump{}, errs.Failedf("dumping %s: %w", orGlobals(j.db), err)
 	}
+	var owner string
+	if j.db != "" {
+		// the manifest records who owns the database as the dump says it, so
+		// that verify and restore can hold the dump to it
+		id, err := w.identity()
+		if err == nil && id.Database != j.db {
+			err = fmt.Errorf("the dump is of database %q", id.Database)
+		}
+		if err != nil {
+			w.abort()
+			return Dump{}, errs.Failedf("dumping %s: %w", j.db, err)
+		}
+		owner = id.Owner
+	}
 	d, err := w.finish(j.db)
 	if err != nil {
 		return Dump{}, errs.Failedf("writing %s: %w", j.file, describeFSError(err))
 	}
+	d.Owner = owner
 	return d, nil
 }
 

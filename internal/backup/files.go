@@ -67,6 +67,7 @@ type dumpWriter struct {
 	rawSum  hash.Hash
 	rawN    int64
 	tail    []byte
+	head    []byte // the first headKeep bytes: the dump's identity
 	// progress counts raw bytes as they arrive (read by the progress display).
 	progress *atomic.Int64
 
@@ -158,6 +159,9 @@ func (d *dumpWriter) Write(p []byte) (int, error) {
 	if d.progress != nil {
 		d.progress.Add(int64(n))
 	}
+	if len(d.head) < headKeep {
+		d.head = append(d.head, p[:min(n, headKeep-len(d.head))]...)
+	}
 	if n >= tailKeep {
 		d.tail = append(d.tail[:0], p[n-tailKeep:]...)
 	} else {
@@ -245,6 +249,13 @@ func (d *dumpWriter) abort() {
 	d.stop(false)
 	d.f.Close()
 	os.Remove(d.tmp)
+}
+
+// identity is what the dump says it is (its CREATE DATABASE and owner).
+func (d *dumpWriter) identity() (DumpIdentity, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return ParseDumpHead(d.head)
 }
 
 // tailBytes is the end of the stream written so far.

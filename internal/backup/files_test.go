@@ -38,7 +38,7 @@ func TestDumpWriterAndVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sql := strings.Repeat("INSERT INTO t VALUES (1, 'row');\n", 50000) + "--\n-- PostgreSQL database dump complete\n--\n"
+	sql := TestDumpSQL("x", "csghub", strings.Repeat("INSERT INTO t VALUES (1, 'row');\n", 50000))
 	if _, err := w.Write([]byte(sql)); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,8 @@ func TestDumpWriterRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sql []byte
+	sql := []byte(TestDumpSQL("y", "csghub", ""))
+	sql = sql[:len(sql)-len("\n--\n-- PostgreSQL database dump complete\n--\n\n")]
 	for i := 0; len(sql) < 3*chunkSize*chunkQueue; i++ {
 		sql = append(sql, fmt.Sprintf("%d\trow %d\t%x\n", i, i*7, i*i)...)
 	}
@@ -226,7 +227,7 @@ func TestVerifyStoredAndCheckedDump(t *testing.T) {
 // rejects, a size that disagrees with the manifest, and a missing trailer.
 func TestStoredDumpChecksWhileStreaming(t *testing.T) {
 	dir := t.TempDir()
-	sql := strings.Repeat("INSERT INTO t VALUES (3, 'stored');\n", 40000) + "--\n-- PostgreSQL database dump complete\n--\n"
+	sql := TestDumpSQL("s", "csghub", strings.Repeat("INSERT INTO t VALUES (3, 'stored');\n", 40000))
 	d := writeDump(t, dir, "s", []byte(sql))
 	replay := func(d Dump) error {
 		c, err := OpenStoredDump(dir, d)

@@ -105,6 +105,10 @@ type Dump struct {
 	// Server is the key (user@host:port) of the external server dumped; empty
 	// for the built-in database.
 	Server string `json:"server,omitempty"`
+	// Owner is the role owning the database, as the dump itself says
+	// (ALTER DATABASE ... OWNER TO); empty in older backups. Verify and
+	// restore compare it, and Database, with the dump's own header.
+	Owner string `json:"owner,omitempty"`
 }
 
 // TotalRawBytes is the uncompressed size of all dumps.

@@ -96,6 +96,13 @@ func verify(e *Entry, deep bool) *VerifyReport {
 		}
 		r.Checks = append(r.Checks, c)
 	}
+	// a backup without dumps is one taken with --skip-db-backup, and says
+	// so; a manifest whose dumps were removed (by hand, or cut) must not
+	// pass for a backup a restore could use
+	if len(m.Dumps) == 0 && m.DatabaseSkipped == "" {
+		r.OK = false
+		r.Checks = append(r.Checks, Check{File: manifestName, Error: "lists no database dump and no reason why (databaseSkipped): dumps removed from it?"})
+	}
 	return r
 }
 
@@ -150,8 +157,9 @@ type CheckedDump struct {
 	sum  hash.Hash
 	n    int64
 	tail tailWriter
-	done bool  // the end was reached
-	err  error // the first read error or mismatch
+	head []byte // the first headKeep bytes: the dump's identity
+	done bool   // the end was reached
+	err  error  // the first read error or mismatch
 }
 
 var errNotReadToEnd = errors.New("the SQL was not read to its end")
@@ -193,6 +201,9 @@ func (c *CheckedDump) Read(p []byte) (int, error) {
 			c.sum.Write(p[:n])
 		}
 		c.tail.Write(p[:n])
+		if len(c.head) < headKeep {
+			c.head = append(c.head, p[:min(n, headKeep-len(c.head))]...)
+		}
 		c.n += int64(n)
 	}
 	switch {
@@ -217,7 +228,20 @@ func (c *CheckedDump) check() error {
 			return fmt.Errorf("SQL sha256 %s, manifest says %s", got, c.d.RawSHA256)
 		}
 	}
-	return checkTrailer(c.tail.b, c.d.Database == "")
+	if err := checkTrailer(c.tail.b, c.d.Database == ""); err != nil {
+		return err
+	}
+	if c.d.Database == "" {
+		return nil
+	}
+	// the dump must be the database the manifest says: a manifest edited to
+	// swap two dumps' names (re-hashed) would otherwise replace one database
+	// with another's content
+	id, err := ParseDumpHead(c.head)
+	if err != nil {
+		return err
+	}
+	return c.d.CheckIdentity(id)
 }
 
 // Err is nil once all the SQL was read and matched the manifest.

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/progress"
 )
 
@@ -55,6 +56,14 @@ func (c *backupCmd) run(ctx context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
+	// the release lock, as every operation that writes: a restore or
+	// rollback reading a backup holds it, so this backup's retention can
+	// never prune the backup being restored
+	l, err := lock.Take(ctx, kc.Clientset, rel.Namespace, rel.Name, "backup", c.app.stepLogger(c.output))
+	if err != nil {
+		return err
+	}
+	defer l.Release()
 	b := &backup.Backup{Release: rel, Kube: kc, Dir: string(c.dir), Keep: c.keep, SkipDatabase: c.skipDatabase,
 		Progress: c.app.progressWriter(c.output), PGImage: c.pg.image, PodTimeout: c.pg.timeout, Log: c.app.stepLogger(c.output)}
 	res, err := b.Run(ctx)

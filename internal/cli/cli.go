@@ -98,6 +98,11 @@ func Main(ctx context.Context, app *App, args []string) int {
 	if errors.As(err, &h) {
 		return 0
 	}
+	if ctx.Err() != nil && errs.KindOf(err) == errs.Failed {
+		// a signal arrived and the step it cut short reported a plain
+		// failure (its cause formatted without %w): the run was stopped
+		err = errs.Wrap(errs.Interrupted, fmt.Errorf("interrupted: %s", err.Error()))
+	}
 	fmt.Fprintf(app.Stderr, "Error: %s\n", steplog.OneLine(err.Error()))
 	return errs.ExitCode(err)
 }

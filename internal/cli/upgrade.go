@@ -148,7 +148,7 @@ func printUpgradeSummary(app *App, s *upgrade.Summary, runErr error) {
 		t.row("backup:", s.BackupPath)
 	}
 	for _, m := range s.Migrations {
-		state := fmt.Sprintf("%d change(s)", len(m.Changes))
+		state := m.Summary()
 		if m.AlreadyApplied {
 			state = "already applied"
 		}

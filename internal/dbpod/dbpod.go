@@ -19,6 +19,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
 
 // DefaultUser is the superuser of the chart's PostgreSQL image.
@@ -235,7 +236,7 @@ func (p *Pod) dump(ctx context.Context, argv []string, w io.Writer) error {
 	err := p.Exec(ctx, argv, nil, w, &limitedWriter{w: &stderr, n: 4096})
 	var ee *kube.ExitError
 	if errors.As(err, &ee) {
-		return fmt.Errorf("%s failed (exit %d): %s", argv[0], ee.Code, firstLine(stderr.String()))
+		return fmt.Errorf("%s failed (exit %d): %s", argv[0], ee.Code, firstError(stderr.String()))
 	}
 	return err
 }
@@ -274,22 +275,30 @@ func (p *Pod) RunScript(ctx context.Context, db string, sql io.Reader, stdout io
 	return err
 }
 
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
+// firstLine is a Kubernetes message (an event's, a waiting reason's) on one
+// line, whole.
+func firstLine(s string) string { return steplog.OneLine(s) }
 
-// firstError picks psql's "ERROR:" line (with its line number) out of stderr.
+// firstError picks psql's "ERROR:" line (with its line number) out of stderr,
+// with the DETAIL/HINT/CONTEXT/LINE lines that follow and explain it, on one
+// line. Without an ERROR line every line is kept (a client's connection
+// failure puts its hint on the next line).
 func firstError(s string) string {
-	for _, line := range strings.Split(s, "\n") {
+	lines := strings.Split(s, "\n")
+	for i, line := range lines {
 		if strings.Contains(line, "ERROR:") || strings.Contains(line, "FATAL:") {
-			return strings.TrimSpace(line)
+			out := []string{strings.TrimSpace(line)}
+			for _, next := range lines[i+1:] {
+				t := strings.TrimSpace(next)
+				if !strings.HasPrefix(t, "DETAIL:") && !strings.HasPrefix(t, "HINT:") && !strings.HasPrefix(t, "CONTEXT:") && !strings.HasPrefix(t, "LINE ") {
+					break
+				}
+				out = append(out, t)
+			}
+			return strings.Join(out, " | ")
 		}
 	}
-	return firstLine(s)
+	return steplog.OneLine(s)
 }
 
 func apiMessage(err error) string {

@@ -110,8 +110,14 @@ func TestErrorLines(t *testing.T) {
 	if got := firstError(stderr); got != `psql:<stdin>:12: ERROR:  relation "x" already exists` {
 		t.Fatalf("firstError %q", got)
 	}
-	if got := firstError("\n  pg_dump: warning\nsecond\n"); got != "pg_dump: warning" {
+	// no ERROR line: every line is kept (a connection failure's hint is on the next one)
+	if got := firstError("\n  pg_dump: error: connection failed\n\tIs the server running?\n"); got != "pg_dump: error: connection failed | Is the server running?" {
 		t.Fatalf("firstError without ERROR %q", got)
+	}
+	// the lines psql prints after its ERROR explain it: kept, on one line
+	multi := "psql:<stdin>:7: ERROR:  database \"x\" is being accessed by other users\nDETAIL:  There is 1 other session using the database.\nHINT:  stop it\nNOTICE:  unrelated\n"
+	if got := firstError(multi); got != `psql:<stdin>:7: ERROR:  database "x" is being accessed by other users | DETAIL:  There is 1 other session using the database. | HINT:  stop it` {
+		t.Fatalf("firstError with DETAIL %q", got)
 	}
 	forbidden := apierrors.NewForbidden(corev1.Resource("pods"), "p", errors.New("RBAC"))
 	if got := apiMessage(forbidden); got != forbidden.ErrStatus.Message {

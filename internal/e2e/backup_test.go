@@ -634,3 +634,33 @@ func copyDir(t *testing.T, src, dst string) {
 		}
 	}
 }
+
+// `backup` takes the release lock (issue 27 item 4): while a restore reads
+// the oldest backup, a `backup --keep 2` that would prune it is refused
+// (exit 4, lock held) instead of deleting it under the restore, which
+// finishes.
+func TestBackupWaitsForRestoreLock(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	e.Bulk("csghub_server", 400000)
+	dir := t.TempDir()
+	oldest := runBackup(t, e, dir)
+	runBackup(t, e, dir)
+	p := e.StartPlugin("restore", "--backup", oldest.Manifest.ID, "--dir", dir, "--yes")
+	waitCopying(t, e, "csghub_server__restore", 60*time.Second)
+	r := e.Plugin("backup", "--dir", dir, "--keep", "2")
+	if r.Code != 4 || !oneLineError(r.Stderr) || !strings.Contains(r.Stderr, "holds the lock") {
+		t.Errorf("backup during a restore: exit %d, want 4 (lock held): %s", r.Code, r.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(oldest.Path, "manifest.json")); err != nil {
+		t.Errorf("the backup being restored was pruned: %v", err)
+	}
+	if code := p.Wait(t, 120*time.Second); code != 0 {
+		t.Fatalf("restore: exit %d: %s", code, p.Stderr)
+	}
+	// and once the restore is done, backup and its retention run
+	res := runBackup(t, e, dir, "--keep", "2")
+	if len(res.Pruned) != 1 || res.Pruned[0] != oldest.Manifest.ID {
+		t.Fatalf("pruned %v after the restore, want [%s]", res.Pruned, oldest.Manifest.ID)
+	}
+}

@@ -95,6 +95,9 @@ func badInputCases(dir, backupID string) []badCase {
 	add(3, nil, "backup", "verify", "nosuch", "--dir", dir)
 	add(3, nil, "backup", "verify", "1-20200101T000000Z", "--dir", dir)
 	add(3, nil, "backup", "verify", "../../../etc", "--dir", dir)
+	// every check asked for also left out: refused, not "nothing ran, exit 0"
+	add(2, nil, "verify", "--check", "api", "--skip-check", "api")
+	add(2, nil, "verify", "--check", "redis,api", "--skip-check", "gitaly,api,redis")
 	for _, to := range []string{"0", "-1s", "abc", "1x"} {
 		add(2, nil, "verify", "--timeout", to)
 		add(2, nil, "upgrade", "--yes", "--dir", dir, "--timeout", to)

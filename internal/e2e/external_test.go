@@ -227,7 +227,7 @@ func TestExternalPostgresRestoreSignals(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			p := e.StartPlugin("restore", "--backup", b.Manifest.ID, "--dir", dir, "--yes")
-			waitCopying(t, e, "csghub_server", 90*time.Second)
+			waitCopying(t, e, "csghub_server__restore", 90*time.Second) // the copy, never the live database
 			p.Cmd.Process.Signal(sig)
 			code := p.Wait(t, 90*time.Second)
 			if sig == syscall.SIGTERM {

@@ -248,7 +248,8 @@ func TestRestoreSignals(t *testing.T) {
 				_, err := e.C.Clientset.NetworkingV1().NetworkPolicies(e.Namespace).Get(context.Background(), "block-postgresql-access", metav1.GetOptions{})
 				return err == nil
 			})
-			waitCopying(t, e, "csghub_server", 60*time.Second)
+			// the dump streams into the copy; the live database is never touched
+			waitCopying(t, e, "csghub_server__restore", 60*time.Second)
 			p.Cmd.Process.Signal(sig)
 			code := p.Wait(t, 60*time.Second)
 			if sig == syscall.SIGTERM {
@@ -258,6 +259,9 @@ func TestRestoreSignals(t *testing.T) {
 				if _, err := e.C.Clientset.NetworkingV1().NetworkPolicies(e.Namespace).Get(context.Background(), "block-postgresql-access", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 					t.Fatalf("NetworkPolicy block-postgresql-access still there after SIGTERM (err %v); restore exit %d:\n%s", err, code, p.Stderr)
 				}
+				if left := databasesEndingWith(t, e, "__restore"); len(left) != 0 {
+					t.Fatalf("copies left after SIGTERM: %v", left)
+				}
 				return
 			}
 			st := e.Plugin("status", "-o", "json")
@@ -265,11 +269,15 @@ func TestRestoreSignals(t *testing.T) {
 				!strings.Contains(st.Stderr, "kubectl -n "+e.Namespace+" delete networkpolicy block-postgresql-access") {
 				t.Fatalf("status after a killed restore does not report the policy: %s\n%s", st.Stdout, st.Stderr)
 			}
-			// rerunning the restore finishes it and clears the policy
-			if r := e.Plugin("restore", "--backup", b.Manifest.ID, "--dir", dir, "--yes"); r.Code != 0 {
+			// rerunning the restore finishes it, clears the policy and the copy
+			// the killed run was filling
+			if r := e.Plugin("restore", "--backup", b.Manifest.ID, "--dir", dir, "--yes"); r.Code != 0 || !strings.Contains(r.Stderr, "csghub_server__restore left by an interrupted restore") {
 				t.Fatalf("rerun restore: exit %d: %s", r.Code, r.Stderr)
 			}
 			assertNoNetworkPolicy(t, e)
+			if left := databasesEndingWith(t, e, "__restore"); len(left) != 0 {
+				t.Fatalf("copies left after the rerun: %v", left)
+			}
 		})
 	}
 }
@@ -388,4 +396,104 @@ func TestRestoreProvesEveryDumpBeforeDrop(t *testing.T) {
 func lastLine(stderr string) string {
 	lines := strings.Split(pluginStderr(stderr), "\n")
 	return lines[len(lines)-1]
+}
+
+// databases lists the server's databases whose name ends with suffix.
+func databasesEndingWith(t *testing.T, e *testenv.Env, suffix string) []string {
+	t.Helper()
+	c, err := e.PG.Connect(context.Background(), "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(context.Background(), "SELECT datname FROM pg_database WHERE right(datname, length($1)) = $1 ORDER BY 1", suffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// No database is dropped before its replacement exists (issue 27 item 3):
+//   - a manifest whose dumps' database names were swapped (re-hashed copy)
+//     is refused by `backup verify` and by restore before any change (exit 4);
+//   - a dump that fails half-way (an SQL error in its middle) leaves every
+//     live database as it was (exit 1, not 6 "could not be undone"), and its
+//     partial copy is removed;
+//   - with PostgreSQL down the restore exits 1 saying the databases are
+//     unchanged (nothing was dropped);
+//   - the copies a killed run left (<db>__restore, and <db>__old of a
+//     completed swap) are removed by the next restore, which lands exactly.
+func TestRestoreNeverDropsBeforeReplacement(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("1.15.0")
+	e.LoadSampleData()
+	e.Bulk("csghub_server", 3000)
+	dir := t.TempDir()
+	b := runBackup(t, e, dir)
+	want := testenv.TakeSnapshot(t, e.PG)
+	changeData(t, e)
+	before := testenv.TakeSnapshot(t, e.PG)
+
+	// swapped names: each file still matches its checksums
+	swapped := b
+	swapped.Manifest.Dumps = append([]backup.Dump{}, b.Manifest.Dumps...)
+	var xnet, portal int
+	for i, d := range swapped.Manifest.Dumps {
+		switch d.Database {
+		case "csghub_xnet":
+			xnet = i
+		case "csghub_portal":
+			portal = i
+		}
+	}
+	swapped.Manifest.Dumps[xnet].Database, swapped.Manifest.Dumps[portal].Database = "csghub_portal", "csghub_xnet"
+	swappedID := copyBackupWith(t, swapped, "-swapped", true, func(_ string, sql []byte) []byte { return sql })
+	if v := e.Plugin("backup", "verify", swappedID, "--dir", dir); v.Code != 4 || !strings.Contains(v.Stderr, "the manifest says") {
+		t.Fatalf("backup verify of swapped names: exit %d, want 4: %s", v.Code, v.Stderr)
+	}
+	if r := e.Plugin("restore", "--backup", swappedID, "--dir", dir, "--yes"); r.Code != 4 || !oneLineError(lastLine(r.Stderr)) || !strings.Contains(r.Stderr, "the manifest says") {
+		t.Fatalf("restore of swapped names: exit %d, want 4: %s", r.Code, r.Stderr)
+	}
+	testenv.RequireEqual(t, before, testenv.TakeSnapshot(t, e.PG), "after the refused restore of swapped names")
+
+	// an error half-way through csghub_server's dump
+	brokenID := injectError(t, b, "csghub_server")
+	r := e.Plugin("restore", "--backup", brokenID, "--dir", dir, "--yes")
+	if r.Code != 1 || errorLines(r.Stderr) != 1 || !strings.Contains(r.Stderr, "division by zero") || !strings.Contains(r.Stderr, "live databases are unchanged") {
+		t.Fatalf("restore failing half-way: exit %d, want 1 saying the databases are unchanged: %s", r.Code, r.Stderr)
+	}
+	testenv.RequireEqual(t, before, testenv.TakeSnapshot(t, e.PG), "after a restore that failed half-way")
+	if left := databasesEndingWith(t, e, "__restore"); len(left) != 0 {
+		t.Fatalf("copies left after a failed restore: %v", left)
+	}
+	assertNoNetworkPolicy(t, e)
+
+	// a killed run's leftovers: removed, and the restore lands exactly
+	e.Exec("postgres", "CREATE DATABASE csghub_server__restore")
+	e.Exec("postgres", "CREATE DATABASE csghub_portal__old")
+	if r := e.Plugin("restore", "--backup", b.Manifest.ID, "--dir", dir, "--yes"); r.Code != 0 || !strings.Contains(r.Stderr, "csghub_server__restore left by an interrupted restore") {
+		t.Fatalf("restore over a killed run's leftovers: exit %d: %s", r.Code, r.Stderr)
+	}
+	got := testenv.TakeSnapshot(t, e.PG)
+	delete(got, "database created_after_backup")
+	testenv.RequireEqual(t, want, got, "after the restore")
+	for _, suffix := range []string{"__restore", "__old"} {
+		if left := databasesEndingWith(t, e, suffix); len(left) != 0 {
+			t.Fatalf("databases %v left after a restore", left)
+		}
+	}
+
+	// PostgreSQL down: nothing can have been dropped
+	if err := e.PG.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	r = e.Plugin("restore", "--backup", b.Manifest.ID, "--dir", dir, "--yes")
+	if r.Code != 1 || errorLines(r.Stderr) != 1 || !strings.Contains(r.Stderr, "live databases are unchanged") {
+		t.Fatalf("restore with PostgreSQL down: exit %d, want 1 saying the databases are unchanged: %s", r.Code, r.Stderr)
+	}
+	assertNoNetworkPolicy(t, e)
 }

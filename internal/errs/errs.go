@@ -123,13 +123,18 @@ func Wrap(k Kind, err error) error {
 }
 
 // KindOf reports the Kind of err: the outermost typed error wins; a cancelled
-// context counts as Interrupted; anything else is Failed.
+// context counts as Interrupted, also inside a plain Failed (an API call
+// that Ctrl-C cut short, e.g. `reading pod ...: context canceled`: the run
+// did not fail, it was stopped); anything else is Failed.
 func KindOf(err error) Kind {
 	if err == nil {
 		return 0
 	}
 	var e *Error
 	if errors.As(err, &e) {
+		if e.Kind == Failed && errors.Is(err, context.Canceled) {
+			return Interrupted
+		}
 		return e.Kind
 	}
 	if errors.Is(err, context.Canceled) {

@@ -23,6 +23,10 @@ func TestExitCodes(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", context.Canceled), 130},
 		{fmt.Errorf("outer: %w", NotFoundf("inner")), 3},
 		{Wrap(Usage, errors.New("x")), 2},
+		// Ctrl-C inside an API call of a step that calls its failures Failed
+		{Failedf("reading pod csghub/csghub-postgresql-0: %w", fmt.Errorf("Get x: %w", context.Canceled)), 130},
+		// what was left to undo still says so
+		{NeedsAttentionf("restore: %w", context.Canceled), 6},
 	}
 	for _, c := range cases {
 		if got := ExitCode(c.err); got != c.want {

@@ -196,6 +196,25 @@ type Result struct {
 	Seconds float64 `json:"seconds"`
 }
 
+// Summary counts what the step sent (created, updated, deleted, ...) and
+// what it found current and left alone ("unchanged", "keep"): "5 change(s),
+// 19 current", matching the step's plan line ("0 to create, 5 to update, 19
+// current") instead of counting every object it looked at as a change.
+func (r Result) Summary() string {
+	sent, current := 0, 0
+	for _, c := range r.Changes {
+		if c.Action == "unchanged" || c.Action == "keep" {
+			current++
+			continue
+		}
+		sent++
+	}
+	if current == 0 {
+		return fmt.Sprintf("%d change(s)", sent)
+	}
+	return fmt.Sprintf("%d change(s), %d current", sent, current)
+}
+
 // Run checks and applies each migration in order; it stops at the first error.
 func Run(ctx context.Context, c *Context, ms []Migration) ([]Result, error) {
 	c.running = true

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/livediff"
 	"github.com/opencsgs/helm-csghub/internal/parallel"
 )
@@ -186,7 +187,8 @@ func (p *takeoverPlan) foreignError() error {
 		}
 		names = append(names, fmt.Sprintf("%s (owned by release %s)", t, t.foreignRel))
 	}
-	return fmt.Errorf("refusing to take objects owned by another release or not made by CSGHub: %s", strings.Join(names, "; "))
+	// a precondition (exit 4), as upgrade's live comparison refuses the same objects
+	return errs.Preconditionf("refusing to take objects owned by another release or not made by CSGHub: %s", strings.Join(names, "; "))
 }
 
 func (m helmTakeover) Check(ctx context.Context, c *Context) (bool, string, error) {

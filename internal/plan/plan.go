@@ -29,6 +29,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/readlimit"
 	"github.com/opencsgs/helm-csghub/internal/render"
 	"github.com/opencsgs/helm-csghub/internal/valuemigrate"
+	"github.com/opencsgs/helm-csghub/internal/verify"
 )
 
 // Options select the target and the values of an upgrade.
@@ -293,8 +294,9 @@ func (p *Prepared) Build(ctx context.Context, backupNote string) *Plan {
 	pl.Steps = append(pl.Steps, up,
 		Step{Name: "readiness", Reason: "wait until every pod (not Job pods) in " + p.Resolved.Namespace + " and knative-serving is Ready and Deployments/StatefulSets are rolled out",
 			Touches: []string{"namespace " + p.Resolved.Namespace, "namespace knative-serving"}},
-		Step{Name: "verify", Reason: "release deployed at the new revision, PostgreSQL reachable with the expected databases, web UI answering",
-			Touches: []string{"port-forwards to PostgreSQL and the portal"}},
+		// the checks `verify` runs, from its own list: a check added there is described here too
+		Step{Name: "verify", Reason: fmt.Sprintf("the %d checks of `helm csghub verify`: %s", len(verify.Names), verify.Describe()),
+			Touches: []string{"port-forwards to the portal, csghub-server, Casdoor, PostgreSQL, MinIO, Redis and Gitaly (read only)"}},
 	)
 	return pl
 }

@@ -1,16 +1,20 @@
 package plan
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/Masterminds/semver/v3"
+	"helm.sh/helm/v3/pkg/release"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/migrate"
+	"github.com/opencsgs/helm-csghub/internal/verify"
 )
 
 func versions(ss ...string) []*semver.Version {
@@ -81,5 +85,31 @@ func TestCheckRender(t *testing.T) {
 	p.Migrate.Rendered = func() ([]*unstructured.Unstructured, error) { return nil, nil }
 	if err := p.CheckRender(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// plan's verify step describes the checks verify runs, all eight of them,
+// not the two of an older plugin (issue 27 item 14).
+func TestVerifyStepDescribesTheChecksRun(t *testing.T) {
+	p := &Prepared{Resolved: &helmenv.Release{Name: "csghub", Namespace: "csghub"}, Release: &release.Release{Version: 1},
+		Current: semver.MustParse("1.15.0"), Target: &Target{Ref: "csghub/csghub", VersionS: "2.0.0"}, Live: &Live{Err: errors.New("not compared here")},
+		Migrate: &migrate.Context{Rendered: func() ([]*unstructured.Unstructured, error) { return nil, nil }}}
+	pl := p.Build(context.Background(), "a backup")
+	var step *Step
+	for i := range pl.Steps {
+		if pl.Steps[i].Name == "verify" {
+			step = &pl.Steps[i]
+		}
+	}
+	if step == nil {
+		t.Fatal("no verify step")
+	}
+	for _, name := range verify.Names {
+		if !strings.Contains(step.Reason, name+" (") {
+			t.Errorf("verify step %q does not describe check %s", step.Reason, name)
+		}
+	}
+	if !strings.Contains(step.Reason, "the 8 checks") {
+		t.Errorf("verify step %q", step.Reason)
 	}
 }

@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sort"
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"helm.sh/helm/v3/pkg/action"
 	"sigs.k8s.io/yaml"
 
@@ -18,7 +16,6 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/kube"
-	"github.com/opencsgs/helm-csghub/internal/parallel"
 	"github.com/opencsgs/helm-csghub/internal/progress"
 	"github.com/opencsgs/helm-csghub/internal/quiesce"
 	"github.com/opencsgs/helm-csghub/internal/readlimit"
@@ -108,13 +105,50 @@ func (r *Restore) runExternal(ctx context.Context, entry *backup.Entry, t0 time.
 		prog := progress.StartBytes(r.Progress, fmt.Sprintf("restoring %s of SQL", progress.HumanBytes(m.TotalRawBytes())), &counter)
 		defer prog.Stop()
 	}
+	// every server's dumps go into copies first; only then is anything
+	// swapped in, server by server
+	var prepared []*server
+	var dbsOf [][]string
 	for i, c := range clients {
 		srv := m.Servers[i]
 		if srv.NoRolePasswords {
 			res.NoRolePasswords = append(res.NoRolePasswords, srv.Key())
 		}
-		if err := r.restoreServer(ctx, entry, c, srv, res, &counter, logf); err != nil {
+		s, dbs, err := r.prepareServer(ctx, entry, c, srv, res, &counter, logf)
+		if err != nil {
+			for j, p := range prepared { // the copies made on the servers before
+				if derr := p.dropCopies(dbsOf[j]); derr != nil {
+					return nil, errs.NeedsAttentionf("%v; removing the copies on %s failed: %v (the next restore removes them)", err, m.Servers[j].Key(), derr)
+				}
+			}
 			return nil, err
+		}
+		prepared, dbsOf = append(prepared, s), append(dbsOf, dbs)
+	}
+	for i, s := range prepared {
+		leftover, err := s.swap(dbsOf[i], logf)
+		if err != nil {
+			if i > 0 {
+				return nil, errs.NeedsAttentionf("%s: %v; the databases of %v were already restored: rerun `helm csghub restore --backup %s`", m.Servers[i].Key(), err, serverKeys(m.Servers[:i]), entry.ID)
+			}
+			var rest []backup.Dump
+			for _, d := range m.Dumps {
+				if d.Server == m.Servers[i].Key() && d.Database != "" {
+					rest = append(rest, d)
+				}
+			}
+			for j := 1; j < len(prepared); j++ {
+				_ = prepared[j].dropCopies(dbsOf[j])
+			}
+			return nil, r.swapFailed(ctx, s, entry, rest, err)
+		}
+		res.LeftOver = append(res.LeftOver, leftover...)
+	}
+	for i, c := range clients {
+		if _, missing, err := c.InspectDatabases(ctx, dbsOf[i]); err != nil {
+			return nil, errs.NeedsAttentionf("the databases were restored from %s, but reading %s afterwards failed: %v", entry.ID, m.Servers[i].Key(), err)
+		} else if len(missing) > 0 {
+			return nil, errs.NeedsAttentionf("database(s) %v missing on %s after the restore", missing, m.Servers[i].Key())
 		}
 	}
 	res.Databases = append(res.Databases, m.Databases...)
@@ -123,21 +157,28 @@ func (r *Restore) runExternal(ctx context.Context, entry *backup.Entry, t0 time.
 	return res, nil
 }
 
-// restoreServer ends the sessions, replays the roles (past refusals: a
-// managed server's restore user may not alter every role) and recreates
-// each database of one server.
-func (r *Restore) restoreServer(ctx context.Context, entry *backup.Entry, c *dbpod.Client, srv backup.Server, res *Result,
-	counter *atomic.Int64, logf func(string, ...any)) error {
+// prepareServer ends the sessions, removes a killed restore's leftovers,
+// replays the roles (past refusals: a managed server's restore user may not
+// alter every role) and replays each database of one server into its copy.
+// Nothing live is changed but the roles.
+func (r *Restore) prepareServer(ctx context.Context, entry *backup.Entry, c *dbpod.Client, srv backup.Server, res *Result,
+	counter *atomic.Int64, logf func(string, ...any)) (*server, []string, error) {
 	key := srv.Key()
 	dbsJSON, _ := jsonList(srv.Databases)
 	out, err := c.QueryVars(ctx, "postgres", terminateExternalSQL, map[string]string{"dbs": dbsJSON})
 	if err != nil {
-		return r.failed(ctx, entry, "terminating connections on "+key, err)
+		return nil, nil, r.unchanged(ctx, entry, "terminating connections on "+key, err)
 	}
 	var n int
 	fmt.Sscan(out, &n)
 	res.Terminated += n
 	logf("%s: terminated %d connection(s)", key, n)
+	// postgres: the sessions must not sit in the databases they create,
+	// rename or drop (managed servers may refuse template1)
+	sv := &server{pod: c.Pod, maint: "postgres", terminate: terminateExternalSQL, label: key + ": "}
+	if err := sv.cleanLeftovers(ctx, srv.Databases, logf); err != nil {
+		return nil, nil, r.unchanged(ctx, entry, "removing what an interrupted restore left on "+key, err)
+	}
 
 	var dbDumps []backup.Dump
 	for _, d := range entry.Manifest.Dumps {
@@ -151,7 +192,7 @@ func (r *Restore) restoreServer(ctx context.Context, entry *backup.Entry, c *dbp
 		logf("%s: restoring roles", key)
 		rc, err := backup.OpenStoredDump(entry.Path, d)
 		if err != nil {
-			return r.failed(ctx, entry, "restoring roles", err)
+			return nil, nil, r.unchanged(ctx, entry, "restoring roles", err)
 		}
 		refused, err := c.RunScriptTolerant(ctx, "postgres", globalsFilter(&countingReader{r: rc, n: counter}))
 		rerr := rc.Err()
@@ -160,7 +201,7 @@ func (r *Restore) restoreServer(ctx context.Context, entry *backup.Entry, c *dbp
 			err = fmt.Errorf("%s: the SQL replayed does not match the backup: %w", d.Name, rerr)
 		}
 		if err != nil {
-			return r.failed(ctx, entry, "restoring roles on "+key, err)
+			return nil, nil, r.unchanged(ctx, entry, "restoring roles on "+key, err)
 		}
 		for _, line := range refused {
 			res.RolesRefused = append(res.RolesRefused, key+": "+line)
@@ -169,29 +210,18 @@ func (r *Restore) restoreServer(ctx context.Context, entry *backup.Entry, c *dbp
 			logf("%s: the server refused %d role statement(s) (roles left as they are), first: %s", key, len(refused), refused[0])
 		}
 	}
-	workers := r.Parallel
-	if workers <= 0 {
-		workers = 2
+	if err := r.replayAll(ctx, sv, entry, dbDumps, counter, logf); err != nil {
+		return nil, nil, err
 	}
-	sort.Slice(dbDumps, func(i, j int) bool { return dbDumps[i].RawBytes > dbDumps[j].RawBytes })
-	if err := parallel.ForEach(ctx, workers, dbDumps, func(ctx context.Context, d backup.Dump) error {
-		logf("%s: restoring database %s (%s of SQL)", key, d.Database, progress.HumanBytes(d.RawBytes))
-		pre := "DROP DATABASE IF EXISTS " + pgx.Identifier{d.Database}.Sanitize() + " WITH (FORCE);\n"
-		// postgres: the session must not sit in the database it drops (managed
-		// servers may refuse template1)
-		return r.replay(ctx, c.Pod, entry.Path, d, "postgres", prefix(pre), counter)
-	}); err != nil {
-		return r.failed(ctx, entry, "restoring databases on "+key, err)
+	return sv, dbNames(dbDumps), nil
+}
+
+func serverKeys(list []backup.Server) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = s.Key()
 	}
-	info, missing, err := c.InspectDatabases(ctx, srv.Databases)
-	if err != nil {
-		return r.failed(ctx, entry, "checking the restored server "+key, err)
-	}
-	_ = info
-	if len(missing) > 0 {
-		return errs.NeedsAttentionf("database(s) %v missing on %s after the restore", missing, key)
-	}
-	return nil
+	return out
 }
 
 // externalServers matches the backup's servers with credentials: from the

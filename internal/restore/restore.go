@@ -9,14 +9,13 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
@@ -71,6 +70,9 @@ type Result struct {
 	ScaledDown      []string `json:"scaledDown,omitempty"`
 	RolesRefused    []string `json:"rolesRefused,omitempty"`
 	NoRolePasswords []string `json:"serversWithoutRolePasswords,omitempty"`
+	// LeftOver are replaced databases (<db>__old) that could not be dropped
+	// after the swap; the next restore removes them.
+	LeftOver []string `json:"leftoverDatabases,omitempty"`
 }
 
 // terminateSQL ends every other client session, as the guide intends; its
@@ -145,10 +147,17 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	// 3. terminate the other sessions
 	out, err := pod.Query(ctx, "postgres", terminateSQL)
 	if err != nil {
-		return nil, r.failed(ctx, entry, "terminating connections", err)
+		return nil, r.unchanged(ctx, entry, "terminating connections", err)
 	}
 	fmt.Sscan(out, &res.Terminated)
 	logf("terminated %d connection(s)", res.Terminated)
+
+	// template1: the sessions must not sit in the databases they create,
+	// rename or drop
+	srv := &server{pod: pod, maint: "template1", terminate: terminateDBsSQL}
+	if err := srv.cleanLeftovers(ctx, m.Databases, logf); err != nil {
+		return nil, r.unchanged(ctx, entry, "removing what an interrupted restore left", err)
+	}
 
 	defer kube.LimitHeap()()
 	var counter atomic.Int64
@@ -167,31 +176,27 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 		}
 		logf("restoring roles")
 		if err := r.replay(ctx, pod, entry.Path, d, "postgres", globalsFilter, &counter); err != nil {
-			return nil, r.failed(ctx, entry, "restoring roles", err)
+			return nil, r.unchanged(ctx, entry, "restoring roles", err)
 		}
 	}
-	// 4b. each database dropped (WITH FORCE: no session can hold it open) and
-	// recreated from its dump, a few at a time
-	workers := r.Parallel
-	if workers <= 0 {
-		workers = 2
+	// 4b. each database replayed into a copy, a few at a time; nothing live
+	// is touched until all of them are there
+	if err := r.replayAll(ctx, srv, entry, dbDumps, &counter, logf); err != nil {
+		return nil, err
 	}
-	sort.Slice(dbDumps, func(i, j int) bool { return dbDumps[i].RawBytes > dbDumps[j].RawBytes }) // biggest first
-	if err := parallel.ForEach(ctx, workers, dbDumps, func(ctx context.Context, d backup.Dump) error {
-		logf("restoring database %s (%s of SQL)", d.Database, progress.HumanBytes(d.RawBytes))
-		pre := "DROP DATABASE IF EXISTS " + pgx.Identifier{d.Database}.Sanitize() + " WITH (FORCE);\n"
-		// template1: the session must not sit in the database it drops
-		return r.replay(ctx, pod, entry.Path, d, "template1", prefix(pre), &counter)
-	}); err != nil {
-		return nil, r.failed(ctx, entry, "restoring databases", err)
+	// 4c. the copies swapped in, in one transaction; the replaced ones dropped
+	leftover, err := srv.swap(dbNames(dbDumps), logf)
+	if err != nil {
+		return nil, r.swapFailed(ctx, srv, entry, dbDumps, err)
 	}
+	res.LeftOver = leftover
 	res.Databases = append(res.Databases, m.Databases...)
 	res.Bytes = counter.Load()
 
 	// 5. what is on the server now but not in the backup is reported, not dropped
 	info, err := pod.Inspect(ctx)
 	if err != nil {
-		return nil, r.failed(ctx, entry, "checking the restored server", err)
+		return nil, errs.NeedsAttentionf("the databases were restored from %s, but reading the server afterwards failed: %v", entry.ID, err)
 	}
 	inBackup := map[string]bool{}
 	for _, db := range m.Databases {
@@ -200,7 +205,7 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	present := map[string]bool{}
 	for _, db := range info.Databases {
 		present[db.Name] = true
-		if !inBackup[db.Name] {
+		if !inBackup[db.Name] && !contains(res.LeftOver, db.Name) {
 			res.Extra = append(res.Extra, db.Name)
 		}
 	}
@@ -213,13 +218,56 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	return res, nil
 }
 
-// failed classifies an error during the restore: the database may be half
-// restored, so the message says how to finish, with the backup to use.
-func (r *Restore) failed(ctx context.Context, entry *backup.Entry, step string, err error) error {
-	if ctx.Err() != nil {
-		return errs.Wrap(errs.Interrupted, fmt.Errorf("restore interrupted while %s: the database may be partly restored; rerun `helm csghub restore --backup %s` to finish", step, entry.ID))
+// replayAll replays each database dump into its copy, biggest first, a few
+// at a time. On failure (and Ctrl-C) the copies are removed: the live
+// databases were never touched.
+func (r *Restore) replayAll(ctx context.Context, srv *server, entry *backup.Entry, dbDumps []backup.Dump, counter *atomic.Int64, logf func(string, ...any)) error {
+	workers := r.Parallel
+	if workers <= 0 {
+		workers = 2
 	}
-	return errs.NeedsAttentionf("%s: %v (the database may be partly restored; rerun `helm csghub restore --backup %s` once the cause is fixed)", step, err, entry.ID)
+	sort.Slice(dbDumps, func(i, j int) bool { return dbDumps[i].RawBytes > dbDumps[j].RawBytes }) // biggest first
+	err := parallel.ForEach(ctx, workers, dbDumps, func(ctx context.Context, d backup.Dump) error {
+		logf("%srestoring database %s into %s (%s of SQL)", srv.label, d.Database, sideName(d.Database, restoreSuffix), progress.HumanBytes(d.RawBytes))
+		return r.replayCopy(ctx, srv, entry.Path, d, counter)
+	})
+	if err == nil {
+		return nil
+	}
+	if derr := srv.dropCopies(dbNames(dbDumps)); derr != nil {
+		return errs.NeedsAttentionf("%srestoring databases: %v; the live databases are unchanged, but removing the copies failed: %v (the next restore removes them)", srv.label, err, derr)
+	}
+	logf("%sremoved the partial copies; the live databases are unchanged", srv.label)
+	return r.unchanged(ctx, entry, srv.label+"restoring databases", err)
+}
+
+// swapFailed is the error of a failed swap: before its commit nothing
+// changed (the copies are removed); otherwise the state is named.
+func (r *Restore) swapFailed(ctx context.Context, srv *server, entry *backup.Entry, dbDumps []backup.Dump, err error) error {
+	if errors.Is(err, errNotSwapped) {
+		if derr := srv.dropCopies(dbNames(dbDumps)); derr != nil {
+			return errs.NeedsAttentionf("%sswapping the restored databases in: %v; the live databases are unchanged, but removing the copies failed: %v (the next restore removes them)", srv.label, err, derr)
+		}
+		return r.unchanged(context.WithoutCancel(ctx), entry, srv.label+"swapping the restored databases in", err)
+	}
+	return errs.NeedsAttentionf("%s%v: check which of the databases and their %s/%s copies exist (psql \\l), then rerun `helm csghub restore --backup %s`", srv.label, err, restoreSuffix, oldSuffix, entry.ID)
+}
+
+func dbNames(dumps []backup.Dump) []string {
+	out := make([]string, len(dumps))
+	for i, d := range dumps {
+		out[i] = d.Database
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // replay streams one dump (through filter) into psql in db. Its stored file

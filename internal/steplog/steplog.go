@@ -15,12 +15,15 @@ func (f Func) Printf(format string, args ...any) {
 	}
 }
 
-// OneLine keeps a message to one line: its first line, trimmed, with "(…)"
-// when more lines followed (a server error may span many).
+// OneLine keeps a message to one line without losing any of it: its lines
+// (a server error may span many, and the plugin's advice often follows
+// them), trimmed, empty ones dropped, joined with " | ".
 func OneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = strings.TrimSpace(s[:i]) + " (…)"
+	var parts []string
+	for _, line := range strings.Split(s, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			parts = append(parts, line)
+		}
 	}
-	return s
+	return strings.Join(parts, " | ")
 }

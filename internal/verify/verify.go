@@ -40,6 +40,27 @@ const (
 // Names lists every check in report order.
 var Names = []string{CheckRelease, CheckWebUI, CheckAPI, CheckLogin, CheckDatabase, CheckObjectStorage, CheckRedis, CheckGitaly}
 
+// What each check proves, in a few words (plan's verify step lists them).
+var What = map[string]string{
+	CheckRelease:       "the release deployed at the expected revision",
+	CheckWebUI:         "the portal serves its web UI",
+	CheckAPI:           "csghub-server's /healthz answers",
+	CheckLogin:         "Casdoor serves its OIDC discovery with the configured issuer",
+	CheckDatabase:      "PostgreSQL answers with every expected database (built-in only)",
+	CheckObjectStorage: "MinIO is live, or the external S3 bucket exists",
+	CheckRedis:         "Redis answers PING (built-in only)",
+	CheckGitaly:        "Gitaly reports SERVING (built-in only)",
+}
+
+// Describe is every check with what it proves, in report order.
+func Describe() string {
+	parts := make([]string, len(Names))
+	for i, n := range Names {
+		parts[i] = n + " (" + What[n] + ")"
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Status of one check.
 type Status string
 
@@ -102,6 +123,21 @@ func Select(only, skip []string) error {
 	for _, n := range append(append([]string{}, only...), skip...) {
 		if !known[n] {
 			return errs.Usagef("unknown check %q (checks: %s)", n, strings.Join(Names, ", "))
+		}
+	}
+	// every check asked for also left out: nothing would run and the exit
+	// would be 0, a pass that checked nothing
+	if len(only) > 0 {
+		left := map[string]bool{}
+		for _, n := range skip {
+			left[n] = true
+		}
+		runs := false
+		for _, n := range only {
+			runs = runs || !left[n]
+		}
+		if !runs {
+			return errs.Usagef("--check %s and --skip-check %s leave no check to run", strings.Join(only, ","), strings.Join(skip, ","))
 		}
 	}
 	return nil

@@ -27,6 +27,16 @@ func TestSelect(t *testing.T) {
 	if errs.ExitCode(err) != 2 || !strings.Contains(err.Error(), `"s3"`) || !strings.Contains(err.Error(), "object-storage") {
 		t.Fatalf("unknown check: %v (exit %d)", err, errs.ExitCode(err))
 	}
+	// every check asked for also left out: nothing would run and exit 0
+	for _, c := range [][2][]string{{{"api"}, {"api"}}, {{"redis", "api"}, {"api", "gitaly", "redis"}}} {
+		err = Select(c[0], c[1])
+		if errs.ExitCode(err) != 2 || !strings.Contains(err.Error(), "leave no check to run") {
+			t.Fatalf("--check %v --skip-check %v: %v (exit %d)", c[0], c[1], err, errs.ExitCode(err))
+		}
+	}
+	if err := Select([]string{"redis", "api"}, []string{"api"}); err != nil {
+		t.Fatalf("redis still runs: %v", err)
+	}
 	v := &Verify{Only: []string{"redis"}, Skip: []string{"redis", "api"}}
 	if ok, why := v.selected("redis"); ok || !strings.Contains(why, "--skip-check") {
 		t.Errorf("redis: %v %s", ok, why)
