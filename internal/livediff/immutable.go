@@ -39,7 +39,8 @@ func (im *Immutable) Empty() bool {
 // FindImmutable compares the target manifest's Jobs and StatefulSets with the
 // live ones. previous is the manifest Helm applied last (the release's current
 // revision; nil when unknown): Helm patches the difference between previous
-// and target, so a field the target drops is a change too.
+// and target, so a field the target drops is a change too, and a live Job
+// previous lacks is patched against the live object (always refused).
 func FindImmutable(s *Snapshot, ns string, target, previous []*unstructured.Unstructured) *Immutable {
 	prev := map[Key]*unstructured.Unstructured{}
 	for _, o := range previous {
@@ -60,6 +61,13 @@ func FindImmutable(s *Snapshot, ns string, target, previous []*unstructured.Unst
 			if p := prev[k]; p != nil && !changed {
 				pt, _, _ := unstructured.NestedMap(p.Object, "spec", "template")
 				changed = !reflect.DeepEqual(normalize(pt), normalize(tt))
+			} else if p == nil && previous != nil {
+				// Not in the manifest Helm patches from (a Job renamed back,
+				// e.g. 2.4.0's <release>-casdoor-migrate -> 2.0.0's
+				// <release>-casdoor): Helm patches the live object itself,
+				// dropping the selector and template labels the Job controller
+				// added, which is refused as immutable whatever the template.
+				changed = true
 			}
 			if !changed {
 				continue

@@ -51,30 +51,83 @@ type Lock struct {
 // behind: the revision Helm is writing (pending until the step ends), the
 // revision it came from, and the run's backup. It is how a later run knows
 // that a pending revision is a dead plugin run's own.
+//
+// A run also marks the steps after its Helm step whose interruption leaves
+// something to finish (StepRestore: databases half replayed). Every mark
+// carries Command, the one command that recovers the run if it dies there,
+// which status prints.
 type Mark struct {
 	Operation string `json:"operation"`
 	Step      string `json:"step"`
 	Revision  int    `json:"pendingRevision"`
 	From      int    `json:"fromRevision"`
-	Backup    string `json:"backup,omitempty"`
+	// To is the revision a recovery rolls back to when it is not From (a
+	// rollback's target); 0: From.
+	To      int    `json:"rollbackTo,omitempty"`
+	Backup  string `json:"backup,omitempty"`
+	Command string `json:"command,omitempty"`
 }
+
+// StepRestore marks a run replaying a backup: killed there, the databases
+// may be half restored, and replaying the backup again (Command) finishes.
+const StepRestore = "restore"
+
+// Target is the revision a recovery of the killed run rolls back to.
+func (m *Mark) Target() int {
+	if m.To != 0 {
+		return m.To
+	}
+	return m.From
+}
+
+// HelmStep says the mark was set inside a Helm step: the release may be
+// pending at Revision.
+func (m *Mark) HelmStep() bool { return m.Step == "helm-upgrade" || m.Step == "rollback" }
 
 const markPrefix = "helm-csghub.opencsg.com/"
 
 func (m *Mark) annotations() map[string]string {
-	return map[string]string{markPrefix + "operation": m.Operation, markPrefix + "step": m.Step,
+	a := map[string]string{markPrefix + "operation": m.Operation, markPrefix + "step": m.Step,
 		markPrefix + "pending-revision": fmt.Sprint(m.Revision), markPrefix + "from-revision": fmt.Sprint(m.From),
 		markPrefix + "backup": m.Backup}
+	if m.To != 0 {
+		a[markPrefix+"rollback-to"] = fmt.Sprint(m.To)
+	}
+	if m.Command != "" {
+		a[markPrefix+"command"] = m.Command
+	}
+	return a
 }
 
 func markOf(a map[string]string) *Mark {
 	if a[markPrefix+"step"] == "" {
 		return nil
 	}
-	m := &Mark{Operation: a[markPrefix+"operation"], Step: a[markPrefix+"step"], Backup: a[markPrefix+"backup"]}
+	m := &Mark{Operation: a[markPrefix+"operation"], Step: a[markPrefix+"step"], Backup: a[markPrefix+"backup"],
+		Command: a[markPrefix+"command"]}
 	fmt.Sscan(a[markPrefix+"pending-revision"], &m.Revision)
 	fmt.Sscan(a[markPrefix+"from-revision"], &m.From)
+	fmt.Sscan(a[markPrefix+"rollback-to"], &m.To)
 	return m
+}
+
+// setMark replaces the mark annotations of a with m's (nil: none).
+func setMark(a map[string]string, m *Mark) map[string]string {
+	for k := range a {
+		if strings.HasPrefix(k, markPrefix) {
+			delete(a, k)
+		}
+	}
+	if m == nil {
+		return a
+	}
+	if a == nil {
+		a = map[string]string{}
+	}
+	for k, v := range m.annotations() {
+		a[k] = v
+	}
+	return a
 }
 
 // Info is a lease as status shows it, read without taking it.
@@ -112,19 +165,7 @@ func (l *Lock) SetMark(ctx context.Context, m *Mark) error {
 		if cur.Spec.HolderIdentity == nil || *cur.Spec.HolderIdentity != l.holder {
 			return errs.Preconditionf("lock %s/%s was taken by %s", l.namespace, l.name, *cur.Spec.HolderIdentity)
 		}
-		for k := range cur.Annotations {
-			if strings.HasPrefix(k, markPrefix) {
-				delete(cur.Annotations, k)
-			}
-		}
-		if m != nil {
-			if cur.Annotations == nil {
-				cur.Annotations = map[string]string{}
-			}
-			for k, v := range m.annotations() {
-				cur.Annotations[k] = v
-			}
-		}
+		cur.Annotations = setMark(cur.Annotations, m)
 		_, err = leases.Update(ctx, cur, metav1.UpdateOptions{})
 		return err
 	})
@@ -139,6 +180,16 @@ func (l *Lock) SetMark(ctx context.Context, m *Mark) error {
 		l.Inherited, l.keepInherited = nil, false
 	}
 	return nil
+}
+
+// EndMark ends this run's own marks: the lease carries again the mark it
+// inherited from a killed run, while that one is still unresolved (nil
+// Inherited: none).
+func (l *Lock) EndMark(ctx context.Context) error {
+	inherited, keep := l.Inherited, l.keepInherited
+	err := l.SetMark(ctx, l.Inherited)
+	l.Inherited, l.keepInherited = inherited, keep
+	return err
 }
 
 // KeepInherited makes Release put an inherited mark back as it was found
@@ -277,7 +328,10 @@ func (l *Lock) Release() {
 		return
 	}
 	if l.keepInherited && l.staleSpec != nil {
+		// as found: the dead holder and its mark (not this run's own marks,
+		// which describe steps that ended)
 		cur.Spec = *l.staleSpec
+		cur.Annotations = setMark(cur.Annotations, l.Inherited)
 		_, _ = l.cs.CoordinationV1().Leases(l.namespace).Update(ctx, cur, metav1.UpdateOptions{})
 		return
 	}

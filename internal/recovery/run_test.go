@@ -11,7 +11,9 @@ import (
 	"helm.sh/helm/v3/pkg/release"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
@@ -38,7 +40,8 @@ func killedRun(t *testing.T, kc *kubefake.FailingKubeClient) (*Recovery, *fake.C
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "portal", Namespace: "ns"},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}})
 	hr := helmenvtest.Memory(t, kc, helmenvtest.Rev(1, "1.0.0", release.StatusDeployed), helmenvtest.Rev(2, "2.0.0", release.StatusPendingUpgrade))
-	return &Recovery{Release: hr, Kube: &kube.Client{Clientset: cs}, Dir: t.TempDir(), Timeout: 2 * time.Second}, cs
+	live := helmenvtest.Live()
+	return &Recovery{Release: hr, Kube: &kube.Client{Clientset: cs}, Dir: t.TempDir(), Timeout: 2 * time.Second, Live: &live}, cs
 }
 
 func plan(t *testing.T, r *Recovery) *Plan {
@@ -110,5 +113,34 @@ func TestRunNotReadyAfterRecovery(t *testing.T) {
 	}
 	if got := helmenvtest.History(t, r.Release); got != "1.0.0 superseded, 2.0.0 failed, 1.0.0 deployed" {
 		t.Fatalf("history %s", got)
+	}
+}
+
+// Issue 27 item 1: the killed run was upgrading to a chart that renames the
+// init Job (2.4.0: csghub-casdoor-migrate); revision 1's csghub-casdoor,
+// finished, still exists. It is not in the pending revision's manifest, so
+// Helm would patch the live Job ("field is immutable"): the recovery deletes
+// it first, against the manifests of revision 1 (rolled back to) and the
+// pending revision 2, and Helm recreates it.
+func TestRunClearsJobRenamedBack(t *testing.T) {
+	r, _ := killedRun(t, nil)
+	for v, job := range map[int]string{1: "csghub-casdoor", 2: "csghub-casdoor-migrate"} {
+		rel, err := r.Release.Helm.Releases.Get("csghub", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel.Manifest += helmenvtest.JobManifest(job, "casdoor:v"+rel.Chart.Metadata.Version)
+		if err := r.Release.Helm.Releases.Update(rel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := helmenvtest.Live(helmenvtest.FinishedJob("csghub-casdoor", "casdoor:v1.0.0"))
+	r.Live = &live
+	if _, err := r.Run(context.Background(), plan(t, r)); err != nil {
+		t.Fatal(err)
+	}
+	jobs := schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
+	if _, err := live.Dynamic.Resource(jobs).Namespace("ns").Get(context.Background(), "csghub-casdoor", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("revision 1's finished Job csghub-casdoor was not deleted before the Helm rollback: %v", err)
 	}
 }
