@@ -375,3 +375,39 @@ func TestRunNotReadyWithinOneTimeout(t *testing.T) {
 		t.Fatalf("Run = %v (exit %d)", err, errs.ExitCode(err))
 	}
 }
+
+// inspectOnWait reads the release lock while Helm waits for the rolled-back
+// resources: what a SIGKILL at that moment would leave.
+type inspectOnWait struct {
+	*kubefake.FailingKubeClient
+	cs  *fake.Clientset
+	got **lock.Info
+}
+
+func (c inspectOnWait) Wait(r helmkube.ResourceList, d time.Duration) error {
+	*c.got, _ = lock.Inspect(context.Background(), c.cs, "ns", "csghub")
+	return c.FailingKubeClient.Wait(r, d)
+}
+
+// Issue 27 item 2: during its Helm step a rollback's lease is marked with
+// the revision Helm is writing (pending-rollback if the run is killed), the
+// revision it goes to and the one command that recovers; once the rollback
+// is done the lease is gone.
+func TestRunMarksLeaseDuringHelmStep(t *testing.T) {
+	f := newFixture(t, twoRevs()...)
+	var got *lock.Info
+	f.rb.Release.Helm.KubeClient = inspectOnWait{f.kc, f.cs, &got}
+	f.prepared(t, nil)
+	// the Helm step is the subject: readiness and verify may fail (no pods here)
+	if _, err := f.rb.Run(context.Background()); err != nil && !strings.Contains(err.Error(), "rolled back to revision 3") {
+		t.Fatal(err)
+	}
+	if got == nil || got.Mark == nil {
+		t.Fatalf("lease during the Helm step: %+v", got)
+	}
+	if m := *got.Mark; m.Operation != "rollback" || m.Step != StepHelm || m.Revision != 3 || m.From != 2 || m.Target() != 1 ||
+		m.Command != "helm csghub rollback -n ns --dir "+f.dir {
+		t.Fatalf("mark during the Helm step: %+v", m)
+	}
+	f.after(t, rolledBack)
+}
