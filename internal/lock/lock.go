@@ -197,6 +197,16 @@ func (l *Lock) EndMark(ctx context.Context) error {
 // revision it explains was not recovered by this run.
 func (l *Lock) KeepInherited() { l.keepInherited = l.Inherited != nil }
 
+// ForgetObsolete forgets an inherited mark that explains nothing any more:
+// a Helm step's whose revision is not pending (pending says so; the run was
+// recovered, or finished, by other means). Release then deletes the lease
+// instead of putting it back for good.
+func (l *Lock) ForgetObsolete(pending func(rev int) bool) {
+	if m := l.Inherited; m != nil && m.HelmStep() && !pending(m.Revision) {
+		l.keepInherited = false
+	}
+}
+
 // ForgetInherited undoes KeepInherited: Release deletes the lease.
 func (l *Lock) ForgetInherited() { l.keepInherited = false }
 

@@ -112,3 +112,39 @@ func TestSetMarkRetriesAConflict(t *testing.T) {
 		t.Fatalf("mark not written: %+v", info)
 	}
 }
+
+// Issue 27 item 7: an inherited Helm-step mark whose revision is no longer
+// pending is forgotten (Release deletes the lease); one still pending, or a
+// restore's mark, is kept.
+func TestForgetObsolete(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name    string
+		mark    Mark
+		pending bool
+		kept    bool
+	}{
+		{"pending revision recovered by other means", Mark{Operation: "upgrade", Step: "helm-upgrade", Revision: 3, From: 2}, false, false},
+		{"still pending", Mark{Operation: "upgrade", Step: "helm-upgrade", Revision: 3, From: 2}, true, true},
+		{"killed restore", Mark{Operation: "restore", Step: StepRestore, Backup: "b"}, false, true},
+	} {
+		cs := fake.NewClientset()
+		holder, secs := "upgrade elsewhere pid 1", int32(30)
+		then := metav1.NewMicroTime(time.Now().Add(-time.Hour))
+		if _, err := cs.CoordinationV1().Leases("ns").Create(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: Name("csghub"), Namespace: "ns", Annotations: c.mark.annotations()},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, RenewTime: &then}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		l, err := Take(ctx, cs, "ns", "csghub", "rollback", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.ForgetObsolete(func(rev int) bool { return c.pending && rev == 3 })
+		l.Release()
+		info, _ := Inspect(ctx, cs, "ns", "csghub")
+		if kept := info != nil && info.Mark != nil && *info.Mark == c.mark; kept != c.kept {
+			t.Errorf("%s: lease after the run %+v, want kept=%v", c.name, info, c.kept)
+		}
+	}
+}

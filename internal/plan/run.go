@@ -125,6 +125,7 @@ func (m *Migrate) Run(ctx context.Context) (*Migrated, error) {
 		if err != nil {
 			return nil, err
 		}
+		l.ForgetObsolete(m.Release.Pending)
 		defer l.Release()
 	}
 	p, err := Prepare(ctx, m.Options)

@@ -182,6 +182,7 @@ func (r *Recovery) Run(ctx context.Context, p *Plan) (*Result, error) {
 	}
 	out, err := rv.Run(ctx)
 	if out.Release != nil {
+		l.ForgetInherited() // not pending any more: the killed run's mark explains nothing
 		res.NewRevision, res.Status = out.Release.Version, out.Release.Info.Status.String()
 		res.Done = append(res.Done, fmt.Sprintf("pending revision %d rolled back to revision %d (chart %s): now revision %d, %s",
 			p.Pending.Version, p.To.Version, helmenv.ChartVersion(p.To), out.Release.Version, out.Release.Info.Status))

@@ -164,6 +164,7 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.ForgetObsolete(r.Release.Pending)
 	defer l.Release()
 	// the release may have moved between Prepare (and the confirmation) and the lock
 	if cur, err := r.Release.Last(); err != nil {
@@ -206,6 +207,10 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 		res.NewRevision, res.Status = out.Release.Version, out.Release.Info.Status.String()
 	}
 	res.Restore, res.Readiness = out.Restore, out.Readiness
+	if step := FailedStep(err); step == "" || step == StepReadiness {
+		// rolled back and restored: whatever a killed run left is resolved
+		l.ForgetInherited()
+	}
 	switch FailedStep(err) {
 	case "":
 	case StepHelm:

@@ -15,6 +15,7 @@ import (
 	helmkube "helm.sh/helm/v3/pkg/kube"
 	kubefake "helm.sh/helm/v3/pkg/kube/fake"
 	"helm.sh/helm/v3/pkg/release"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -408,6 +409,28 @@ func TestRunMarksLeaseDuringHelmStep(t *testing.T) {
 	if m := *got.Mark; m.Operation != "rollback" || m.Step != StepHelm || m.Revision != 3 || m.From != 2 || m.Target() != 1 ||
 		m.Command != "helm csghub rollback -n ns --dir "+f.dir {
 		t.Fatalf("mark during the Helm step: %+v", m)
+	}
+	f.after(t, rolledBack)
+}
+
+// Issue 27 item 7: the lease of a killed upgrade whose revision is no longer
+// pending (recovered or finished by other means) is taken over and, once the
+// rollback is done, deleted: not put back for status to report for good.
+func TestRunClearsObsoleteLeaseOfKilledRun(t *testing.T) {
+	f := newFixture(t, twoRevs()...)
+	holder, secs := "upgrade elsewhere pid 1", int32(30)
+	then := metav1.NewMicroTime(time.Now().Add(-time.Hour))
+	if _, err := f.cs.CoordinationV1().Leases("ns").Create(context.Background(), &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: lock.Name("csghub"), Namespace: "ns", Annotations: map[string]string{
+			"helm-csghub.opencsg.com/operation": "upgrade", "helm-csghub.opencsg.com/step": "helm-upgrade",
+			"helm-csghub.opencsg.com/pending-revision": "2", "helm-csghub.opencsg.com/from-revision": "1"}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, AcquireTime: &then, RenewTime: &then}},
+		metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.prepared(t, nil)
+	if _, err := f.rb.Run(context.Background()); err != nil && !strings.Contains(err.Error(), "rolled back to revision 3") {
+		t.Fatal(err)
 	}
 	f.after(t, rolledBack)
 }
