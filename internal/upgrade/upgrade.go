@@ -388,7 +388,9 @@ func (r *run) readiness(ctx context.Context) (string, error) {
 }
 
 func (r *run) verify(ctx context.Context) (string, error) {
-	v := &verify.Verify{Release: r.Release, Kube: r.Kube, Revision: r.sum.Revision}
+	// connection-level failures (a port-forward that drops) are retried
+	// with what --timeout leaves, not taken for a broken upgrade at once
+	v := &verify.Verify{Release: r.Release, Kube: r.Kube, Revision: r.sum.Revision, Retry: r.wait.Left()}
 	rep, err := v.Run(ctx)
 	r.sum.Verify = rep
 	return "all checks passed", err
