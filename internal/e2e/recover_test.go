@@ -161,10 +161,16 @@ func TestRollbackAcrossRenamedJobs(t *testing.T) {
 	want := testenv.TakeSnapshot(t, e.PG)
 	dir := t.TempDir()
 	r := e.Plugin("upgrade", "--version", "2.4.0", "--yes", "--dir", dir, "--timeout", "20s", "-o", "json")
-	sum, _ := lastSummary(t, r.Stdout)
+	sum, events := lastSummary(t, r.Stdout)
 	if r.Code != 5 || !sum.RolledBack || sum.FromRevision != 1 || sum.Revision != 3 || sum.Status != "deployed" {
-		t.Fatalf("upgrade with a stuck hook: exit %d (want 5), revision %d -> %d (%s), want 1 -> 3 (deployed)\n%s",
-			r.Code, sum.FromRevision, sum.Revision, sum.Status, r.Stderr)
+		var failed []string
+		for _, ev := range events {
+			if ev.Status == "failed" {
+				failed = append(failed, ev.Step+": "+ev.Detail)
+			}
+		}
+		t.Fatalf("upgrade with a stuck hook: exit %d (want 5), revision %d -> %d (%s), want 1 -> 3 (deployed)\n%s\n%s",
+			r.Code, sum.FromRevision, sum.Revision, sum.Status, strings.Join(failed, "\n"), r.Stderr)
 	}
 	wantDeployed(t, e, "2.0.0", 3, "after the automatic rollback")
 	testenv.RequireEqual(t, want, testenv.TakeSnapshot(t, e.PG), "database after the automatic rollback")

@@ -81,7 +81,15 @@ func FindImmutable(s *Snapshot, ns string, target, previous []*unstructured.Unst
 				Fix: fmt.Sprintf("wait until it finishes (kubectl -n %s wait --for=condition=complete job/%s), or delete it (kubectl -n %s delete job %s --cascade=foreground), then run again",
 					k.Namespace, k.Name, k.Namespace, k.Name)})
 		case k.Group == "apps" && k.Kind == "StatefulSet":
-			if fields := statefulSetChanges(t, live); len(fields) > 0 {
+			fields := statefulSetChanges(t, live)
+			if prev[k] == nil && previous != nil {
+				// Not in the manifest Helm patches from (2.4.0's Dataflow is a
+				// Deployment, 2.0.0's a StatefulSet): Helm patches the live
+				// object itself, dropping what the API server filled in, its
+				// volume claim templates' included, which is refused.
+				fields = append(fields, "spec (patched against the live object: not in the manifest Helm patches from)")
+			}
+			if len(fields) > 0 {
 				im.StatefulSets = append(im.StatefulSets, Blocker{Key: k, Object: k.String(),
 					Reason: "changes " + strings.Join(fields, ", ") + " (immutable in a StatefulSet)",
 					Fix: fmt.Sprintf("delete the StatefulSet but keep its pods and volumes (kubectl -n %s delete statefulset %s --cascade=orphan) so Helm recreates it; --recreate-statefulsets does exactly that",

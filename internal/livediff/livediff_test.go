@@ -184,6 +184,15 @@ func TestFindImmutableJobNotInPrevious(t *testing.T) {
 	if im := FindImmutable(s, "csghub", targets, nil); !im.Empty() {
 		t.Errorf("without a previous manifest: %+v", im)
 	}
+	// likewise a StatefulSet (2.0.0's Dataflow; 2.4.0 has a Deployment of that
+	// name): patched against the live object, refused; recreated (orphan)
+	liveSTS := obj("apps/v1", "StatefulSet", "csghub", "csghub-dataflow", map[string]any{"spec": sts("csghub-dataflow", "10Gi")})
+	target := []*unstructured.Unstructured{obj("apps/v1", "StatefulSet", "", "csghub-dataflow", map[string]any{"spec": sts("csghub-dataflow", "10Gi")})}
+	prevDeploy := []*unstructured.Unstructured{obj("apps/v1", "Deployment", "", "csghub-dataflow", nil)}
+	im = FindImmutable(snapshot(t, target, liveSTS), "csghub", target, prevDeploy)
+	if len(im.StatefulSets) != 1 || !strings.Contains(im.StatefulSets[0].Reason, "not in the manifest Helm patches from") {
+		t.Errorf("StatefulSet not in the previous manifest: %+v", im)
+	}
 }
 
 func sts(serviceName, size string) map[string]any {

@@ -310,10 +310,11 @@ type Revert struct {
 	// MakeRoom deletes first, inside the Helm step, what Helm cannot patch
 	// from the current revision's manifest to To's: changed or renamed-back
 	// Jobs, finished or still running (the failed or killed version's), and
-	// with RecreateStatefulSets the StatefulSets whose immutable fields
-	// differ. Rollback checks and refuses before its confirmation instead.
-	MakeRoom             bool
-	RecreateStatefulSets bool
+	// StatefulSets Helm cannot patch back (--cascade=orphan: pods and volumes
+	// kept, Helm recreates them as To had them). The way back of a failed or
+	// killed upgrade must not stop there; Rollback checks and refuses
+	// before its confirmation instead.
+	MakeRoom bool
 	// Live reads and deletes the live objects for MakeRoom (nil: built from Kube).
 	Live *livediff.Clients
 	// AfterHelm runs once Helm has rolled back, before the restore; its error
@@ -494,8 +495,7 @@ func (r *Revert) makeRoom(ctx context.Context, from *release.Release) error {
 	} else if c, err = livediff.NewClients(r.Kube.Config, r.Kube.Clientset); err != nil {
 		return err
 	}
-	g := &livediff.Guard{Clients: c, Namespace: r.Release.Namespace, RecreateStatefulSets: r.RecreateStatefulSets,
-		DeleteRunningJobs: true, Log: r.Log}
+	g := &livediff.Guard{Clients: c, Namespace: r.Release.Namespace, RecreateStatefulSets: true, DeleteRunningJobs: true, Log: r.Log}
 	cleared, err := g.MakeRoom(ctx, target, previous)
 	if len(cleared) > 0 {
 		r.Log.Printf("made room for the rollback: %d object(s) deleted for Helm to recreate", len(cleared))

@@ -34,7 +34,7 @@ func (r *run) undo(ctx context.Context, step string, cause error) (*Summary, err
 	}
 	rv := &rollback.Revert{Release: r.Release, Kube: r.Kube, Lock: r.lk, To: from, Dir: r.BackupDir,
 		Timeout: timeout, TimeoutFlag: "--rollback-timeout", Finish: true, Operation: "upgrade",
-		MakeRoom: true, RecreateStatefulSets: r.RecreateStatefulSets,
+		MakeRoom: true,
 		Step: func(name string, f func() (string, error)) error {
 			_, err := r.j.step(name, f)
 			return err
