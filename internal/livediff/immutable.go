@@ -275,3 +275,27 @@ func normalize(v any) any {
 		return v
 	}
 }
+
+// PatchedAgainstLive lists the target's objects, Jobs and StatefulSets aside
+// (FindImmutable's), that exist live but that previous (the manifest Helm
+// patches from) lacks: Helm then patches the live object itself, with a
+// patch that drops what the API server filled in; for a custom resource
+// (2.0.0's EnvoyProxy csghub-envoy-proxy-custom when rolling back from 2.4.0)
+// that is metadata.resourceVersion, always refused.
+func PatchedAgainstLive(s *Snapshot, ns string, target, previous []*unstructured.Unstructured) []*unstructured.Unstructured {
+	prev := map[Key]bool{}
+	for _, o := range previous {
+		prev[s.key(o, ns)] = true
+	}
+	var out []*unstructured.Unstructured
+	for _, t := range target {
+		k := s.key(t, ns)
+		if (k.Group == "batch" && k.Kind == "Job") || (k.Group == "apps" && k.Kind == "StatefulSet") || prev[k] {
+			continue
+		}
+		if live := s.objs[k]; live != nil && live.GetDeletionTimestamp() == nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}

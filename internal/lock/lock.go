@@ -45,6 +45,10 @@ type Lock struct {
 
 	staleSpec     *coordinationv1.LeaseSpec
 	keepInherited bool
+
+	mu      sync.Mutex
+	renewed time.Time // last time the lease was written as ours
+	lost    string    // who took it over, once the renewal saw it
 }
 
 // Mark records on the lease, while a Helm step runs, what a killed run leaves
@@ -267,9 +271,48 @@ func Acquire(ctx context.Context, cs kubernetes.Interface, namespace, release, o
 	if err != nil {
 		return nil, errs.Failedf("taking lock %s/%s: %w", namespace, l.name, err)
 	}
+	l.renewed = now.Time
 	l.wg.Add(1)
 	go l.renew()
 	return l, nil
+}
+
+// Held checks, before a change, that this run still holds its lease: a run
+// stopped (SIGSTOP, a frozen VM) longer than the lease's duration may have
+// been taken over, and must not go on. A lease past its renewal that no one
+// took is renewed here. The error says what is stopped and why.
+func (l *Lock) Held(ctx context.Context, before string) error {
+	l.mu.Lock()
+	lost, fresh := l.lost, time.Since(l.renewed) < Duration*2/3
+	l.mu.Unlock()
+	if lost == "" && fresh {
+		return nil
+	}
+	if lost == "" {
+		// not renewed in time: still ours if no one took it (renew it now)
+		leases := l.cs.CoordinationV1().Leases(l.namespace)
+		cur, err := leases.Get(ctx, l.name, metav1.GetOptions{})
+		switch {
+		case err != nil:
+			lost = "its lease cannot be read: " + err.Error()
+		case cur.Spec.HolderIdentity == nil || *cur.Spec.HolderIdentity != l.holder:
+			lost, _ = describe(cur)
+			lost = "taken over by " + lost
+		default:
+			now := metav1.NewMicroTime(time.Now())
+			cur.Spec.RenewTime = &now
+			if _, err := leases.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+				lost = "its lease cannot be renewed: " + err.Error()
+			} else {
+				l.mu.Lock()
+				l.renewed = now.Time
+				l.mu.Unlock()
+				return nil
+			}
+		}
+	}
+	return errs.NeedsAttentionf("lost the lock on release %q (%s) while this run was stopped or cut off: stopped before %s; see `helm csghub status`",
+		strings.TrimPrefix(l.name, "helm-csghub-"), lost, before)
 }
 
 func describe(l *coordinationv1.Lease) (string, time.Time) {
@@ -316,10 +359,24 @@ func (l *Lock) renew() {
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			cur, err := l.cs.CoordinationV1().Leases(l.namespace).Get(ctx, l.name, metav1.GetOptions{})
-			if err == nil && cur.Spec.HolderIdentity != nil && *cur.Spec.HolderIdentity == l.holder {
+			switch {
+			case err == nil && cur.Spec.HolderIdentity != nil && *cur.Spec.HolderIdentity == l.holder:
 				now := metav1.NewMicroTime(time.Now())
 				cur.Spec.RenewTime = &now
-				_, _ = l.cs.CoordinationV1().Leases(l.namespace).Update(ctx, cur, metav1.UpdateOptions{})
+				if _, err := l.cs.CoordinationV1().Leases(l.namespace).Update(ctx, cur, metav1.UpdateOptions{}); err == nil {
+					l.mu.Lock()
+					l.renewed = now.Time
+					l.mu.Unlock()
+				}
+			case err == nil || apierrors.IsNotFound(err):
+				// another run took the lease over (or it was deleted): ours no more
+				holder := "someone who deleted it"
+				if err == nil {
+					holder, _ = describe(cur)
+				}
+				l.mu.Lock()
+				l.lost = "taken over by " + holder
+				l.mu.Unlock()
 			}
 			cancel()
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,5 +147,39 @@ func TestForgetObsolete(t *testing.T) {
 		if kept := info != nil && info.Mark != nil && *info.Mark == c.mark; kept != c.kept {
 			t.Errorf("%s: lease after the run %+v, want kept=%v", c.name, info, c.kept)
 		}
+	}
+}
+
+// Issue 27 item 6: a run stopped longer than its lease (SIGSTOP) whose lease
+// another run took over is told so before its next change; one whose lease
+// no one took is renewed and goes on.
+func TestHeldAfterBeingStopped(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	l, err := Acquire(ctx, cs, "ns", "csghub", "restore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if err := l.Held(ctx, "dropping database csghub_server"); err != nil {
+		t.Fatalf("fresh lease: %v", err)
+	}
+	// stopped 40s, no one took it: renewed
+	l.renewed = time.Now().Add(-40 * time.Second)
+	if err := l.Held(ctx, "dropping database csghub_server"); err != nil {
+		t.Fatalf("stale lease still ours: %v", err)
+	}
+	// stopped 40s, another restore took it over
+	l.renewed = time.Now().Add(-40 * time.Second)
+	cur, _ := cs.CoordinationV1().Leases("ns").Get(ctx, Name("csghub"), metav1.GetOptions{})
+	other := "restore elsewhere pid 2"
+	cur.Spec.HolderIdentity = &other
+	if _, err := cs.CoordinationV1().Leases("ns").Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = l.Held(ctx, "dropping database csghub_server")
+	if err == nil || !strings.Contains(err.Error(), "lost the lock") || !strings.Contains(err.Error(), "restore elsewhere pid 2") ||
+		!strings.Contains(err.Error(), "stopped before dropping database csghub_server") {
+		t.Fatalf("Held after a takeover = %v", err)
 	}
 }

@@ -79,6 +79,15 @@ type Result struct {
 const terminateSQL = `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity ` +
 	`WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`
 
+// held is the lock's Held when the caller gave its lock (every caller does:
+// the restore command, rollback.Revert): no DROP, no policy removal without it.
+func (r *Restore) held(ctx context.Context, before string) error {
+	if r.Lock == nil {
+		return nil
+	}
+	return r.Lock.Held(ctx, before)
+}
+
 // Run restores. The NetworkPolicy is removed whatever happens, also on Ctrl-C.
 func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	logf := r.Log.Printf
@@ -134,6 +143,12 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	}
 	logf("NetworkPolicy %s/%s blocks PostgreSQL", ns, netpol.Name)
 	defer func() {
+		// a run that lost its lock leaves the policy to the run that took it
+		// over (whose restore it may now be blocking for)
+		if lerr := r.held(context.WithoutCancel(ctx), "removing NetworkPolicy "+netpol.Name); lerr != nil {
+			err = lerr
+			return
+		}
 		if rmErr := block.Remove(); rmErr != nil {
 			err = errs.NeedsAttentionf("%v; %v", errOrOK(err), rmErr)
 			return
@@ -178,6 +193,9 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	}
 	sort.Slice(dbDumps, func(i, j int) bool { return dbDumps[i].RawBytes > dbDumps[j].RawBytes }) // biggest first
 	if err := parallel.ForEach(ctx, workers, dbDumps, func(ctx context.Context, d backup.Dump) error {
+		if err := r.held(ctx, "dropping database "+d.Database); err != nil {
+			return err
+		}
 		logf("restoring database %s (%s of SQL)", d.Database, progress.HumanBytes(d.RawBytes))
 		pre := "DROP DATABASE IF EXISTS " + pgx.Identifier{d.Database}.Sanitize() + " WITH (FORCE);\n"
 		// template1: the session must not sit in the database it drops

@@ -13,6 +13,8 @@ import (
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/budget"
@@ -433,6 +435,11 @@ func (r *Revert) helm(ctx context.Context, b *budget.Budget) (*release.Release, 
 	if r.Backup != nil {
 		m.Backup = r.Backup.ID
 	}
+	if r.Lock != nil {
+		if err := r.Lock.Held(ctx, "the Helm rollback"); err != nil {
+			return nil, err
+		}
+	}
 	if err := r.mark(ctx, m); err != nil {
 		return nil, err
 	}
@@ -500,7 +507,42 @@ func (r *Revert) makeRoom(ctx context.Context, from *release.Release) error {
 	if len(cleared) > 0 {
 		r.Log.Printf("made room for the rollback: %d object(s) deleted for Helm to recreate", len(cleared))
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return r.patchFromTarget(ctx, c, from, target, previous)
+}
+
+// patchFromTarget: the other objects To has, the revision rolled back from
+// lacks and the cluster still holds (the failed or killed upgrade never
+// replaced them) would be patched by Helm against the live object, which a
+// custom resource refuses. They are added to the manifest Helm patches from
+// (the failed or pending revision's record), as To renders them: Helm then
+// patches them from To's own rendering, as it would have had the upgrade
+// never started, and nothing is deleted.
+func (r *Revert) patchFromTarget(ctx context.Context, c livediff.Clients, from *release.Release, target, previous []*unstructured.Unstructured) error {
+	snap, err := livediff.Take(ctx, c, r.Release.Namespace, target)
+	if err != nil {
+		return fmt.Errorf("reading the live objects of revision %d: %w", r.To, err)
+	}
+	add := livediff.PatchedAgainstLive(snap, r.Release.Namespace, target, previous)
+	if len(add) == 0 {
+		return nil
+	}
+	var docs []string
+	for _, o := range add {
+		y, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return err
+		}
+		docs = append(docs, string(y))
+		r.Log.Printf("  %s: patched from revision %d's rendering (revision %d does not have it)", livediff.KeyOf(o), r.To, from.Version)
+	}
+	from.Manifest = strings.TrimRight(from.Manifest, "\n") + "\n---\n" + strings.Join(docs, "---\n")
+	if err := r.Release.Helm.Releases.Update(from); err != nil {
+		return fmt.Errorf("recording revision %d's objects in revision %d: %w", r.To, from.Version, err)
+	}
+	return nil
 }
 
 func (r *Revert) restore(ctx context.Context) (*restore.Result, error) {

@@ -289,6 +289,11 @@ func (r *run) migrations(ctx context.Context) error {
 }
 
 func (r *run) migrate(ctx context.Context) (string, error) {
+	if r.lk != nil { // a dry run holds no lock and changes nothing
+		if err := r.lk.Held(ctx, "the migrations"); err != nil {
+			return "", err
+		}
+	}
 	res, err := migrate.Run(ctx, r.p.Migrate, r.p.Migrations)
 	r.sum.Migrations = append(r.sum.Migrations, res...)
 	return fmt.Sprintf("%d migration(s)", len(res)), err
@@ -315,6 +320,9 @@ func (r *run) helmUpgrade(ctx context.Context) (string, error) {
 	up.Namespace = r.Release.Namespace
 	up.MaxHistory = r.Release.Settings.MaxHistory
 	up.Description = fmt.Sprintf("helm csghub upgrade %s -> %s", p.Current, p.Target.VersionS)
+	if err := r.lk.Held(ctx, "the Helm upgrade"); err != nil {
+		return "", err
+	}
 	if err := r.lk.SetMark(ctx, &lock.Mark{Operation: "upgrade", Step: "helm-upgrade",
 		Revision: p.Release.Version + 1, From: p.Release.Version, Backup: r.entry.ID,
 		Command: rollback.RecoverCommand(r.Release, r.BackupDir)}); err != nil {
