@@ -8,8 +8,10 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/progress"
 	"github.com/opencsgs/helm-csghub/internal/restore"
+	"github.com/opencsgs/helm-csghub/internal/rollback"
 )
 
 type restoreCmd struct {
@@ -60,11 +62,30 @@ func (c *restoreCmd) run(ctx context.Context, _ []string) error {
 	if err := c.app.confirm(ctx, c.yes, fmt.Sprintf("This replaces every database of release %q with backup %s.", rel.Name, c.backupID)); err != nil {
 		return err
 	}
-	r := &restore.Restore{Release: rel, Kube: kc, Dir: string(c.dir), BackupID: c.backupID, Parallel: c.parallel,
-		AllowInsecurePermissions: c.insecure, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output), PGImage: c.pg.image, PodTimeout: c.pg.timeout}
+	log := c.app.stepLogger(c.output)
+	// The lock is taken here, not by the restore, to mark it: killed, the
+	// databases may be half replayed and status names the command that
+	// finishes (this one again).
+	l, err := lock.Take(ctx, kc.Clientset, rel.Namespace, rel.Name, "restore", log)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	if err := l.SetMark(ctx, &lock.Mark{Operation: "restore", Step: lock.StepRestore, Backup: c.backupID,
+		Command: rollback.RestoreCommand(rel, string(c.dir), c.backupID)}); err != nil {
+		return err
+	}
+	r := &restore.Restore{Release: rel, Kube: kc, Dir: string(c.dir), BackupID: c.backupID, Parallel: c.parallel, Lock: l,
+		AllowInsecurePermissions: c.insecure, Progress: c.app.progressWriter(c.output), Log: log, PGImage: c.pg.image, PodTimeout: c.pg.timeout}
 	res, err := r.Run(ctx)
 	if err != nil {
 		return err
+	}
+	// the databases are the backup's: a killed run's restore, or anything but
+	// a revision still pending, is resolved
+	l.ForgetObsolete(rel.Pending)
+	if l.Inherited != nil && !l.Inherited.HelmStep() {
+		l.ForgetInherited()
 	}
 	return c.app.print(c.output, res, func(w io.Writer) { printRestore(w, res) })
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"sort"
@@ -122,4 +123,94 @@ func pluginlessHelm(e *testenv.Env, args ...string) *exec.Cmd {
 	}
 	e.T.Cleanup(func() { _ = cmd.Process.Kill() })
 	return cmd
+}
+
+// stuckHook makes the 2.2.0+ pre-upgrade hook Job never finish: the harness
+// that plays it (devenv.PlayDataflowMigrations) fails on a `_migrations`
+// without the ledger's columns, so its pod keeps its scheduling gate and
+// Helm waits for the hook until its timeout.
+func stuckHook(e *testenv.Env) {
+	e.Exec("csghub_dataflow", "CREATE VIEW _migrations AS SELECT 1 AS x")
+}
+
+// printedCommand is the command a TO DO line of status names (between the
+// backquotes after "run "), as argv for helm (without "helm").
+func printedCommand(t *testing.T, todo string) []string {
+	t.Helper()
+	_, rest, ok := strings.Cut(todo, "run `")
+	cmd, _, ok2 := strings.Cut(rest, "`")
+	if !ok || !ok2 || !strings.HasPrefix(cmd, "helm csghub ") {
+		t.Fatalf("status names no command: %q", todo)
+	}
+	return strings.Fields(cmd)[1:]
+}
+
+// Issue 27 item 1: 2.4.0 renames the init Jobs (csghub-casdoor ->
+// csghub-casdoor-migrate). With its pre-upgrade hook stuck, the upgrade from
+// 2.0.0 fails and its automatic rollback must delete 2.0.0's finished Jobs
+// (not in the failed revision's manifest, so Helm would patch the live ones:
+// "field is immutable"): exit 5, the summary naming the revisions as they
+// are. Then the same upgrade SIGKILLed in its Helm step: the command status
+// prints recovers it, through the same clearing against the pending
+// revision's manifest.
+func TestRollbackAcrossRenamedJobs(t *testing.T) {
+	e := testenv.NewEnv(t)
+	e.Install("2.0.0")
+	e.LoadSampleData()
+	stuckHook(e)
+	waitJobsFinished(t, e)
+	want := testenv.TakeSnapshot(t, e.PG)
+	dir := t.TempDir()
+	r := e.Plugin("upgrade", "--version", "2.4.0", "--yes", "--dir", dir, "--timeout", "20s", "-o", "json")
+	sum, events := lastSummary(t, r.Stdout)
+	if r.Code != 5 || !sum.RolledBack || sum.FromRevision != 1 || sum.Revision != 3 || sum.Status != "deployed" {
+		var failed []string
+		for _, ev := range events {
+			if ev.Status == "failed" {
+				failed = append(failed, ev.Step+": "+ev.Detail)
+			}
+		}
+		t.Fatalf("upgrade with a stuck hook: exit %d (want 5), revision %d -> %d (%s), want 1 -> 3 (deployed)\n%s\n%s",
+			r.Code, sum.FromRevision, sum.Revision, sum.Status, strings.Join(failed, "\n"), r.Stderr)
+	}
+	wantDeployed(t, e, "2.0.0", 3, "after the automatic rollback")
+	testenv.RequireEqual(t, want, testenv.TakeSnapshot(t, e.PG), "database after the automatic rollback")
+	waitJobsFinished(t, e) // recreated by the rollback: 2.0.0's again
+
+	p := e.StartPlugin("upgrade", "--version", "2.4.0", "--yes", "--dir", dir, "--timeout", "10m")
+	testenv.Eventually(t, 3*time.Minute, "revision 4 pending-upgrade", func() bool { return pendingRevision(e) == "4" })
+	_ = p.Cmd.Process.Signal(syscall.SIGKILL)
+	p.Wait(t, 30*time.Second)
+	st := parseTodo(t, e)
+	rb := e.RunHelm(nil, append(printedCommand(t, st), "--yes", "--timeout", "2m")...)
+	if rb.Code != 0 || !strings.Contains(rb.Stdout, "RECOVERED:") {
+		t.Fatalf("the command status printed (%s): exit %d\n%s%s", st, rb.Code, rb.Stdout, rb.Stderr)
+	}
+	wantDeployed(t, e, "2.0.0", 5, "after the recovery")
+	if pendingRevision(e) != "" || revisionStatus(t, e, "4") != "failed" {
+		t.Fatalf("after the recovery: pending %q, revision 4 %s", pendingRevision(e), revisionStatus(t, e, "4"))
+	}
+	testenv.RequireEqual(t, want, testenv.TakeSnapshot(t, e.PG), "database after the recovery")
+	assertNoNetworkPolicy(t, e)
+	assertNoLease(t, e)
+}
+
+// parseTodo is status's TO DO line.
+func parseTodo(t *testing.T, e *testenv.Env) string {
+	t.Helper()
+	var s struct {
+		Todo string `json:"todo"`
+	}
+	r := e.Plugin("status", "-o", "json")
+	if err := json.Unmarshal([]byte(r.Stdout), &s); err != nil || s.Todo == "" {
+		t.Fatalf("status: exit %d, no TO DO (%v)\n%s%s", r.Code, err, r.Stdout, r.Stderr)
+	}
+	return s.Todo
+}
+
+func assertNoLease(t *testing.T, e *testenv.Env) {
+	t.Helper()
+	if l, err := e.C.Clientset.CoordinationV1().Leases(e.Namespace).Get(context.Background(), "helm-csghub-"+e.Release, metav1.GetOptions{}); err == nil {
+		t.Fatalf("lease left: %v %v", *l.Spec.HolderIdentity, l.Annotations)
+	}
 }

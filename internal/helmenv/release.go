@@ -51,6 +51,17 @@ func (r *Release) History() ([]*release.Release, error) {
 	return hist, nil
 }
 
+// Pending says revision rev is stored with a pending-* status; when the
+// history cannot be read it says yes (the safe side for evidence of a killed
+// run: kept, not dropped).
+func (r *Release) Pending(rev int) bool {
+	rel, err := r.Helm.Releases.Get(r.Name, rev)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return false
+	}
+	return err != nil || rel.Info.Status.IsPending()
+}
+
 // ChartVersion is the chart version of rel ("" when unknown).
 func ChartVersion(rel *release.Release) string {
 	if rel == nil || rel.Chart == nil || rel.Chart.Metadata == nil {

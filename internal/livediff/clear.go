@@ -58,6 +58,17 @@ func (g *Guard) Check(ctx context.Context, target, previous []*unstructured.Unst
 	return im, g.Refusal(im)
 }
 
+// MakeRoom is Check then Clear: it deletes what is in the way and this guard
+// may remove, and returns what it deleted; the error names a blocker it may
+// not remove (then nothing is deleted).
+func (g *Guard) MakeRoom(ctx context.Context, target, previous []*unstructured.Unstructured) ([]string, error) {
+	im, err := g.Check(ctx, target, previous)
+	if err != nil {
+		return nil, err
+	}
+	return g.Clear(ctx, im)
+}
+
 // Refusal is the error for the blockers this guard may not remove (nil: none).
 func (g *Guard) Refusal(im *Immutable) error {
 	var parts []string

@@ -39,7 +39,8 @@ func (im *Immutable) Empty() bool {
 // FindImmutable compares the target manifest's Jobs and StatefulSets with the
 // live ones. previous is the manifest Helm applied last (the release's current
 // revision; nil when unknown): Helm patches the difference between previous
-// and target, so a field the target drops is a change too.
+// and target, so a field the target drops is a change too, and a live Job
+// previous lacks is patched against the live object (always refused).
 func FindImmutable(s *Snapshot, ns string, target, previous []*unstructured.Unstructured) *Immutable {
 	prev := map[Key]*unstructured.Unstructured{}
 	for _, o := range previous {
@@ -60,6 +61,13 @@ func FindImmutable(s *Snapshot, ns string, target, previous []*unstructured.Unst
 			if p := prev[k]; p != nil && !changed {
 				pt, _, _ := unstructured.NestedMap(p.Object, "spec", "template")
 				changed = !reflect.DeepEqual(normalize(pt), normalize(tt))
+			} else if p == nil && previous != nil {
+				// Not in the manifest Helm patches from (a Job renamed back,
+				// e.g. 2.4.0's <release>-casdoor-migrate -> 2.0.0's
+				// <release>-casdoor): Helm patches the live object itself,
+				// dropping the selector and template labels the Job controller
+				// added, which is refused as immutable whatever the template.
+				changed = true
 			}
 			if !changed {
 				continue
@@ -73,7 +81,15 @@ func FindImmutable(s *Snapshot, ns string, target, previous []*unstructured.Unst
 				Fix: fmt.Sprintf("wait until it finishes (kubectl -n %s wait --for=condition=complete job/%s), or delete it (kubectl -n %s delete job %s --cascade=foreground), then run again",
 					k.Namespace, k.Name, k.Namespace, k.Name)})
 		case k.Group == "apps" && k.Kind == "StatefulSet":
-			if fields := statefulSetChanges(t, live); len(fields) > 0 {
+			fields := statefulSetChanges(t, live)
+			if prev[k] == nil && previous != nil {
+				// Not in the manifest Helm patches from (2.4.0's Dataflow is a
+				// Deployment, 2.0.0's a StatefulSet): Helm patches the live
+				// object itself, dropping what the API server filled in, its
+				// volume claim templates' included, which is refused.
+				fields = append(fields, "spec (patched against the live object: not in the manifest Helm patches from)")
+			}
+			if len(fields) > 0 {
 				im.StatefulSets = append(im.StatefulSets, Blocker{Key: k, Object: k.String(),
 					Reason: "changes " + strings.Join(fields, ", ") + " (immutable in a StatefulSet)",
 					Fix: fmt.Sprintf("delete the StatefulSet but keep its pods and volumes (kubectl -n %s delete statefulset %s --cascade=orphan) so Helm recreates it; --recreate-statefulsets does exactly that",
@@ -258,4 +274,28 @@ func normalize(v any) any {
 		}
 		return v
 	}
+}
+
+// PatchedAgainstLive lists the target's objects, Jobs and StatefulSets aside
+// (FindImmutable's), that exist live but that previous (the manifest Helm
+// patches from) lacks: Helm then patches the live object itself, with a
+// patch that drops what the API server filled in; for a custom resource
+// (2.0.0's EnvoyProxy csghub-envoy-proxy-custom when rolling back from 2.4.0)
+// that is metadata.resourceVersion, always refused.
+func PatchedAgainstLive(s *Snapshot, ns string, target, previous []*unstructured.Unstructured) []*unstructured.Unstructured {
+	prev := map[Key]bool{}
+	for _, o := range previous {
+		prev[s.key(o, ns)] = true
+	}
+	var out []*unstructured.Unstructured
+	for _, t := range target {
+		k := s.key(t, ns)
+		if (k.Group == "batch" && k.Kind == "Job") || (k.Group == "apps" && k.Kind == "StatefulSet") || prev[k] {
+			continue
+		}
+		if live := s.objs[k]; live != nil && live.GetDeletionTimestamp() == nil {
+			out = append(out, t)
+		}
+	}
+	return out
 }

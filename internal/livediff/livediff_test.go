@@ -152,6 +152,49 @@ func TestFindImmutableJobs(t *testing.T) {
 	}
 }
 
+// Issue 27 item 1: a Job the target renders that the previous manifest lacks
+// (2.4.0 renamed csghub-casdoor to csghub-casdoor-migrate; rolling back to
+// 2.0.0 brings it back) is patched by Helm against the live object, whose
+// template carries the Job controller's labels: "field is immutable" even
+// with the same template. A finished one is deleted for Helm to recreate; a
+// running one is a blocker.
+func TestFindImmutableJobNotInPrevious(t *testing.T) {
+	done := map[string]any{"conditions": []any{map[string]any{"type": "Complete", "status": "True"}}}
+	live := obj("batch/v1", "Job", "csghub", "csghub-casdoor", map[string]any{"spec": jobSpec("casdoor:v2.0.0"), "status": done})
+	tmpl := live.Object["spec"].(map[string]any)["template"].(map[string]any)
+	tmpl["metadata"] = map[string]any{"labels": map[string]any{"batch.kubernetes.io/job-name": "csghub-casdoor"}}
+	running := obj("batch/v1", "Job", "csghub", "csghub-server", map[string]any{"spec": jobSpec("server:v2.0.0"), "status": map[string]any{"active": int64(1)}})
+	targets := []*unstructured.Unstructured{
+		obj("batch/v1", "Job", "", "csghub-casdoor", map[string]any{"spec": jobSpec("casdoor:v2.0.0")}),
+		obj("batch/v1", "Job", "", "csghub-server", map[string]any{"spec": jobSpec("server:v2.0.0")}),
+	}
+	previous := []*unstructured.Unstructured{
+		obj("batch/v1", "Job", "", "csghub-casdoor-migrate", map[string]any{"spec": jobSpec("casdoor:v2.4.0")}),
+		obj("batch/v1", "Job", "", "csghub-server-migrate", map[string]any{"spec": jobSpec("server:v2.4.0")}),
+	}
+	s := snapshot(t, targets, live, running)
+	im := FindImmutable(s, "csghub", targets, previous)
+	if len(im.DeleteJobs) != 1 || im.DeleteJobs[0].Name != "csghub-casdoor" {
+		t.Errorf("finished Job not in the previous manifest not deleted: %+v", im.DeleteJobs)
+	}
+	if len(im.RunningJobs) != 1 || im.RunningJobs[0].Key.Name != "csghub-server" {
+		t.Errorf("running Job not in the previous manifest not a blocker: %+v", im.RunningJobs)
+	}
+	// unknown previous manifest (nil): only a template change counts
+	if im := FindImmutable(s, "csghub", targets, nil); !im.Empty() {
+		t.Errorf("without a previous manifest: %+v", im)
+	}
+	// likewise a StatefulSet (2.0.0's Dataflow; 2.4.0 has a Deployment of that
+	// name): patched against the live object, refused; recreated (orphan)
+	liveSTS := obj("apps/v1", "StatefulSet", "csghub", "csghub-dataflow", map[string]any{"spec": sts("csghub-dataflow", "10Gi")})
+	target := []*unstructured.Unstructured{obj("apps/v1", "StatefulSet", "", "csghub-dataflow", map[string]any{"spec": sts("csghub-dataflow", "10Gi")})}
+	prevDeploy := []*unstructured.Unstructured{obj("apps/v1", "Deployment", "", "csghub-dataflow", nil)}
+	im = FindImmutable(snapshot(t, target, liveSTS), "csghub", target, prevDeploy)
+	if len(im.StatefulSets) != 1 || !strings.Contains(im.StatefulSets[0].Reason, "not in the manifest Helm patches from") {
+		t.Errorf("StatefulSet not in the previous manifest: %+v", im)
+	}
+}
+
 func sts(serviceName, size string) map[string]any {
 	return map[string]any{"serviceName": serviceName,
 		"selector": map[string]any{"matchLabels": map[string]any{"app": "pg"}},

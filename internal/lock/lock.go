@@ -45,36 +45,93 @@ type Lock struct {
 
 	staleSpec     *coordinationv1.LeaseSpec
 	keepInherited bool
+
+	mu      sync.Mutex
+	renewed time.Time // last time the lease was written as ours
+	lost    string    // who took it over, once the renewal saw it
 }
 
 // Mark records on the lease, while a Helm step runs, what a killed run leaves
 // behind: the revision Helm is writing (pending until the step ends), the
 // revision it came from, and the run's backup. It is how a later run knows
 // that a pending revision is a dead plugin run's own.
+//
+// A run also marks the steps after its Helm step whose interruption leaves
+// something to finish (StepRestore: databases half replayed). Every mark
+// carries Command, the one command that recovers the run if it dies there,
+// which status prints.
 type Mark struct {
 	Operation string `json:"operation"`
 	Step      string `json:"step"`
 	Revision  int    `json:"pendingRevision"`
 	From      int    `json:"fromRevision"`
-	Backup    string `json:"backup,omitempty"`
+	// To is the revision a recovery rolls back to when it is not From (a
+	// rollback's target); 0: From.
+	To      int    `json:"rollbackTo,omitempty"`
+	Backup  string `json:"backup,omitempty"`
+	Command string `json:"command,omitempty"`
 }
+
+// StepRestore marks a run replaying a backup: killed there, the databases
+// may be half restored, and replaying the backup again (Command) finishes.
+const StepRestore = "restore"
+
+// Target is the revision a recovery of the killed run rolls back to.
+func (m *Mark) Target() int {
+	if m.To != 0 {
+		return m.To
+	}
+	return m.From
+}
+
+// HelmStep says the mark was set inside a Helm step: the release may be
+// pending at Revision.
+func (m *Mark) HelmStep() bool { return m.Step == "helm-upgrade" || m.Step == "rollback" }
 
 const markPrefix = "helm-csghub.opencsg.com/"
 
 func (m *Mark) annotations() map[string]string {
-	return map[string]string{markPrefix + "operation": m.Operation, markPrefix + "step": m.Step,
+	a := map[string]string{markPrefix + "operation": m.Operation, markPrefix + "step": m.Step,
 		markPrefix + "pending-revision": fmt.Sprint(m.Revision), markPrefix + "from-revision": fmt.Sprint(m.From),
 		markPrefix + "backup": m.Backup}
+	if m.To != 0 {
+		a[markPrefix+"rollback-to"] = fmt.Sprint(m.To)
+	}
+	if m.Command != "" {
+		a[markPrefix+"command"] = m.Command
+	}
+	return a
 }
 
 func markOf(a map[string]string) *Mark {
 	if a[markPrefix+"step"] == "" {
 		return nil
 	}
-	m := &Mark{Operation: a[markPrefix+"operation"], Step: a[markPrefix+"step"], Backup: a[markPrefix+"backup"]}
+	m := &Mark{Operation: a[markPrefix+"operation"], Step: a[markPrefix+"step"], Backup: a[markPrefix+"backup"],
+		Command: a[markPrefix+"command"]}
 	fmt.Sscan(a[markPrefix+"pending-revision"], &m.Revision)
 	fmt.Sscan(a[markPrefix+"from-revision"], &m.From)
+	fmt.Sscan(a[markPrefix+"rollback-to"], &m.To)
 	return m
+}
+
+// setMark replaces the mark annotations of a with m's (nil: none).
+func setMark(a map[string]string, m *Mark) map[string]string {
+	for k := range a {
+		if strings.HasPrefix(k, markPrefix) {
+			delete(a, k)
+		}
+	}
+	if m == nil {
+		return a
+	}
+	if a == nil {
+		a = map[string]string{}
+	}
+	for k, v := range m.annotations() {
+		a[k] = v
+	}
+	return a
 }
 
 // Info is a lease as status shows it, read without taking it.
@@ -112,19 +169,7 @@ func (l *Lock) SetMark(ctx context.Context, m *Mark) error {
 		if cur.Spec.HolderIdentity == nil || *cur.Spec.HolderIdentity != l.holder {
 			return errs.Preconditionf("lock %s/%s was taken by %s", l.namespace, l.name, *cur.Spec.HolderIdentity)
 		}
-		for k := range cur.Annotations {
-			if strings.HasPrefix(k, markPrefix) {
-				delete(cur.Annotations, k)
-			}
-		}
-		if m != nil {
-			if cur.Annotations == nil {
-				cur.Annotations = map[string]string{}
-			}
-			for k, v := range m.annotations() {
-				cur.Annotations[k] = v
-			}
-		}
+		cur.Annotations = setMark(cur.Annotations, m)
 		_, err = leases.Update(ctx, cur, metav1.UpdateOptions{})
 		return err
 	})
@@ -141,10 +186,30 @@ func (l *Lock) SetMark(ctx context.Context, m *Mark) error {
 	return nil
 }
 
+// EndMark ends this run's own marks: the lease carries again the mark it
+// inherited from a killed run, while that one is still unresolved (nil
+// Inherited: none).
+func (l *Lock) EndMark(ctx context.Context) error {
+	inherited, keep := l.Inherited, l.keepInherited
+	err := l.SetMark(ctx, l.Inherited)
+	l.Inherited, l.keepInherited = inherited, keep
+	return err
+}
+
 // KeepInherited makes Release put an inherited mark back as it was found
 // (holder, times and mark), instead of deleting the lease: the pending
 // revision it explains was not recovered by this run.
 func (l *Lock) KeepInherited() { l.keepInherited = l.Inherited != nil }
+
+// ForgetObsolete forgets an inherited mark that explains nothing any more:
+// a Helm step's whose revision is not pending (pending says so; the run was
+// recovered, or finished, by other means). Release then deletes the lease
+// instead of putting it back for good.
+func (l *Lock) ForgetObsolete(pending func(rev int) bool) {
+	if m := l.Inherited; m != nil && m.HelmStep() && !pending(m.Revision) {
+		l.keepInherited = false
+	}
+}
 
 // ForgetInherited undoes KeepInherited: Release deletes the lease.
 func (l *Lock) ForgetInherited() { l.keepInherited = false }
@@ -206,9 +271,48 @@ func Acquire(ctx context.Context, cs kubernetes.Interface, namespace, release, o
 	if err != nil {
 		return nil, errs.Failedf("taking lock %s/%s: %w", namespace, l.name, err)
 	}
+	l.renewed = now.Time
 	l.wg.Add(1)
 	go l.renew()
 	return l, nil
+}
+
+// Held checks, before a change, that this run still holds its lease: a run
+// stopped (SIGSTOP, a frozen VM) longer than the lease's duration may have
+// been taken over, and must not go on. A lease past its renewal that no one
+// took is renewed here. The error says what is stopped and why.
+func (l *Lock) Held(ctx context.Context, before string) error {
+	l.mu.Lock()
+	lost, fresh := l.lost, time.Since(l.renewed) < Duration*2/3
+	l.mu.Unlock()
+	if lost == "" && fresh {
+		return nil
+	}
+	if lost == "" {
+		// not renewed in time: still ours if no one took it (renew it now)
+		leases := l.cs.CoordinationV1().Leases(l.namespace)
+		cur, err := leases.Get(ctx, l.name, metav1.GetOptions{})
+		switch {
+		case err != nil:
+			lost = "its lease cannot be read: " + err.Error()
+		case cur.Spec.HolderIdentity == nil || *cur.Spec.HolderIdentity != l.holder:
+			lost, _ = describe(cur)
+			lost = "taken over by " + lost
+		default:
+			now := metav1.NewMicroTime(time.Now())
+			cur.Spec.RenewTime = &now
+			if _, err := leases.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+				lost = "its lease cannot be renewed: " + err.Error()
+			} else {
+				l.mu.Lock()
+				l.renewed = now.Time
+				l.mu.Unlock()
+				return nil
+			}
+		}
+	}
+	return errs.NeedsAttentionf("lost the lock on release %q (%s) while this run was stopped or cut off: stopped before %s; see `helm csghub status`",
+		strings.TrimPrefix(l.name, "helm-csghub-"), lost, before)
 }
 
 func describe(l *coordinationv1.Lease) (string, time.Time) {
@@ -255,10 +359,24 @@ func (l *Lock) renew() {
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			cur, err := l.cs.CoordinationV1().Leases(l.namespace).Get(ctx, l.name, metav1.GetOptions{})
-			if err == nil && cur.Spec.HolderIdentity != nil && *cur.Spec.HolderIdentity == l.holder {
+			switch {
+			case err == nil && cur.Spec.HolderIdentity != nil && *cur.Spec.HolderIdentity == l.holder:
 				now := metav1.NewMicroTime(time.Now())
 				cur.Spec.RenewTime = &now
-				_, _ = l.cs.CoordinationV1().Leases(l.namespace).Update(ctx, cur, metav1.UpdateOptions{})
+				if _, err := l.cs.CoordinationV1().Leases(l.namespace).Update(ctx, cur, metav1.UpdateOptions{}); err == nil {
+					l.mu.Lock()
+					l.renewed = now.Time
+					l.mu.Unlock()
+				}
+			case err == nil || apierrors.IsNotFound(err):
+				// another run took the lease over (or it was deleted): ours no more
+				holder := "someone who deleted it"
+				if err == nil {
+					holder, _ = describe(cur)
+				}
+				l.mu.Lock()
+				l.lost = "taken over by " + holder
+				l.mu.Unlock()
 			}
 			cancel()
 		}
@@ -277,7 +395,10 @@ func (l *Lock) Release() {
 		return
 	}
 	if l.keepInherited && l.staleSpec != nil {
+		// as found: the dead holder and its mark (not this run's own marks,
+		// which describe steps that ended)
 		cur.Spec = *l.staleSpec
+		cur.Annotations = setMark(cur.Annotations, l.Inherited)
 		_, _ = l.cs.CoordinationV1().Leases(l.namespace).Update(ctx, cur, metav1.UpdateOptions{})
 		return
 	}

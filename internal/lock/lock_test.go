@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +111,75 @@ func TestSetMarkRetriesAConflict(t *testing.T) {
 	info, _ := Inspect(context.Background(), cs, "ns", "csghub")
 	if info == nil || info.Mark == nil || info.Mark.Revision != 2 {
 		t.Fatalf("mark not written: %+v", info)
+	}
+}
+
+// Issue 27 item 7: an inherited Helm-step mark whose revision is no longer
+// pending is forgotten (Release deletes the lease); one still pending, or a
+// restore's mark, is kept.
+func TestForgetObsolete(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name    string
+		mark    Mark
+		pending bool
+		kept    bool
+	}{
+		{"pending revision recovered by other means", Mark{Operation: "upgrade", Step: "helm-upgrade", Revision: 3, From: 2}, false, false},
+		{"still pending", Mark{Operation: "upgrade", Step: "helm-upgrade", Revision: 3, From: 2}, true, true},
+		{"killed restore", Mark{Operation: "restore", Step: StepRestore, Backup: "b"}, false, true},
+	} {
+		cs := fake.NewClientset()
+		holder, secs := "upgrade elsewhere pid 1", int32(30)
+		then := metav1.NewMicroTime(time.Now().Add(-time.Hour))
+		if _, err := cs.CoordinationV1().Leases("ns").Create(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: Name("csghub"), Namespace: "ns", Annotations: c.mark.annotations()},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, RenewTime: &then}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		l, err := Take(ctx, cs, "ns", "csghub", "rollback", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.ForgetObsolete(func(rev int) bool { return c.pending && rev == 3 })
+		l.Release()
+		info, _ := Inspect(ctx, cs, "ns", "csghub")
+		if kept := info != nil && info.Mark != nil && *info.Mark == c.mark; kept != c.kept {
+			t.Errorf("%s: lease after the run %+v, want kept=%v", c.name, info, c.kept)
+		}
+	}
+}
+
+// Issue 27 item 6: a run stopped longer than its lease (SIGSTOP) whose lease
+// another run took over is told so before its next change; one whose lease
+// no one took is renewed and goes on.
+func TestHeldAfterBeingStopped(t *testing.T) {
+	ctx := context.Background()
+	cs := fake.NewClientset()
+	l, err := Acquire(ctx, cs, "ns", "csghub", "restore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if err := l.Held(ctx, "dropping database csghub_server"); err != nil {
+		t.Fatalf("fresh lease: %v", err)
+	}
+	// stopped 40s, no one took it: renewed
+	l.renewed = time.Now().Add(-40 * time.Second)
+	if err := l.Held(ctx, "dropping database csghub_server"); err != nil {
+		t.Fatalf("stale lease still ours: %v", err)
+	}
+	// stopped 40s, another restore took it over
+	l.renewed = time.Now().Add(-40 * time.Second)
+	cur, _ := cs.CoordinationV1().Leases("ns").Get(ctx, Name("csghub"), metav1.GetOptions{})
+	other := "restore elsewhere pid 2"
+	cur.Spec.HolderIdentity = &other
+	if _, err := cs.CoordinationV1().Leases("ns").Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = l.Held(ctx, "dropping database csghub_server")
+	if err == nil || !strings.Contains(err.Error(), "lost the lock") || !strings.Contains(err.Error(), "restore elsewhere pid 2") ||
+		!strings.Contains(err.Error(), "stopped before dropping database csghub_server") {
+		t.Fatalf("Held after a takeover = %v", err)
 	}
 }

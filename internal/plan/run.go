@@ -120,11 +120,13 @@ func (m *Migrate) Run(ctx context.Context) (*Migrated, error) {
 			return nil, err
 		}
 	}
+	var l *lock.Lock
 	if !m.DryRun {
-		l, err := lock.Take(ctx, m.Kube.Clientset, m.Release.Namespace, m.Release.Name, "migrate", m.Log)
-		if err != nil {
+		var err error
+		if l, err = lock.Take(ctx, m.Kube.Clientset, m.Release.Namespace, m.Release.Name, "migrate", m.Log); err != nil {
 			return nil, err
 		}
+		l.ForgetObsolete(m.Release.Pending)
 		defer l.Release()
 	}
 	p, err := Prepare(ctx, m.Options)
@@ -149,6 +151,11 @@ func (m *Migrate) Run(ctx context.Context) (*Migrated, error) {
 	}
 	if err := migrate.Preflight(ctx, mc, p.Migrations); err != nil {
 		return nil, errs.Preconditionf("%v", err)
+	}
+	if l != nil {
+		if err := l.Held(ctx, "the migrations"); err != nil {
+			return nil, err
+		}
 	}
 	results, runErr := migrate.Run(ctx, mc, p.Migrations)
 	out := &Migrated{From: p.Current.String(), To: p.Target.VersionS, DryRun: m.DryRun, Results: results, Planned: len(p.Migrations)}

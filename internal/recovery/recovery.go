@@ -22,6 +22,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/livediff"
 	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/readlimit"
 	"github.com/opencsgs/helm-csghub/internal/restore"
@@ -48,6 +49,9 @@ type Recovery struct {
 	// PGImage, PGPodTimeout: the client pod of an external database.
 	PGImage      string
 	PGPodTimeout time.Duration
+	// Live reads and deletes the live Jobs and StatefulSets in the rollback's
+	// way (nil: built from Kube).
+	Live *livediff.Clients
 }
 
 // Plan is a pending release proven to be a dead plugin run's.
@@ -103,7 +107,7 @@ func (r *Recovery) Check(ctx context.Context, mark *lock.Mark) (*Plan, error) {
 		}
 		mark = info.Mark
 	}
-	if mark.Step == "" {
+	if !mark.HelmStep() {
 		return nil, notOurs("no killed helm csghub run left it (no lease of one)")
 	}
 	if mark.Revision != cur.Version {
@@ -111,12 +115,12 @@ func (r *Recovery) Check(ctx context.Context, mark *lock.Mark) (*Plan, error) {
 	}
 	p := &Plan{Pending: cur, Mark: *mark}
 	for _, h := range hist {
-		if h.Version == mark.From {
+		if h.Version == mark.Target() {
 			p.To = h
 		}
 	}
 	if p.To == nil {
-		return nil, errs.Preconditionf("revision %d, which the killed run upgraded from, is no longer in Helm's history: roll back by hand (`helm rollback %s REVISION -n %s`)", mark.From, name, ns)
+		return nil, errs.Preconditionf("revision %d, which the killed run was going back to or came from, is no longer in Helm's history: roll back by hand (`helm rollback %s REVISION -n %s`)", mark.Target(), name, ns)
 	}
 	if mark.Backup != "" {
 		e, err := backup.CatalogAt(r.Dir).Find(ns, name, mark.Backup)
@@ -126,7 +130,9 @@ func (r *Recovery) Check(ctx context.Context, mark *lock.Mark) (*Plan, error) {
 		if e.Manifest.HasDatabase() {
 			p.Backup = e
 		}
-		p.HelmStarted = helmStepStarted(e.Path)
+		// a killed rollback had not restored yet: its backup is always due;
+		// an upgrade's only once its Helm step started (its journal says)
+		p.HelmStarted = mark.Step != "helm-upgrade" || helmStepStarted(e.Path)
 	}
 	return p, nil
 }
@@ -168,6 +174,7 @@ func (r *Recovery) Run(ctx context.Context, p *Plan) (*Result, error) {
 	r.Log.Printf("rolling back %s from pending revision %d to revision %d (chart %s)", r.Release.Name, p.Pending.Version, p.To.Version, helmenv.ChartVersion(p.To))
 	rv := &rollback.Revert{Release: r.Release, Kube: r.Kube, Lock: l, To: p.To.Version, Verified: true, Dir: r.Dir,
 		Timeout: r.Timeout, TimeoutFlag: r.timeoutFlag(), Finish: true, AfterHelm: func(context.Context) error { return r.markFailed(p) },
+		Operation: "rollback", MakeRoom: true, Live: r.Live,
 		Progress: r.Progress, Log: r.Log, PGImage: r.PGImage, PGPodTimeout: r.PGPodTimeout}
 	if p.Backup != nil && p.HelmStarted {
 		rv.Backup = p.Backup
@@ -175,6 +182,7 @@ func (r *Recovery) Run(ctx context.Context, p *Plan) (*Result, error) {
 	}
 	out, err := rv.Run(ctx)
 	if out.Release != nil {
+		l.ForgetInherited() // not pending any more: the killed run's mark explains nothing
 		res.NewRevision, res.Status = out.Release.Version, out.Release.Info.Status.String()
 		res.Done = append(res.Done, fmt.Sprintf("pending revision %d rolled back to revision %d (chart %s): now revision %d, %s",
 			p.Pending.Version, p.To.Version, helmenv.ChartVersion(p.To), out.Release.Version, out.Release.Info.Status))
@@ -207,17 +215,23 @@ func (r *Recovery) Run(ctx context.Context, p *Plan) (*Result, error) {
 
 // markFailed marks the killed run's pending revision failed, as Helm does
 // with an upgrade that failed: Helm's rollback supersedes only deployed
-// revisions, so the record would stay pending-upgrade in the history for good.
+// revisions, so the record would stay pending in the history for good. Older
+// pending revisions (a recovery that was itself killed left one) too.
 func (r *Recovery) markFailed(p *Plan) error {
 	cfg := r.Release.Helm
-	pend, err := cfg.Releases.Get(r.Release.Name, p.Pending.Version)
-	if err != nil || !pend.Info.Status.IsPending() {
+	hist, err := cfg.Releases.History(r.Release.Name)
+	if err != nil {
 		return nil
 	}
-	pend.Info.Status = release.StatusFailed
-	pend.Info.Description = fmt.Sprintf("left pending by a killed helm csghub %s; recovered by rollback to revision %d", p.Mark.Operation, p.To.Version)
-	if err := cfg.Releases.Update(pend); err != nil {
-		return errs.NeedsAttentionf("recovering: rolled back to revision %d, but marking revision %d failed: %v", p.To.Version, p.Pending.Version, err)
+	for _, pend := range hist {
+		if pend.Version > p.Pending.Version || !pend.Info.Status.IsPending() {
+			continue
+		}
+		pend.Info.Status = release.StatusFailed
+		pend.Info.Description = fmt.Sprintf("left pending by a killed helm csghub %s; recovered by rollback to revision %d", p.Mark.Operation, p.To.Version)
+		if err := cfg.Releases.Update(pend); err != nil {
+			return errs.NeedsAttentionf("recovering: rolled back to revision %d, but marking revision %d failed: %v", p.To.Version, pend.Version, err)
+		}
 	}
 	return nil
 }

@@ -81,6 +81,15 @@ type Result struct {
 const terminateSQL = `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity ` +
 	`WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`
 
+// held is the lock's Held when the caller gave its lock (every caller does:
+// the restore command, rollback.Revert): no DROP, no policy removal without it.
+func (r *Restore) held(ctx context.Context, before string) error {
+	if r.Lock == nil {
+		return nil
+	}
+	return r.Lock.Held(ctx, before)
+}
+
 // Run restores. The NetworkPolicy is removed whatever happens, also on Ctrl-C.
 func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	logf := r.Log.Printf
@@ -136,6 +145,12 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	}
 	logf("NetworkPolicy %s/%s blocks PostgreSQL", ns, netpol.Name)
 	defer func() {
+		// a run that lost its lock leaves the policy to the run that took it
+		// over (whose restore it may now be blocking for)
+		if lerr := r.held(context.WithoutCancel(ctx), "removing NetworkPolicy "+netpol.Name); lerr != nil {
+			err = lerr
+			return
+		}
 		if rmErr := block.Remove(); rmErr != nil {
 			err = errs.NeedsAttentionf("%v; %v", errOrOK(err), rmErr)
 			return
@@ -184,7 +199,12 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	if err := r.replayAll(ctx, srv, entry, dbDumps, &counter, logf); err != nil {
 		return nil, err
 	}
-	// 4c. the copies swapped in, in one transaction; the replaced ones dropped
+	// 4c. the copies swapped in, in one transaction; the replaced ones
+	// dropped. Only under a lease still held: a run that lost it stops here
+	// with every live database as it was.
+	if err := r.held(ctx, "swapping the restored databases in"); err != nil {
+		return nil, r.unchanged(ctx, entry, "swapping the restored databases in", err)
+	}
 	leftover, err := srv.swap(dbNames(dbDumps), logf)
 	if err != nil {
 		return nil, r.swapFailed(ctx, srv, entry, dbDumps, err)

@@ -13,6 +13,8 @@ import (
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/budget"
@@ -180,6 +182,7 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.ForgetObsolete(r.Release.Pending)
 	defer l.Release()
 	// the release may have moved between Prepare (and the confirmation) and the lock
 	if cur, err := r.Release.Last(); err != nil {
@@ -214,7 +217,7 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 	}
 	r.Log.Printf("rolling back %s from revision %d (chart %s) to revision %d (chart %s)", r.Release.Name,
 		res.From, res.FromChart, res.To, res.ToChart)
-	rv := &Revert{Release: r.Release, Kube: r.Kube, Lock: l, To: t.To.Version, Backup: t.Backup, Verified: true,
+	rv := &Revert{Release: r.Release, Kube: r.Kube, Lock: l, To: t.To.Version, Backup: t.Backup, Verified: true, Operation: "rollback",
 		AllowInsecurePermissions: r.AllowInsecurePermissions, Dir: r.Dir, Timeout: r.Timeout, TimeoutFlag: "--timeout",
 		Progress: r.Progress, Log: r.Log, PGImage: r.PGImage, PGPodTimeout: r.PGPodTimeout}
 	out, err := rv.Run(ctx)
@@ -222,6 +225,10 @@ func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 		res.NewRevision, res.Status = out.Release.Version, out.Release.Info.Status.String()
 	}
 	res.Restore, res.Readiness = out.Restore, out.Readiness
+	if step := FailedStep(err); step == "" || step == StepReadiness {
+		// rolled back and restored: whatever a killed run left is resolved
+		l.ForgetInherited()
+	}
 	switch FailedStep(err) {
 	case "":
 	case StepHelm:
@@ -316,9 +323,18 @@ type Revert struct {
 	// Finish: once Helm has rolled back, the restore runs to its end even on
 	// Ctrl-C (an automatic undo). Otherwise Ctrl-C stops before the restore.
 	Finish bool
-	// BeforeHelm runs first, inside the Helm step (making room for objects
-	// Helm cannot patch back).
-	BeforeHelm func(context.Context) error
+	// Operation names the run on the lease's marks ("upgrade" for its undo).
+	Operation string
+	// MakeRoom deletes first, inside the Helm step, what Helm cannot patch
+	// from the current revision's manifest to To's: changed or renamed-back
+	// Jobs, finished or still running (the failed or killed version's), and
+	// StatefulSets Helm cannot patch back (--cascade=orphan: pods and volumes
+	// kept, Helm recreates them as To had them). The way back of a failed or
+	// killed upgrade must not stop there; Rollback checks and refuses
+	// before its confirmation instead.
+	MakeRoom bool
+	// Live reads and deletes the live objects for MakeRoom (nil: built from Kube).
+	Live *livediff.Clients
 	// AfterHelm runs once Helm has rolled back, before the restore; its error
 	// stops the revert and is returned as it is.
 	AfterHelm func(context.Context) error
@@ -390,6 +406,9 @@ func (r *Revert) Run(ctx context.Context) (*Reverted, error) {
 			if err != nil {
 				return "", err
 			}
+			if err := r.mark(context.WithoutCancel(ctx), nil); err != nil {
+				return "", err
+			}
 			out.Restore = res
 			return fmt.Sprintf("%d database(s) restored from %s", len(res.Databases), r.Backup.ID), nil
 		}); err != nil {
@@ -414,25 +433,132 @@ func (r *Revert) Run(ctx context.Context) (*Reverted, error) {
 }
 
 // helm is the Helm rollback, waiting for the resources. Helm's rollback runs
-// to its end even on Ctrl-C (it takes no context), so the release is never
-// left pending-rollback by us.
+// to its end even on Ctrl-C (it takes no context), but a SIGKILL leaves the
+// release pending-rollback: the lease is marked first, so that `helm csghub
+// rollback` recovers it (rolls back to To again and restores Backup).
 func (r *Revert) helm(ctx context.Context, b *budget.Budget) (*release.Release, error) {
-	if r.BeforeHelm != nil {
-		if err := r.BeforeHelm(ctx); err != nil {
+	from, err := r.Release.Last()
+	if err != nil {
+		return nil, err
+	}
+	if r.MakeRoom {
+		if err := r.makeRoom(ctx, from); err != nil {
 			return nil, err
 		}
+	}
+	m := &lock.Mark{Operation: r.Operation, Step: StepHelm, Revision: from.Version + 1, From: from.Version, To: r.To,
+		Command: RecoverCommand(r.Release, r.Dir)}
+	if r.Backup != nil {
+		m.Backup = r.Backup.ID
+	}
+	if r.Lock != nil {
+		if err := r.Lock.Held(ctx, "the Helm rollback"); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.mark(ctx, m); err != nil {
+		return nil, err
 	}
 	rb := action.NewRollback(r.Release.Helm)
 	rb.Version = r.To
 	rb.Wait = true
 	rb.MaxHistory = r.Release.Settings.MaxHistory
-	if err := b.Wait(func(left time.Duration) error {
+	err = b.Wait(func(left time.Duration) error {
 		rb.Timeout = left
 		return rb.Run(r.Release.Name)
-	}); err != nil {
+	})
+	if err != nil {
+		_ = r.mark(context.WithoutCancel(ctx), nil)
 		return nil, err
 	}
-	return r.Release.Last()
+	last, err := r.Release.Last()
+	if err != nil {
+		return nil, err
+	}
+	// from here a killed run leaves the database to restore, not a pending release
+	if r.Backup != nil {
+		err = r.mark(context.WithoutCancel(ctx), &lock.Mark{Operation: r.Operation, Step: lock.StepRestore, Revision: last.Version,
+			From: from.Version, To: r.To, Backup: r.Backup.ID, Command: RestoreCommand(r.Release, r.Dir, r.Backup.ID)})
+	} else {
+		err = r.mark(context.WithoutCancel(ctx), nil)
+	}
+	return last, err
+}
+
+// mark records m on the lease (nil: this run's own marks end; a killed run's
+// inherited one, still unresolved, is put back).
+func (r *Revert) mark(ctx context.Context, m *lock.Mark) error {
+	if r.Lock == nil {
+		return nil
+	}
+	if m == nil {
+		return r.Lock.EndMark(ctx)
+	}
+	return r.Lock.SetMark(ctx, m)
+}
+
+// makeRoom clears what Helm cannot patch rolling back from revision from to
+// revision To (their manifests against the live Jobs and StatefulSets).
+func (r *Revert) makeRoom(ctx context.Context, from *release.Release) error {
+	to, err := r.Release.Helm.Releases.Get(r.Release.Name, r.To)
+	if err != nil {
+		return fmt.Errorf("reading revision %d: %w", r.To, err)
+	}
+	target, err := render.SplitManifest(to.Manifest)
+	if err != nil {
+		return fmt.Errorf("reading the manifest of revision %d: %w", r.To, err)
+	}
+	previous, err := render.SplitManifest(from.Manifest)
+	if err != nil {
+		return fmt.Errorf("reading the manifest of revision %d: %w", from.Version, err)
+	}
+	var c livediff.Clients
+	if r.Live != nil {
+		c = *r.Live
+	} else if c, err = livediff.NewClients(r.Kube.Config, r.Kube.Clientset); err != nil {
+		return err
+	}
+	g := &livediff.Guard{Clients: c, Namespace: r.Release.Namespace, RecreateStatefulSets: true, DeleteRunningJobs: true, Log: r.Log}
+	cleared, err := g.MakeRoom(ctx, target, previous)
+	if len(cleared) > 0 {
+		r.Log.Printf("made room for the rollback: %d object(s) deleted for Helm to recreate", len(cleared))
+	}
+	if err != nil {
+		return err
+	}
+	return r.patchFromTarget(ctx, c, from, target, previous)
+}
+
+// patchFromTarget: the other objects To has, the revision rolled back from
+// lacks and the cluster still holds (the failed or killed upgrade never
+// replaced them) would be patched by Helm against the live object, which a
+// custom resource refuses. They are added to the manifest Helm patches from
+// (the failed or pending revision's record), as To renders them: Helm then
+// patches them from To's own rendering, as it would have had the upgrade
+// never started, and nothing is deleted.
+func (r *Revert) patchFromTarget(ctx context.Context, c livediff.Clients, from *release.Release, target, previous []*unstructured.Unstructured) error {
+	snap, err := livediff.Take(ctx, c, r.Release.Namespace, target)
+	if err != nil {
+		return fmt.Errorf("reading the live objects of revision %d: %w", r.To, err)
+	}
+	add := livediff.PatchedAgainstLive(snap, r.Release.Namespace, target, previous)
+	if len(add) == 0 {
+		return nil
+	}
+	var docs []string
+	for _, o := range add {
+		y, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return err
+		}
+		docs = append(docs, string(y))
+		r.Log.Printf("  %s: patched from revision %d's rendering (revision %d does not have it)", livediff.KeyOf(o), r.To, from.Version)
+	}
+	from.Manifest = strings.TrimRight(from.Manifest, "\n") + "\n---\n" + strings.Join(docs, "---\n")
+	if err := r.Release.Helm.Releases.Update(from); err != nil {
+		return fmt.Errorf("recording revision %d's objects in revision %d: %w", r.To, from.Version, err)
+	}
+	return nil
 }
 
 func (r *Revert) restore(ctx context.Context) (*restore.Result, error) {
@@ -449,13 +575,7 @@ func (r *Revert) restore(ctx context.Context) (*restore.Result, error) {
 // FinishCommand is the one command that finishes a rollback of rel to
 // revision to: restoring b (nil: --skip-db-restore).
 func FinishCommand(rel *helmenv.Release, to int, dir string, b *backup.Entry, recreateStatefulSets bool) string {
-	finish := fmt.Sprintf("helm csghub rollback %d -n %s", to, rel.Namespace)
-	if rel.Name != helmenv.DefaultRelease {
-		finish += " --release " + rel.Name
-	}
-	if dir != "" {
-		finish += " --dir " + dir
-	}
+	finish := fmt.Sprintf("helm csghub rollback %d", to) + target(rel, dir)
 	if b != nil {
 		finish += " --backup " + b.ID
 	} else {
@@ -465,4 +585,28 @@ func FinishCommand(rel *helmenv.Release, to int, dir string, b *backup.Entry, re
 		finish += " --recreate-statefulsets"
 	}
 	return finish
+}
+
+// RecoverCommand is the one command that recovers a release a killed run left
+// pending: `helm csghub rollback` with no REVISION (see internal/recovery).
+func RecoverCommand(rel *helmenv.Release, dir string) string {
+	return "helm csghub rollback" + target(rel, dir)
+}
+
+// RestoreCommand is the one command that finishes a restore of backup id
+// that was killed: replaying it again.
+func RestoreCommand(rel *helmenv.Release, dir, id string) string {
+	return "helm csghub restore --backup " + id + target(rel, dir)
+}
+
+// target is the flags naming rel and the backup catalog dir.
+func target(rel *helmenv.Release, dir string) string {
+	s := " -n " + rel.Namespace
+	if rel.Name != helmenv.DefaultRelease {
+		s += " --release " + rel.Name
+	}
+	if dir != "" {
+		s += " --dir " + dir
+	}
+	return s
 }

@@ -15,6 +15,7 @@ import (
 	helmkube "helm.sh/helm/v3/pkg/kube"
 	kubefake "helm.sh/helm/v3/pkg/kube/fake"
 	"helm.sh/helm/v3/pkg/release"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -70,10 +71,19 @@ func (f *fixture) writes() []string {
 	return out
 }
 
-// onlyLock: the only writes were taking the release lock and releasing it.
+// onlyLock: the only writes were taking the release lock, marking it (for
+// the Helm step, in case the run is killed there) and releasing it.
 func (f *fixture) onlyLock() bool {
 	w := f.writes()
-	return len(w) == 2 && w[0] == "create leases" && w[1] == "delete leases"
+	if len(w) < 2 {
+		return false
+	}
+	for _, x := range w[1 : len(w)-1] {
+		if x != "update leases" {
+			return false
+		}
+	}
+	return w[0] == "create leases" && w[len(w)-1] == "delete leases"
 }
 
 func (f *fixture) history(t *testing.T) string { return helmenvtest.History(t, f.rb.Release) }
@@ -389,4 +399,62 @@ func TestRunNotReadyWithinOneTimeout(t *testing.T) {
 	if _, err := f.rb.Run(context.Background()); errs.ExitCode(err) != 6 || !strings.Contains(err.Error(), "not ready: no time left of --timeout 500ms") {
 		t.Fatalf("Run = %v (exit %d)", err, errs.ExitCode(err))
 	}
+}
+
+// inspectOnWait reads the release lock while Helm waits for the rolled-back
+// resources: what a SIGKILL at that moment would leave.
+type inspectOnWait struct {
+	*kubefake.FailingKubeClient
+	cs  *fake.Clientset
+	got **lock.Info
+}
+
+func (c inspectOnWait) Wait(r helmkube.ResourceList, d time.Duration) error {
+	*c.got, _ = lock.Inspect(context.Background(), c.cs, "ns", "csghub")
+	return c.FailingKubeClient.Wait(r, d)
+}
+
+// Issue 27 item 2: during its Helm step a rollback's lease is marked with
+// the revision Helm is writing (pending-rollback if the run is killed), the
+// revision it goes to and the one command that recovers; once the rollback
+// is done the lease is gone.
+func TestRunMarksLeaseDuringHelmStep(t *testing.T) {
+	f := newFixture(t, twoRevs()...)
+	var got *lock.Info
+	f.rb.Release.Helm.KubeClient = inspectOnWait{f.kc, f.cs, &got}
+	f.prepared(t, nil)
+	// the Helm step is the subject: readiness and verify may fail (no pods here)
+	if _, err := f.rb.Run(context.Background()); err != nil && !strings.Contains(err.Error(), "rolled back to revision 3") {
+		t.Fatal(err)
+	}
+	if got == nil || got.Mark == nil {
+		t.Fatalf("lease during the Helm step: %+v", got)
+	}
+	if m := *got.Mark; m.Operation != "rollback" || m.Step != StepHelm || m.Revision != 3 || m.From != 2 || m.Target() != 1 ||
+		m.Command != "helm csghub rollback -n ns --dir "+f.dir {
+		t.Fatalf("mark during the Helm step: %+v", m)
+	}
+	f.after(t, rolledBack)
+}
+
+// Issue 27 item 7: the lease of a killed upgrade whose revision is no longer
+// pending (recovered or finished by other means) is taken over and, once the
+// rollback is done, deleted: not put back for status to report for good.
+func TestRunClearsObsoleteLeaseOfKilledRun(t *testing.T) {
+	f := newFixture(t, twoRevs()...)
+	holder, secs := "upgrade elsewhere pid 1", int32(30)
+	then := metav1.NewMicroTime(time.Now().Add(-time.Hour))
+	if _, err := f.cs.CoordinationV1().Leases("ns").Create(context.Background(), &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: lock.Name("csghub"), Namespace: "ns", Annotations: map[string]string{
+			"helm-csghub.opencsg.com/operation": "upgrade", "helm-csghub.opencsg.com/step": "helm-upgrade",
+			"helm-csghub.opencsg.com/pending-revision": "2", "helm-csghub.opencsg.com/from-revision": "1"}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, AcquireTime: &then, RenewTime: &then}},
+		metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.prepared(t, nil)
+	if _, err := f.rb.Run(context.Background()); err != nil && !strings.Contains(err.Error(), "rolled back to revision 3") {
+		t.Fatal(err)
+	}
+	f.after(t, rolledBack)
 }

@@ -127,9 +127,22 @@ func todo(r *Report, pending bool, good int) string {
 	l := r.Lease
 	killed := l != nil && !l.Alive
 	switch {
-	case pending && killed && l.Mark != nil && l.Mark.Revision == r.Revision:
-		return fmt.Sprintf("revision %d was left %s by a killed `helm csghub %s` (%s): run `helm csghub rollback` (or `helm csghub upgrade --recover`) to roll back to revision %d and restore its backup %s",
-			r.Revision, r.Status, l.Mark.Operation, l.Holder, l.Mark.From, l.Mark.Backup)
+	case pending && killed && l.Mark != nil && l.Mark.HelmStep() && l.Mark.Revision == r.Revision:
+		cmd := l.Mark.Command
+		if cmd == "" { // a lease marked before marks named their command
+			cmd = "helm csghub rollback"
+		}
+		s := fmt.Sprintf("revision %d was left %s by a killed `helm csghub %s` (%s): run `%s` to roll back to revision %d",
+			r.Revision, r.Status, l.Mark.Operation, l.Holder, cmd, l.Mark.Target())
+		if l.Mark.Backup != "" {
+			s += " and restore its backup " + l.Mark.Backup
+		}
+		return s
+	case killed && l.Mark != nil && l.Mark.Step == lock.StepRestore && l.Mark.Command != "":
+		return fmt.Sprintf("a killed `helm csghub %s` (%s) was restoring backup %s: the databases may be half restored; run `%s` to finish",
+			l.Mark.Operation, l.Holder, l.Mark.Backup, l.Mark.Command)
+	case killed && l.Mark != nil && !l.Mark.HelmStep() && l.Mark.Command != "":
+		return fmt.Sprintf("a killed `helm csghub %s` (%s) stopped at %s: run `%s`", l.Mark.Operation, l.Holder, l.Mark.Step, l.Mark.Command)
 	case pending && l != nil && l.Alive:
 		return fmt.Sprintf("revision %d is %s while %s runs: wait for it", r.Revision, r.Status, l.Holder)
 	case pending:

@@ -9,7 +9,6 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
-	"github.com/opencsgs/helm-csghub/internal/render"
 	"github.com/opencsgs/helm-csghub/internal/rollback"
 )
 
@@ -23,6 +22,7 @@ func (r *run) undo(ctx context.Context, step string, cause error) (*Summary, err
 		cause = fmt.Errorf("interrupted (%v)", cause)
 	}
 	sum.Failure = fmt.Sprintf("%s: %v", step, cause)
+	r.current() // a failed Helm upgrade wrote a revision too
 	if r.NoRollback {
 		return sum, errs.NeedsAttentionf("upgrade failed at %s: %v; not rolled back (--no-rollback): roll back with `helm csghub rollback %d --backup %s`",
 			step, cause, from, r.entry.ID)
@@ -33,7 +33,8 @@ func (r *run) undo(ctx context.Context, step string, cause error) (*Summary, err
 		timeout = 10 * time.Minute
 	}
 	rv := &rollback.Revert{Release: r.Release, Kube: r.Kube, Lock: r.lk, To: from, Dir: r.BackupDir,
-		Timeout: timeout, TimeoutFlag: "--rollback-timeout", Finish: true, BeforeHelm: r.clearForRollback,
+		Timeout: timeout, TimeoutFlag: "--rollback-timeout", Finish: true, Operation: "upgrade",
+		MakeRoom: true,
 		Step: func(name string, f func() (string, error)) error {
 			_, err := r.j.step(name, f)
 			return err
@@ -44,6 +45,7 @@ func (r *run) undo(ctx context.Context, step string, cause error) (*Summary, err
 	}
 	out, err := rv.Run(context.WithoutCancel(ctx))
 	if out.Release == nil {
+		r.current()
 		// The database is left as the new version has it, matching the
 		// workloads: restoring it under the new version would be worse.
 		return sum, r.rollbackFailed(step, cause, errors.Unwrap(err))
@@ -63,24 +65,17 @@ func (r *run) undo(ctx context.Context, step string, cause error) (*Summary, err
 	return sum, errs.RolledBackf("upgrade failed at %s: %v; rolled back: %v; backup %s", step, cause, sum.Undone, r.entry.Path)
 }
 
+// current makes the summary's revision and status the release's as they are
+// now (the summary says "revision: FROM -> this").
+func (r *run) current() {
+	if last, err := r.Release.Last(); err == nil {
+		r.sum.Revision, r.sum.Status = last.Version, last.Info.Status.String()
+	}
+}
+
 func (r *run) undoIncomplete(step string, cause error, problem string) error {
 	return errs.NeedsAttentionf("upgrade failed at %s: %v; the automatic rollback did not complete: %v; backup %s",
 		step, cause, []string{problem}, r.entry.Path)
-}
-
-// clearForRollback makes room for the automatic rollback: the failed
-// version's Jobs whose template differs are deleted, running or not.
-func (r *run) clearForRollback(ctx context.Context) error {
-	last, err := r.Release.Last()
-	if err != nil {
-		return err
-	}
-	target, err := render.SplitManifest(r.p.Release.Manifest)
-	if err != nil {
-		return err
-	}
-	_, err = r.clear(ctx, target, last.Manifest, true)
-	return err
 }
 
 // rollbackFailed explains an automatic rollback whose Helm step failed: which

@@ -180,6 +180,10 @@ func TestUndoHelmRollbackFailsExit6(t *testing.T) {
 	if c.sum.RolledBack || len(c.sum.Undone) != 0 {
 		t.Fatalf("summary claims an undo: %+v", c.sum)
 	}
+	// the summary's revision is where the release is, not where it was
+	if c.sum.FromRevision != 1 || c.sum.Revision != 3 || c.sum.Status != "failed" {
+		t.Fatalf("summary says revision %d -> %d (%s), want 1 -> 3 (failed)", c.sum.FromRevision, c.sum.Revision, c.sum.Status)
+	}
 	if !c.j.has("rollback", "failed") || c.j.has("readiness-after-rollback", "started") {
 		t.Fatalf("journal %+v", c.j.events)
 	}

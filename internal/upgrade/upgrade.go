@@ -31,6 +31,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/recovery"
 	"github.com/opencsgs/helm-csghub/internal/redact"
 	"github.com/opencsgs/helm-csghub/internal/render"
+	"github.com/opencsgs/helm-csghub/internal/rollback"
 	"github.com/opencsgs/helm-csghub/internal/steplog"
 	"github.com/opencsgs/helm-csghub/internal/valuemigrate"
 	"github.com/opencsgs/helm-csghub/internal/verify"
@@ -288,6 +289,11 @@ func (r *run) migrations(ctx context.Context) error {
 }
 
 func (r *run) migrate(ctx context.Context) (string, error) {
+	if r.lk != nil { // a dry run holds no lock and changes nothing
+		if err := r.lk.Held(ctx, "the migrations"); err != nil {
+			return "", err
+		}
+	}
 	res, err := migrate.Run(ctx, r.p.Migrate, r.p.Migrations)
 	r.sum.Migrations = append(r.sum.Migrations, res...)
 	return fmt.Sprintf("%d migration(s)", len(res)), err
@@ -302,7 +308,7 @@ func (r *run) clearImmutable(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	done, err := r.clear(ctx, target, r.p.Release.Manifest, false)
+	done, err := r.clear(ctx, target, r.p.Release.Manifest)
 	return fmt.Sprintf("%d object(s) deleted for Helm to recreate", len(done)), err
 }
 
@@ -314,11 +320,15 @@ func (r *run) helmUpgrade(ctx context.Context) (string, error) {
 	up.Namespace = r.Release.Namespace
 	up.MaxHistory = r.Release.Settings.MaxHistory
 	up.Description = fmt.Sprintf("helm csghub upgrade %s -> %s", p.Current, p.Target.VersionS)
-	if err := r.lk.SetMark(ctx, &lock.Mark{Operation: "upgrade", Step: "helm-upgrade",
-		Revision: p.Release.Version + 1, From: p.Release.Version, Backup: r.entry.ID}); err != nil {
+	if err := r.lk.Held(ctx, "the Helm upgrade"); err != nil {
 		return "", err
 	}
-	defer r.lk.SetMark(ctx, nil)
+	if err := r.lk.SetMark(ctx, &lock.Mark{Operation: "upgrade", Step: "helm-upgrade",
+		Revision: p.Release.Version + 1, From: p.Release.Version, Backup: r.entry.ID,
+		Command: rollback.RecoverCommand(r.Release, r.BackupDir)}); err != nil {
+		return "", err
+	}
+	defer r.lk.SetMark(context.WithoutCancel(ctx), nil)
 	var rel *release.Release
 	if err := r.wait.Wait(func(left time.Duration) (err error) {
 		up.Timeout = left
@@ -386,7 +396,9 @@ func (r *run) readiness(ctx context.Context) (string, error) {
 }
 
 func (r *run) verify(ctx context.Context) (string, error) {
-	v := &verify.Verify{Release: r.Release, Kube: r.Kube, Revision: r.sum.Revision}
+	// connection-level failures (a port-forward that drops) are retried
+	// with what --timeout leaves, not taken for a broken upgrade at once
+	v := &verify.Verify{Release: r.Release, Kube: r.Kube, Revision: r.sum.Revision, Retry: r.wait.Left()}
 	rep, err := v.Run(ctx)
 	r.sum.Verify = rep
 	return "all checks passed", err
@@ -465,8 +477,8 @@ func readValues(path string) (map[string]any, error) {
 }
 
 // clear deletes the live objects Helm cannot patch from previousManifest to
-// target; rollback: also running Jobs (the failed version's).
-func (r *run) clear(ctx context.Context, target []*unstructured.Unstructured, previousManifest string, rollback bool) ([]string, error) {
+// target (the automatic rollback does the same in rollback.Revert).
+func (r *run) clear(ctx context.Context, target []*unstructured.Unstructured, previousManifest string) ([]string, error) {
 	previous, err := render.SplitManifest(previousManifest)
 	if err != nil {
 		return nil, err
@@ -475,11 +487,6 @@ func (r *run) clear(ctx context.Context, target []*unstructured.Unstructured, pr
 	if err != nil {
 		return nil, err
 	}
-	g := &livediff.Guard{Clients: c, Namespace: r.Release.Namespace, RecreateStatefulSets: r.RecreateStatefulSets,
-		DeleteRunningJobs: rollback, Log: r.Log}
-	im, err := g.Check(ctx, target, previous)
-	if err != nil {
-		return nil, err
-	}
-	return g.Clear(ctx, im)
+	g := &livediff.Guard{Clients: c, Namespace: r.Release.Namespace, RecreateStatefulSets: r.RecreateStatefulSets, Log: r.Log}
+	return g.MakeRoom(ctx, target, previous)
 }

@@ -21,9 +21,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
@@ -69,19 +71,9 @@ func (v *Verify) forward(ctx context.Context, component string) (*target, error)
 	if len(svc.Spec.Ports) == 0 || len(svc.Spec.Selector) == 0 {
 		return nil, fmt.Errorf("service %s has no ports or no selector", name)
 	}
-	pods, err := v.Kube.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(svc.Spec.Selector).String()})
+	pod, err := v.servicePod(ctx, svc)
 	if err != nil {
 		return nil, err
-	}
-	var pod *corev1.Pod
-	for i := range pods.Items {
-		if kube.IsPodReady(&pods.Items[i]) {
-			pod = &pods.Items[i]
-			break
-		}
-	}
-	if pod == nil {
-		return nil, fmt.Errorf("no Ready pod behind service %s (%d pod(s))", name, len(pods.Items))
 	}
 	port := targetPort(svc.Spec.Ports[0], pod)
 	fw, err := v.Kube.PortForward(ctx, ns, pod.Name, port)
@@ -89,6 +81,62 @@ func (v *Verify) forward(ctx context.Context, component string) (*target, error)
 		return nil, err
 	}
 	return &target{svc: name, pod: pod.Name, port: port, fw: fw}, nil
+}
+
+// servicePod is the pod behind svc that the Service itself sends traffic to:
+// a ready endpoint of its EndpointSlices (the chart's init Job pods carry
+// the component's selector labels, and a migration still running is Ready
+// but serves nothing), backed by a Ready pod that no Job owns. Only a
+// cluster that keeps no EndpointSlices for svc falls back to the selector.
+func (v *Verify) servicePod(ctx context.Context, svc *corev1.Service) (*corev1.Pod, error) {
+	cs := v.Kube.Clientset
+	slices, err := cs.DiscoveryV1().EndpointSlices(svc.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: discoveryv1.LabelServiceName + "=" + svc.Name})
+	if err != nil {
+		return nil, fmt.Errorf("endpoints of service %s: %w", svc.Name, err)
+	}
+	if len(slices.Items) == 0 {
+		return selectorPod(ctx, cs, svc)
+	}
+	n := 0
+	for _, sl := range slices.Items {
+		for _, ep := range sl.Endpoints {
+			n++
+			// nil: unknown, which consumers take as ready (discovery.k8s.io/v1)
+			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready || ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" {
+				continue
+			}
+			pod, err := cs.CoreV1().Pods(svc.Namespace).Get(ctx, ep.TargetRef.Name, metav1.GetOptions{})
+			if err != nil || !kube.IsPodReady(pod) || jobPod(pod) {
+				continue
+			}
+			return pod, nil
+		}
+	}
+	return nil, fmt.Errorf("no ready endpoint of service %s (%d endpoint(s))", svc.Name, n)
+}
+
+// selectorPod is a Ready pod matching svc's selector that no Job owns.
+func selectorPod(ctx context.Context, cs kubernetes.Interface, svc *corev1.Service) (*corev1.Pod, error) {
+	pods, err := cs.CoreV1().Pods(svc.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(svc.Spec.Selector).String()})
+	if err != nil {
+		return nil, err
+	}
+	for i := range pods.Items {
+		if p := &pods.Items[i]; kube.IsPodReady(p) && !jobPod(p) {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("no Ready pod behind service %s (%d pod(s), Job pods not counted)", svc.Name, len(pods.Items))
+}
+
+// jobPod says a Job owns pod (its controller, or the job-name label it sets).
+func jobPod(pod *corev1.Pod) bool {
+	if c := metav1.GetControllerOf(pod); c != nil && c.Kind == "Job" {
+		return true
+	}
+	_, ok := pod.Labels["job-name"]
+	return ok
 }
 
 // targetPort resolves a Service port's targetPort (number or named) on pod.

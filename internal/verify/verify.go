@@ -11,10 +11,13 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -78,6 +81,9 @@ type Check struct {
 	Detail string `json:"detail"`
 	// DurationMs is how long the check took, in milliseconds.
 	DurationMs float64 `json:"durationMs"`
+	// Attempts is how many times it ran (more than 1: connection-level
+	// failures were retried; Detail says so).
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // OK reports whether the check did not fail (passed or skipped).
@@ -109,6 +115,9 @@ type Verify struct {
 	Revision int
 	// Timeout bounds each check (default 30s).
 	Timeout time.Duration
+	// Retry, when longer than Timeout, is how long a check keeps trying
+	// after connection-level failures (an upgrade: what --timeout leaves).
+	Retry time.Duration
 	// Only runs just these checks (empty: all); Skip leaves these out. Both
 	// hold names from Names (see Select).
 	Only, Skip []string
@@ -246,22 +255,8 @@ func (v *Verify) Run(ctx context.Context) (*Report, error) {
 		wg.Add(1)
 		go func(c *Check, run func(context.Context) (string, error)) {
 			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, v.timeout())
-			defer cancel()
 			t0 := time.Now()
-			detail, err := run(cctx)
-			var skip skipped
-			switch {
-			case err == nil:
-				c.Status, c.Detail = Passed, detail
-			case asSkip(err, &skip):
-				c.Status, c.Detail = Skipped, string(skip)
-			default:
-				if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-					err = fmt.Errorf("%w (timed out after %s)", err, v.timeout())
-				}
-				c.Status, c.Detail = Failed, err.Error()
-			}
+			v.runCheck(ctx, c, run)
 			c.Detail = redact(squash(c.Detail), secrets)
 			d := time.Since(t0)
 			if c.Name == CheckRelease {
@@ -288,6 +283,86 @@ func (v *Verify) Run(ctx context.Context) (*Report, error) {
 		return rep, errs.Failedf("verification failed: %s", strings.Join(failed, "; "))
 	}
 	return rep, nil
+}
+
+// retryPause is the first pause between attempts of a check (doubled up to
+// two seconds).
+var retryPause = 250 * time.Millisecond
+
+// retryLast is what an attempt is left at least.
+const retryLast = 50 * time.Millisecond
+
+// runCheck runs one check into c: again after a connection-level failure
+// (refused, reset, EOF, a port-forward that dropped, no ready endpoint yet),
+// each attempt picking a Ready pod anew, for as long as Timeout (or Retry)
+// allows; any other failure, or the last one, is the check's result.
+func (v *Verify) runCheck(ctx context.Context, c *Check, run func(context.Context) (string, error)) {
+	window := v.timeout()
+	if v.Retry > window {
+		window = v.Retry
+	}
+	cctx, cancel := context.WithTimeout(ctx, window)
+	defer cancel()
+	pause := retryPause
+	var first error
+	for {
+		c.Attempts++
+		detail, err := run(cctx)
+		var skip skipped
+		switch {
+		case err == nil:
+			c.Status, c.Detail = Passed, detail
+			if first != nil {
+				c.Detail += fmt.Sprintf(" (passed after %d attempts; first: %v)", c.Attempts, first)
+			}
+			return
+		case asSkip(err, &skip):
+			c.Status, c.Detail = Skipped, string(skip)
+			return
+		}
+		if Transient(err) && cctx.Err() == nil {
+			if first == nil {
+				first = err
+			}
+			// the last pause is cut short: one more attempt before the deadline
+			if dl, _ := cctx.Deadline(); time.Until(dl) > retryLast {
+				select {
+				case <-time.After(min(pause, time.Until(dl)-retryLast)):
+					pause = min(2*pause, 2*time.Second)
+					continue
+				case <-cctx.Done():
+				}
+			}
+		}
+		if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			err = fmt.Errorf("%w (timed out after %s)", err, window)
+		}
+		if c.Attempts > 1 {
+			err = fmt.Errorf("%w (after %d attempts)", err, c.Attempts)
+		}
+		c.Status, c.Detail = Failed, err.Error()
+		return
+	}
+}
+
+// Transient says err is a connection-level failure worth another attempt on
+// a freshly picked pod: the server side did not answer at all (refused,
+// reset, EOF, a port-forward that dropped, no ready endpoint yet), as
+// opposed to an answer that is wrong.
+func Transient(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	// the checks' errors carry their cause as text (port-forward, gRPC, pgx)
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{"eof", "connection refused", "connection reset", "broken pipe", "lost connection to pod",
+		"error forwarding port", "port-forward", "no ready endpoint", "no ready pod", "unavailable desc"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // skipped is returned by a check that does not apply to the release.

@@ -17,9 +17,15 @@ import (
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynfake "k8s.io/client-go/dynamic/fake"
 	corev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
+	"github.com/opencsgs/helm-csghub/internal/livediff"
 )
 
 // Rev is revision version of release "csghub" in namespace "ns": chart
@@ -78,4 +84,36 @@ func History(t testing.TB, r *helmenv.Release) string {
 		out[i] = helmenv.ChartVersion(x) + " " + x.Info.Status.String()
 	}
 	return strings.Join(out, ", ")
+}
+
+// Live is livediff's clients over client-go's fake dynamic client holding
+// objs (Jobs and StatefulSets of namespace "ns"), for the code that compares
+// manifests with the live objects and deletes what Helm cannot patch.
+func Live(objs ...runtime.Object) livediff.Clients {
+	mapper := meta.NewDefaultRESTMapper(nil)
+	mapper.Add(schema.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"}, meta.RESTScopeNamespace)
+	mapper.Add(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"}, meta.RESTScopeNamespace)
+	mapper.Add(schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, meta.RESTScopeNamespace)
+	lists := map[schema.GroupVersionResource]string{
+		{Group: "batch", Version: "v1", Resource: "jobs"}:        "JobList",
+		{Group: "apps", Version: "v1", Resource: "statefulsets"}: "StatefulSetList",
+		{Version: "v1", Resource: "configmaps"}:                  "ConfigMapList",
+	}
+	return livediff.Clients{Dynamic: dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), lists, objs...), Mapper: mapper}
+}
+
+// FinishedJob is Job name in namespace "ns" running image, Complete, with the
+// labels the Job controller adds to its pod template.
+func FinishedJob(name, image string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "batch/v1", "kind": "Job",
+		"metadata": map[string]any{"name": name, "namespace": "ns"},
+		"spec": map[string]any{"template": map[string]any{
+			"metadata": map[string]any{"labels": map[string]any{"batch.kubernetes.io/job-name": name}},
+			"spec":     map[string]any{"restartPolicy": "OnFailure", "containers": []any{map[string]any{"name": "init", "image": image}}}}},
+		"status": map[string]any{"conditions": []any{map[string]any{"type": "Complete", "status": "True"}}}}}
+}
+
+// JobManifest is the manifest document of Job name running image, as a chart renders it.
+func JobManifest(name, image string) string {
+	return "---\napiVersion: batch/v1\nkind: Job\nmetadata:\n  name: " + name + "\nspec:\n  template:\n    spec:\n      restartPolicy: OnFailure\n      containers:\n      - name: init\n        image: " + image + "\n"
 }
