@@ -33,6 +33,8 @@ type App struct {
 	Stderr io.Writer
 	// IsTerminal reports whether Stderr is a terminal (progress is shown only then).
 	IsTerminal bool
+	// Color: Stdout is a terminal that takes colour (diffs are coloured then).
+	Color bool
 }
 
 // command is one node of the command tree. Leaf commands have Run; groups have Subs.
@@ -97,6 +99,10 @@ func Main(ctx context.Context, app *App, args []string) int {
 	var h helpShown
 	if errors.As(err, &h) {
 		return 0
+	}
+	var st exitStatus
+	if errors.As(err, &st) {
+		return int(st)
 	}
 	fmt.Fprintf(app.Stderr, "Error: %s\n", steplog.OneLine(err.Error()))
 	return errs.ExitCode(err)
@@ -325,5 +331,6 @@ func NewApp() *App {
 		Stdout:     os.Stdout,
 		Stderr:     os.Stderr,
 		IsTerminal: isTerminal(os.Stderr),
+		Color:      colorWanted(),
 	}
 }

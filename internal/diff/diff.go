@@ -14,8 +14,8 @@ import (
 	"strings"
 
 	"github.com/pmezard/go-difflib/difflib"
+	yaml "go.yaml.in/yaml/v2"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/yaml"
 )
 
 // Change is what the upgrade does to an object.
@@ -293,6 +293,8 @@ func objectMap(u *unstructured.Unstructured) map[string]any {
 }
 
 // toYAML is obj's YAML (keys sorted), split in lines; nothing for nil.
+// yaml.v2 straight from the map (what sigs.k8s.io/yaml prints, without its
+// round trip through JSON: a third of the time of a real-size diff).
 func toYAML(obj map[string]any) []string {
 	if obj == nil {
 		return nil
