@@ -47,7 +47,8 @@ type Object struct {
 	// Fields names what changes (containers' fields, data keys, spec's
 	// top-level fields, labels, annotations).
 	Fields []string `json:"fields,omitempty"`
-	// Masked: a Secret whose values are replaced by markers in Diff.
+	// Masked: values replaced by markers in Diff (a Secret's, a ConfigMap's
+	// keys that name a credential such as API_TOKEN).
 	Masked bool `json:"masked,omitempty"`
 	// Diff is the unified diff of the object's YAML (lines without newline).
 	Diff []string `json:"diff"`
@@ -277,9 +278,15 @@ func compareOne(p pair, o Options) *Object {
 	if ch == Changed {
 		obj.Fields = Fields(oldM, newM)
 	}
-	if p.k.kind == "Secret" && !o.ShowSecrets {
+	switch {
+	case o.ShowSecrets:
+	case p.k.kind == "Secret":
 		obj.Masked = true
 		oldM, newM = MaskSecret(oldM, newM, false), MaskSecret(newM, oldM, true)
+	case p.k.kind == "ConfigMap":
+		mo, okOld := MaskConfigMap(oldM, newM, false)
+		mn, okNew := MaskConfigMap(newM, oldM, true)
+		oldM, newM, obj.Masked = mo, mn, okOld || okNew
 	}
 	obj.Diff = Unified(toYAML(oldM), toYAML(newM), o.Context)
 	return obj

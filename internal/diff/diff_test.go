@@ -233,6 +233,24 @@ func TestSecretsMasked(t *testing.T) {
 	}
 }
 
+// A ConfigMap's credentials (the runner's API_TOKEN) are masked too, its
+// other keys printed.
+func TestConfigMapCredentialsMasked(t *testing.T) {
+	cm := func(token, region string) []*unstructured.Unstructured {
+		return split(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: runner, namespace: csghub}\ndata: {API_TOKEN: "+token+", REGION: "+region+"}\n")
+	}
+	r := Compute(Input{Old: cm("tok-aaaa-1111", "eu"), New: cm("tok-bbbb-2222", "us")}, Options{})
+	o := r.Find("ConfigMap", "csghub", "runner")
+	d := strings.Join(o.Diff, "\n")
+	if !o.Masked || strings.Contains(d, "tok-") || !strings.Contains(d, "+  API_TOKEN: '(masked: 13 bytes, changed)'") || !strings.Contains(d, "+  REGION: us") {
+		t.Fatalf("masked %v, diff:\n%s", o.Masked, d)
+	}
+	plain := Compute(Input{Old: cm("tok-aaaa-1111", "eu"), New: cm("tok-aaaa-1111", "us")}, Options{Context: 3, ShowSecrets: true}).Objects[0]
+	if plain.Masked || !strings.Contains(strings.Join(plain.Diff, "\n"), "API_TOKEN: tok-aaaa-1111") {
+		t.Fatalf("--show-secrets: %v", plain.Diff)
+	}
+}
+
 // A value moved from data to stringData unchanged is unchanged.
 func TestMaskDataToStringData(t *testing.T) {
 	old := map[string]any{"kind": "Secret", "data": map[string]any{"k": "dmFsdWU="}}

@@ -3,6 +3,7 @@ package diff
 import (
 	"encoding/base64"
 	"fmt"
+	"regexp"
 )
 
 // MaskSecret returns a copy of the Secret obj whose data and stringData
@@ -15,6 +16,41 @@ import (
 // compared as Kubernetes stores them: stringData merged over decoded data.
 // isNew tells which side obj is. A nil obj stays nil.
 func MaskSecret(obj, other map[string]any, isNew bool) map[string]any {
+	return mask(obj, other, isNew, secretValues, func(string) bool { return true }, "data", "stringData")
+}
+
+// secretKey matches the ConfigMap keys whose values are credentials
+// (CSGHub's runner ConfigMap holds API_TOKEN).
+var secretKey = regexp.MustCompile(`(?i)(password|passwd|token|secret|api_?key|access_?key|private_?key|credential)`)
+
+// MaskConfigMap masks, as MaskSecret, the values of a ConfigMap's keys
+// that name a credential (API_TOKEN, *_PASSWORD, ...); it reports whether
+// it masked any.
+func MaskConfigMap(obj, other map[string]any, isNew bool) (map[string]any, bool) {
+	if obj == nil {
+		return nil, false
+	}
+	m, _ := obj["data"].(map[string]any)
+	found := false
+	for k := range m {
+		found = found || secretKey.MatchString(k)
+	}
+	if !found {
+		return obj, false
+	}
+	return mask(obj, other, isNew, configMapValues, secretKey.MatchString, "data"), true
+}
+
+func configMapValues(obj map[string]any) map[string]string {
+	out := map[string]string{}
+	m, _ := obj["data"].(map[string]any)
+	for k, v := range m {
+		out[k] = fmt.Sprint(v)
+	}
+	return out
+}
+
+func mask(obj, other map[string]any, isNew bool, values func(map[string]any) map[string]string, masked func(string) bool, fields ...string) map[string]any {
 	if obj == nil {
 		return nil
 	}
@@ -22,8 +58,8 @@ func MaskSecret(obj, other map[string]any, isNew bool) map[string]any {
 	for k, v := range obj {
 		out[k] = v
 	}
-	mine, theirs := secretValues(obj), secretValues(other)
-	for _, field := range []string{"data", "stringData"} {
+	mine, theirs := values(obj), values(other)
+	for _, field := range fields {
 		m, ok := obj[field].(map[string]any)
 		if !ok {
 			if obj[field] != nil {
@@ -32,7 +68,11 @@ func MaskSecret(obj, other map[string]any, isNew bool) map[string]any {
 			continue
 		}
 		mm := make(map[string]any, len(m))
-		for k := range m {
+		for k, raw := range m {
+			if !masked(k) {
+				mm[k] = raw
+				continue
+			}
 			v := mine[k]
 			state := ""
 			switch ov, ok := theirs[k]; {
