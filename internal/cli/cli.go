@@ -92,7 +92,12 @@ func (g *globalFlags) apply(env *helmenv.Env) {
 func Main(ctx context.Context, app *App, args []string) int {
 	g := &globalFlags{}
 	root := newRoot(app, g)
-	err := root.execute(ctx, app, g, nil, args)
+	return mainExit(app, root.execute(ctx, app, g, nil, args))
+}
+
+// mainExit is the exit code of a run that ended with err, its message
+// printed when there is one to print.
+func mainExit(app *App, err error) int {
 	if err == nil {
 		return 0
 	}
