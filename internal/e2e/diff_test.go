@@ -113,6 +113,11 @@ func TestPlanDiff(t *testing.T) {
 	if mongo := got["StatefulSet "+ns+"/csghub-mongo"]; mongo == nil || !strings.Contains(strings.Join(mongo.Notes, " "), "data-csghub-mongo-0") {
 		t.Errorf("removed mongo StatefulSet without the PVC note: %+v", mongo)
 	}
+	// the plugin's step next to the object it concerns: the init Job
+	// deleted first (finished, its pod template changes)
+	if job := got["Job "+ns+"/csghub-server"]; job == nil || !strings.Contains(strings.Join(job.Notes, " "), "deleted just before the Helm upgrade") {
+		t.Errorf("Job csghub-server without the delete-first note: %+v", job)
+	}
 	if pg := got["Secret "+ns+"/csghub-postgresql"]; pg == nil || !pg.Masked {
 		t.Errorf("Secret csghub-postgresql not masked: %+v", pg)
 	}

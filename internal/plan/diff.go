@@ -120,6 +120,8 @@ func (p *Prepared) drift(ctx context.Context, rep *diff.Report, old, target []*u
 			o = &diff.Object{Kind: t.GetKind(), APIVersion: t.GetAPIVersion(), Namespace: t.GetNamespace(), Name: t.GetName(),
 				Change: diff.Changed, Masked: t.GetKind() == "Secret" && !rep.SecretsShown, Diff: []string{}}
 			rep.Objects = insertSorted(rep.Objects, o)
+			rep.Totals.Objects.Unchanged--
+			rep.Totals.Objects.Changed++
 		}
 		o.Drift = fields
 	}
