@@ -33,6 +33,8 @@ type App struct {
 	Stderr io.Writer
 	// IsTerminal reports whether Stderr is a terminal (progress is shown only then).
 	IsTerminal bool
+	// Color: Stdout is a terminal that takes colour (diffs are coloured then).
+	Color bool
 }
 
 // command is one node of the command tree. Leaf commands have Run; groups have Subs.
@@ -90,13 +92,22 @@ func (g *globalFlags) apply(env *helmenv.Env) {
 func Main(ctx context.Context, app *App, args []string) int {
 	g := &globalFlags{}
 	root := newRoot(app, g)
-	err := root.execute(ctx, app, g, nil, args)
+	return mainExit(ctx, app, root.execute(ctx, app, g, nil, args))
+}
+
+// mainExit is the exit code of a run that ended with err, its message
+// printed when there is one to print.
+func mainExit(ctx context.Context, app *App, err error) int {
 	if err == nil {
 		return 0
 	}
 	var h helpShown
 	if errors.As(err, &h) {
 		return 0
+	}
+	var st exitStatus
+	if errors.As(err, &st) {
+		return int(st)
 	}
 	if ctx.Err() != nil && errs.KindOf(err) == errs.Failed {
 		// a signal arrived and the step it cut short reported a plain
@@ -330,5 +341,6 @@ func NewApp() *App {
 		Stdout:     os.Stdout,
 		Stderr:     os.Stderr,
 		IsTerminal: isTerminal(os.Stderr),
+		Color:      colorWanted(),
 	}
 }

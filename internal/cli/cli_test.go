@@ -157,3 +157,40 @@ current-context: a
 		t.Fatalf("missing context: exit %d: %s", code, stderr)
 	}
 }
+
+// --diff's options without --diff, a negative --context and upgrade --diff
+// without --dry-run are usage errors, refused before the cluster is read
+// (the kubeconfig's server answers nothing); exitStatus ends a run with its
+// code and no message.
+func TestDiffFlags(t *testing.T) {
+	kc := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(kc, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: a, context: {cluster: c, user: u}}]
+current-context: a
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kc)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"plan", "--show-secrets"}, "go with --diff"},
+		{[]string{"plan", "--detailed-exitcode"}, "go with --diff"},
+		{[]string{"plan", "--context", "5"}, "go with --diff"},
+		{[]string{"plan", "--diff", "--context", "-1"}, "--context must be 0 or more"},
+		{[]string{"upgrade", "--diff", "--yes"}, "--diff goes with --dry-run"},
+	} {
+		code, _, stderr := run(t, c.args...)
+		if code != 2 || !strings.HasPrefix(stderr, "Error: ") || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d %q, want a usage error with %q", c.args, code, stderr, c.want)
+		}
+	}
+	var errOut bytes.Buffer
+	if code := mainExit(context.Background(), &App{Stderr: &errOut}, exitStatus(2)); code != 2 || errOut.String() != "" {
+		t.Errorf("exitStatus(2): exit %d, stderr %q", code, errOut.String())
+	}
+}

@@ -17,6 +17,7 @@ type planCmd struct {
 	switches switchFlags
 	skipDB   bool
 	pg       pgClientFlags
+	diff     diffFlags
 	output   output
 }
 
@@ -30,6 +31,7 @@ func newPlanCmd(app *App) *command {
 			c.switches.bind(fs, "plan")
 			fs.BoolVar(&c.skipDB, "skip-db-backup", false, "do not check that an external PostgreSQL answers from the cluster (as upgrade --skip-db-backup)")
 			c.pg.bind(fs)
+			c.diff.bind(fs)
 			c.output.bind(fs)
 		},
 		Run: c.run,
@@ -37,21 +39,34 @@ func newPlanCmd(app *App) *command {
 }
 
 func (c *planCmd) run(ctx context.Context, _ []string) error {
+	if err := c.diff.check("plan"); err != nil {
+		return err
+	}
 	rel, kc, err := c.app.resolve()
 	if err != nil {
 		return err
 	}
 	v := &plan.Preview{Options: c.target.options(rel, kc, c.app.warner()), Skip: c.switches.off(),
-		SkipDBCheck: c.skipDB, PGImage: c.pg.image, PGPodTimeout: c.pg.timeout, Log: c.app.stepLogger(c.output)}
+		SkipDBCheck: c.skipDB, PGImage: c.pg.image, PGPodTimeout: c.pg.timeout, Log: c.app.stepLogger(c.output),
+		Diff: c.diff.options()}
 	pl, err := v.Run(ctx)
 	if pl == nil {
 		return err
 	}
-	if perr := c.app.print(c.output, pl, func(w io.Writer) { printPlan(w, pl) }); perr != nil {
+	if perr := c.app.print(c.output, pl, func(w io.Writer) {
+		printPlan(w, pl)
+		if pl.Diff != nil {
+			fmt.Fprintln(w)
+			c.app.writeDiff(w, pl.Diff)
+		}
+	}); perr != nil {
 		return perr
 	}
 	// the plan is printed; the exit code says an upgrade would be refused
-	return err
+	if err != nil {
+		return err
+	}
+	return c.diff.exit(pl.Diff)
 }
 
 func printPlan(w io.Writer, pl *plan.Plan) {

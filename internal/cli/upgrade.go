@@ -29,6 +29,7 @@ type upgradeCmd struct {
 	dir            catalogDir
 	keep           int
 	recover        bool
+	diff           diffFlags
 	output         output
 }
 
@@ -57,6 +58,7 @@ nothing changed but the backup; after it, the automatic rollback is finished.`,
 			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "complete backups to keep for the release (at least 2)")
 			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")
 			fs.BoolVar(&c.recover, "recover", false, "first recover a release left pending by a killed helm csghub run (as helm csghub rollback does)")
+			c.diff.bind(fs)
 			c.output.bind(fs)
 		},
 		Run: c.run,
@@ -78,6 +80,12 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 			return err
 		}
 	}
+	if err := c.diff.check("upgrade"); err != nil {
+		return err
+	}
+	if c.diff.on && !c.dryRun {
+		return usageError("upgrade: --diff goes with --dry-run (or see the changes first with helm csghub plan --diff)")
+	}
 	rel, kc, err := c.app.resolve()
 	if err != nil {
 		return err
@@ -93,7 +101,7 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 		ForceConflicts: c.forceConflicts, RecreateStatefulSets: c.recreateSTS, BackupDir: string(c.dir), Keep: c.keep, Recover: c.recover,
 		MigrationSkip: c.switches.off(),
 		Progress:      c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),
-		PGImage: c.pg.image, PGPodTimeout: c.pg.timeout}
+		PGImage: c.pg.image, PGPodTimeout: c.pg.timeout, Diff: c.diff.options()}
 	enc := json.NewEncoder(c.app.Stdout)
 	if c.output == outputJSON {
 		u.Events = func(e upgrade.Event) {
@@ -123,9 +131,16 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 			}{"summary", sum})
 		} else {
 			printUpgradeSummary(c.app, sum, err)
+			if sum.Diff != nil {
+				fmt.Fprintln(c.app.Stdout)
+				c.app.writeDiff(c.app.Stdout, sum.Diff)
+			}
 		}
 	}
-	return err
+	if err != nil || sum == nil {
+		return err
+	}
+	return c.diff.exit(sum.Diff)
 }
 
 func printUpgradeSummary(app *App, s *upgrade.Summary, runErr error) {

@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/opencsgs/helm-csghub/internal/diff"
 	"github.com/opencsgs/helm-csghub/internal/testenv"
 )
 
@@ -86,6 +90,53 @@ func TestUpgradeCarriesRenamedValues(t *testing.T) {
 		!strings.Contains(table.Stdout, "WARNING: values key legacyThing: unknown to chart 2.4.0") {
 		t.Errorf("plan table: exit %d\n%s\n%s", table.Code, table.Stdout, table.Stderr)
 	}
+
+	// plan --diff 2.0.0 -> 2.4.0: the rewrites listed, and noted on the
+	// objects they keep configured (the runner's ConfigMap: its REGION is
+	// not lost); the objects 2.4.0 adds and removes by name, with the
+	// plugin's notes (the Dataflow StatefulSet's PVC left behind, the hook
+	// emptying the Dataflow tables); the runner's API_TOKEN never printed
+	rep, dr := planDiff(t, e, "--version", "2.4.0", "--set", "runner.interval=30")
+	if strings.Join(rep.ValueRewrites, "; ") != strings.Join(want, "; ") {
+		t.Errorf("diff valueRewrites %q, want %q", rep.ValueRewrites, want)
+	}
+	runnerRef := "ConfigMap " + e.Namespace + "/" + e.Release + "-runner-config"
+	notes := strings.Join(rep.Notes, "\n")
+	if o := rep.Find("ConfigMap", e.Namespace, e.Release+"-runner-config"); o != nil {
+		notes = strings.Join(o.Notes, "\n")
+		if d := strings.Join(o.Diff, "\n"); strings.Contains(d, "REGION: eu-west-7") && strings.Contains(d, "-  REGION:") {
+			t.Errorf("%s: REGION changes:\n%s", runnerRef, d)
+		}
+	}
+	if !strings.Contains(notes, "changed by the value rewrites") || !strings.Contains(notes, "runner.region -> runner.runner.region") {
+		t.Errorf("%s: no note of the value rewrites: %q", runnerRef, notes)
+	}
+	for ref, ch := range map[string]diff.Change{
+		"Deployment " + e.Namespace + "/csghub-agentichub": diff.Added,
+		"StatefulSet " + e.Namespace + "/csghub-dataflow":  diff.Removed,
+		"Deployment " + e.Namespace + "/csghub-dataflow":   diff.Added,
+	} {
+		kind, rest, _ := strings.Cut(ref, " ")
+		nsName := strings.SplitN(rest, "/", 2)
+		if o := rep.Find(kind, nsName[0], nsName[1]); o == nil || o.Change != ch {
+			t.Errorf("diff 2.0.0 -> 2.4.0: %s want %s, got %+v", ref, ch, o)
+		}
+	}
+	if o := rep.Find("StatefulSet", e.Namespace, "csghub-dataflow"); o != nil && !strings.Contains(strings.Join(o.Notes, " "), "data-csghub-dataflow-0") {
+		t.Errorf("removed Dataflow StatefulSet without its PVC note: %v", o.Notes)
+	}
+	if hook := rep.Find("Job", e.Namespace, e.Release+"-dataflow-migrations"); hook == nil || hook.Change != diff.Added ||
+		!strings.Contains(strings.Join(hook.Notes, " "), "csghub_dataflow") {
+		t.Errorf("hook Job dataflow-migrations: %+v", hook)
+	}
+	cm, err := e.C.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(context.Background(), e.Release+"-runner-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := cm.Data["API_TOKEN"]; len(tok) < 8 || strings.Contains(dr.Stdout, tok) {
+		t.Errorf("runner API_TOKEN (%d bytes) printed by plan --diff", len(tok))
+	}
+	requireNoSecrets(t, secretValues(t, e), "plan --diff 2.0.0 -> 2.4.0", dr.Stdout, dr.Stderr)
 
 	// the upgrade installs the rewritten values
 	r = e.Plugin("upgrade", "--version", "2.4.0", "--set", "runner.interval=30", "--yes", "--dir", t.TempDir(), "--timeout", "3m", "-o", "json")

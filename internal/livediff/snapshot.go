@@ -188,7 +188,13 @@ func (s *Snapshot) list(ctx context.Context, c Clients, lk listKey) ([]*unstruct
 	}
 	// a consistent read: whether a Job finished decides between deleting it
 	// and refusing
-	l, err := ri.List(ctx, metav1.ListOptions{})
+	opts := metav1.ListOptions{}
+	if lk.gk == (schema.GroupKind{Kind: "Secret"}) {
+		// Helm's release records (one large Secret per revision) are never
+		// a chart's objects
+		opts.LabelSelector = "owner!=helm"
+	}
+	l, err := ri.List(ctx, opts)
 	if apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) {
 		return nil, nil
 	}

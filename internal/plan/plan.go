@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/restmapper"
 
 	"github.com/opencsgs/helm-csghub/internal/crds"
+	"github.com/opencsgs/helm-csghub/internal/diff"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
@@ -70,6 +71,10 @@ type Prepared struct {
 	render    func() (*render.Result, error)
 	rendered  *render.Result
 	renderErr error
+	// renderValues renders the target with other values, the same way
+	// (lookups answered from the same cache): the diff's "without the value
+	// rewrites" render.
+	renderValues func(vals map[string]any) (*render.Result, error)
 }
 
 // Render is the target rendered once for the whole run, as Helm's upgrade
@@ -130,11 +135,12 @@ func Prepare(ctx context.Context, o Options) (*Prepared, error) {
 	var crdErr error
 	var crdSet *crds.Set
 	cluster := &render.Cluster{Dynamic: dyn, Mapper: mapper}
+	p.renderValues = func(vals map[string]any) (*render.Result, error) {
+		return render.Render(render.Options{Chart: target.Chart, Values: vals,
+			Release: res.Name, Namespace: res.Namespace, Revision: rel.Version + 1, Discovery: disc, Cluster: cluster})
+	}
 	p.render = func() (*render.Result, error) {
-		once.Do(func() {
-			p.rendered, p.renderErr = render.Render(render.Options{Chart: target.Chart, Values: p.Values,
-				Release: res.Name, Namespace: res.Namespace, Revision: rel.Version + 1, Discovery: disc, Cluster: cluster})
-		})
+		once.Do(func() { p.rendered, p.renderErr = p.renderValues(p.Values) })
 		return p.rendered, p.renderErr
 	}
 	p.Migrate = &migrate.Context{
@@ -221,6 +227,8 @@ type Plan struct {
 	// cluster in LookupRequests API requests (repeats answered once).
 	Lookups        int `json:"lookups"`
 	LookupRequests int `json:"lookupRequests"`
+	// Diff is what the Helm upgrade changes, object by object (plan --diff).
+	Diff *diff.Report `json:"diff,omitempty"`
 }
 
 // valuesStep lists the value rewrites (nil when there are none).

@@ -11,6 +11,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
+	"github.com/opencsgs/helm-csghub/internal/diff"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/lock"
@@ -33,6 +34,9 @@ type Preview struct {
 	PGPodTimeout time.Duration
 	// Log receives one line per step (nil: silent).
 	Log steplog.Func
+	// Diff, when set, adds what the Helm upgrade changes object by object
+	// (plan --diff; not computed for a refused upgrade: nothing renders).
+	Diff *diff.Options
 }
 
 // Run computes the plan. An upgrade this plan would refuse comes back as
@@ -53,6 +57,11 @@ func (v *Preview) Run(ctx context.Context) (*Plan, error) {
 	pl := p.Build(ctx, "backup catalog "+backup.DefaultDir())
 	if pl.Refused != "" {
 		return pl, errs.Preconditionf("%s", pl.Refused)
+	}
+	if v.Diff != nil {
+		if pl.Diff, err = p.Diff(ctx, *v.Diff); err != nil {
+			return pl, errs.Failedf("comparing the release with the target: %w", err)
+		}
 	}
 	return pl, nil
 }

@@ -116,7 +116,7 @@ func Render(o Options) (*Result, error) {
 		return fail(err)
 	}
 	for _, obj := range res.Objects {
-		if obj.GetNamespace() == "" && namespaced(obj) {
+		if obj.GetNamespace() == "" && Namespaced(obj) {
 			obj.SetNamespace(o.Namespace)
 		}
 	}
@@ -145,9 +145,11 @@ func capabilities(disc discovery.DiscoveryInterface) (*chartutil.Capabilities, e
 	return caps, nil
 }
 
-// namespaced guesses scope for objects without a namespace: cluster-scoped kinds
-// the chart may render are listed; the caller's RESTMapper has the final word.
-func namespaced(obj *unstructured.Unstructured) bool {
+// Namespaced guesses scope for objects without a namespace: cluster-scoped
+// kinds the chart may render are listed; the caller's RESTMapper has the
+// final word. A release's stored manifest is defaulted with it as the render
+// is, so the two compare object by object.
+func Namespaced(obj *unstructured.Unstructured) bool {
 	switch obj.GetKind() {
 	case "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
 		"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "PriorityClass",

@@ -19,6 +19,7 @@ import (
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/budget"
+	"github.com/opencsgs/helm-csghub/internal/diff"
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
@@ -74,6 +75,9 @@ type Upgrade struct {
 	// PGImage, PGPodTimeout: the client pod of an external database.
 	PGImage      string
 	PGPodTimeout time.Duration
+	// Diff, with DryRun, adds what the Helm upgrade changes object by object
+	// (upgrade --dry-run --diff, as plan --diff).
+	Diff *diff.Options
 }
 
 // Summary is the one-screen result of a run.
@@ -102,6 +106,8 @@ type Summary struct {
 	Recovered    []string                 `json:"recovered,omitempty"`
 	// renamed keys carried in the values installed (runner.region -> runner.runner.region)
 	Rewrites []valuemigrate.Change `json:"valueRewrites,omitempty"`
+	// Diff: dry run with --diff, what the Helm upgrade changes.
+	Diff *diff.Report `json:"diff,omitempty"`
 }
 
 // run is one upgrade run's state: each step below is a method that reads and
@@ -438,7 +444,21 @@ func (r *run) dryRun(ctx context.Context) error {
 	if err := r.timed(ctx, "migrations (dry run)", r.migrate); err != nil {
 		return err
 	}
-	return r.timed(ctx, "helm-upgrade (dry run)", r.renderUpgrade)
+	if err := r.timed(ctx, "helm-upgrade (dry run)", r.renderUpgrade); err != nil {
+		return err
+	}
+	if r.Diff == nil {
+		return nil
+	}
+	return r.timed(ctx, "diff", func(ctx context.Context) (string, error) {
+		rep, err := r.p.Diff(ctx, *r.Diff)
+		if err != nil {
+			return "", errs.Failedf("comparing the release with the target: %w", err)
+		}
+		r.sum.Diff = rep
+		t := rep.Totals
+		return fmt.Sprintf("objects: %s; hooks: %s; CRDs: %s; live drift: %d", t.Objects, t.Hooks, t.CRDs, t.Drifted), nil
+	})
 }
 
 func (r *run) renderUpgrade(ctx context.Context) (string, error) {

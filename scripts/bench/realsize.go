@@ -30,6 +30,15 @@ type realSizeFigures struct {
 		Lookups        int `json:"lookups"`
 		LookupRequests int `json:"lookupRequests"`
 	} `json:"plan"`
+	// PlanDiff is plan --diff: the plan, the object-by-object comparison
+	// and the live lists of drift (targets < 5 s, < 100 requests).
+	PlanDiff struct {
+		Seconds  float64 `json:"seconds"`
+		Requests int     `json:"apiRequests"`
+		Detail   string  `json:"requestsDetail"`
+		// Changed is how many objects the diff lists (added, changed, removed).
+		Changed int `json:"objectsInDiff"`
+	} `json:"planDiff"`
 	Upgrade struct {
 		WallSeconds       float64            `json:"wallSeconds"`
 		Steps             map[string]float64 `json:"stepSeconds"`
@@ -88,6 +97,25 @@ func (b *bench) realSizePhase(ctx context.Context) error {
 	}
 	f.Plan.Lookups, f.Plan.LookupRequests = pl.Lookups, pl.LookupRequests
 	logf("plan: %.2fs, %d API requests (the render's lookups: %d, answered in %d requests)", f.Plan.Seconds, f.Plan.Requests, f.Plan.Lookups, f.Plan.LookupRequests)
+
+	logf("helm csghub plan --diff --version %s (%d extra objects)", b.cfg.upgradeVer, f.ExtraObjects)
+	r, err = b.runCmd(ctx, cmdSpec{name: b.cfg.plugin, env: env, capture: true,
+		args: []string{"plan", "--version", b.cfg.upgradeVer, "--diff", "-o", "json"}})
+	if err != nil {
+		return err
+	}
+	f.PlanDiff.Seconds = r.wall.Seconds()
+	f.PlanDiff.Requests, f.PlanDiff.Detail = apiRequests(r.stderr)
+	var pd struct {
+		Diff struct {
+			Objects []json.RawMessage `json:"objects"`
+		} `json:"diff"`
+	}
+	if err := json.Unmarshal(r.stdout, &pd); err != nil {
+		return fmt.Errorf("plan --diff -o json: %w", err)
+	}
+	f.PlanDiff.Changed = len(pd.Diff.Objects)
+	logf("plan --diff: %.2fs, %d API requests, %d objects in the diff", f.PlanDiff.Seconds, f.PlanDiff.Requests, f.PlanDiff.Changed)
 
 	logf("helm csghub upgrade --version %s (%d extra objects)", b.cfg.upgradeVer, f.ExtraObjects)
 	prof := filepath.Join(b.work, "realsize-upgrade.cpu.pprof")

@@ -329,6 +329,10 @@ func (b *bench) report(w io.Writer) {
 		fmt.Fprintf(w, "\nREAL SIZE: 1.15.0 -> %s with bench.extraObjects=%d (about 270 objects), API requests counted by the plugin\n", b.cfg.upgradeVer, f.ExtraObjects)
 		row("  9", "helm csghub plan", secs(f.Plan.Seconds), fmt.Sprintf("%d requests (render: %d lookups, %d requests)", f.Plan.Requests, f.Plan.Lookups, f.Plan.LookupRequests))
 		row("", "  by verb and resource: "+f.Plan.Detail)
+		if f.PlanDiff.Seconds > 0 {
+			row("", "helm csghub plan --diff", secs(f.PlanDiff.Seconds), fmt.Sprintf("%d requests, %d objects in the diff (targets < 5 s, < 100 requests)", f.PlanDiff.Requests, f.PlanDiff.Changed))
+			row("", "  by verb and resource: "+f.PlanDiff.Detail)
+		}
 		if u := f.Upgrade; u.WallSeconds > 0 {
 			row(" 10", "helm csghub upgrade (wall)", secs(u.WallSeconds), fmt.Sprintf("%d requests", u.Requests))
 			for _, k := range []string{"plan", "preflight", "backup", "migrations", "clear-immutable", "helm-upgrade", "readiness", "verify"} {
