@@ -537,6 +537,19 @@ func (r *Revert) makeRoom(ctx context.Context, from *release.Release) error {
 // patches them from To's own rendering, as it would have had the upgrade
 // never started, and nothing is deleted.
 func (r *Revert) patchFromTarget(ctx context.Context, c livediff.Clients, from *release.Release, target, previous []*unstructured.Unstructured) error {
+	// custom resources only: built-in kinds take a patch against the live
+	// object (the API server fills in what it drops), Jobs and StatefulSets
+	// are MakeRoom's
+	var crs []*unstructured.Unstructured
+	for _, o := range target {
+		if g := o.GroupVersionKind().Group; strings.Contains(g, ".") && (!strings.HasSuffix(g, ".k8s.io") || g == "gateway.networking.k8s.io") {
+			crs = append(crs, o)
+		}
+	}
+	if len(crs) == 0 {
+		return nil
+	}
+	target = crs
 	snap, err := livediff.Take(ctx, c, r.Release.Namespace, target)
 	if err != nil {
 		return fmt.Errorf("reading the live objects of revision %d: %w", r.To, err)
