@@ -7,6 +7,7 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -81,7 +82,12 @@ type Prepared struct {
 // will render it: lookups answered by the cluster, the server's
 // capabilities, IsUpgrade and the next revision (see package render). The
 // plan, the live-objects check, the takeovers and --dry-run all read it.
-func (p *Prepared) Render() (*render.Result, error) { return p.render() }
+func (p *Prepared) Render() (*render.Result, error) {
+	if p.render == nil { // a Prepared not made by Prepare (unit tests)
+		return nil, errors.New("the target was not rendered")
+	}
+	return p.render()
+}
 
 // Prepare resolves the release, its values, the target chart and the migration
 // context. It changes nothing in the cluster.
