@@ -194,3 +194,19 @@ current-context: a
 		t.Errorf("exitStatus(2): exit %d, stderr %q", code, errOut.String())
 	}
 }
+
+// Issue 27 item 10: a Helm description of several lines (or with tabs)
+// broke `history`'s table; every table cell is one line.
+func TestTableCellsAreOneLine(t *testing.T) {
+	var out bytes.Buffer
+	tb := newTable(&out)
+	tb.row("REVISION", "DESCRIPTION", "BACKUPS")
+	tb.row(3, "Upgrade \"csghub\" failed:\nline two\r\n\tline\tthree", "-")
+	if err := tb.flush(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], `failed: | line two | line three`) || !strings.HasSuffix(lines[1], "-") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/pflag"
@@ -11,6 +12,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/backup"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
 
 // output is the --output flag: "table" for people, "json" for scripts.
@@ -48,12 +50,19 @@ type table struct{ tw *tabwriter.Writer }
 
 func newTable(w io.Writer) *table { return &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)} }
 
+// row writes one line: a cell with line breaks or tabs (a Helm revision's
+// description, a server's message) is made one line, or it would break the
+// table's rows and columns.
 func (t *table) row(cells ...any) {
 	for i, c := range cells {
 		if i > 0 {
 			fmt.Fprint(t.tw, "\t")
 		}
-		fmt.Fprint(t.tw, c)
+		s := fmt.Sprint(c)
+		if strings.ContainsAny(s, "\n\r\t") {
+			s = steplog.OneLine(strings.NewReplacer("\r", "\n", "\t", " ").Replace(s))
+		}
+		fmt.Fprint(t.tw, s)
 	}
 	fmt.Fprintln(t.tw)
 }
