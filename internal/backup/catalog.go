@@ -152,8 +152,12 @@ func (m *Manifest) mismatch(namespace, release string, rev int, folder string) s
 		strings.Join(diffs, ", "), namespace, release, folder)
 }
 
-// insecureModes lists the backup folder and files that others (group or
-// world) may access.
+// insecureModes lists what lets others read or change the backup: its
+// folder and files open to group or world, a file that is a symbolic link
+// (what it points to can change, and chmod does not fix a link), and a
+// parent folder (release, namespace, catalog root) others may write into
+// without the sticky bit, where the whole backup can be renamed away and
+// another put in its place. Each entry says how to fix it.
 func insecureModes(dir string) []string {
 	var out []string
 	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
@@ -161,9 +165,21 @@ func insecureModes(dir string) []string {
 	}
 	items, _ := os.ReadDir(dir)
 	for _, it := range items {
+		if it.Type()&os.ModeSymlink != 0 {
+			out = append(out, it.Name()+" is a symbolic link (replace it with the file itself)")
+			continue
+		}
 		fi, err := it.Info()
 		if err == nil && fi.Mode().Perm()&0o077 != 0 {
 			out = append(out, fmt.Sprintf("%s %04o", it.Name(), fi.Mode().Perm()))
+		}
+	}
+	parent := dir
+	for i := 0; i < 3; i++ { // release, namespace, catalog root
+		parent = filepath.Dir(parent)
+		fi, err := os.Stat(parent)
+		if err == nil && fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0 {
+			out = append(out, fmt.Sprintf("parent folder %s %04o, writable by others (chmod go-w %s)", parent, fi.Mode().Perm(), parent))
 		}
 	}
 	return out
@@ -171,7 +187,7 @@ func insecureModes(dir string) []string {
 
 // InsecureError refuses to restore a backup others can read or change.
 func InsecureError(e *Entry) error {
-	return errs.Preconditionf("backup %s is readable or writable by others (%s): it holds role password hashes and what is restored; fix with `chmod -R go-rwx %s`, or pass --allow-insecure-permissions",
+	return errs.Preconditionf("backup %s is readable or writable by others (%s): it holds role password hashes and what is restored; fix what is named, and the backup's own modes with `chmod -R go-rwx %s`, or pass --allow-insecure-permissions",
 		e.ID, strings.Join(e.Insecure, ", "), e.Path)
 }
 

@@ -170,4 +170,32 @@ func TestListReportsInsecurePermissions(t *testing.T) {
 	if got := strings.Join(l[0].Insecure, ", "); got != "folder 0755, manifest.json 0644" {
 		t.Fatalf("insecure = %q", got)
 	}
+	// issue 27 item 10: a release folder others may write into (the backup
+	// can be swapped for another) and a dump that is a link (chmod cannot fix
+	// a link) are reported, each with its own fix (a link to a file of the
+	// backup: here its manifest)
+	os.Chmod(dir, 0o700)
+	os.Chmod(filepath.Join(dir, manifestName), 0o600)
+	rd := c.ReleaseDir("ns", "csghub")
+	os.Chmod(rd, 0o777)
+	l, _ = c.List("ns", "csghub")
+	if got := strings.Join(l[0].Insecure, ", "); got != "parent folder "+rd+" 0777, writable by others (chmod go-w "+rd+")" {
+		t.Fatalf("0777 release folder: insecure = %q", got)
+	}
+	os.Chmod(rd, 0o777|os.ModeSticky) // sticky: others cannot rename what they do not own
+	if l, _ = c.List("ns", "csghub"); len(l[0].Insecure) != 0 {
+		t.Fatalf("sticky release folder reported: %v", l[0].Insecure)
+	}
+	os.Chmod(rd, 0o700)
+	link := filepath.Join(dir, manifestName)
+	real := filepath.Join(t.TempDir(), "real.json")
+	os.Rename(link, real)
+	os.Symlink(real, link)
+	l, _ = c.List("ns", "csghub")
+	if got := strings.Join(l[0].Insecure, ", "); got != manifestName+" is a symbolic link (replace it with the file itself)" {
+		t.Fatalf("symlinked dump: insecure = %q", got)
+	}
+	if err := InsecureError(&l[0]); !strings.Contains(err.Error(), "fix what is named") {
+		t.Fatalf("advice: %v", err)
+	}
 }

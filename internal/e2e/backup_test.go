@@ -612,6 +612,21 @@ func TestCatalogTrust(t *testing.T) {
 		t.Fatalf("restore --allow-insecure-permissions: exit %d: %s", r.Code, r.Stderr)
 	}
 	testenv.RequireEqual(t, before, testenv.TakeSnapshot(t, e.PG), "database after restore --allow-insecure-permissions")
+
+	// issue 27 item 10: a release folder others may write into (the backup
+	// can be swapped for another one) is reported and refused like the rest
+	os.Chmod(b1.Path, 0o700)
+	os.Chmod(filepath.Join(b1.Path, "globals.sql.zst"), 0o600)
+	relDir := filepath.Dir(b1.Path)
+	os.Chmod(relDir, 0o777)
+	defer os.Chmod(relDir, 0o700)
+	v = e.Plugin("backup", "verify", b1.Manifest.ID, "--dir", dir)
+	if v.Code != 0 || !strings.Contains(v.Stdout, "parent folder "+relDir+" 0777, writable by others") {
+		t.Fatalf("verify with a 0777 release folder: exit %d: %s %s", v.Code, v.Stdout, v.Stderr)
+	}
+	if r := e.Plugin("restore", "--backup", b1.Manifest.ID, "--dir", dir, "--yes"); r.Code != 4 || !strings.Contains(r.Stderr, "chmod go-w "+relDir) {
+		t.Fatalf("restore with a 0777 release folder: exit %d: %s", r.Code, r.Stderr)
+	}
 }
 
 // copyDir copies a backup folder (flat) keeping its files' modes.
