@@ -655,6 +655,7 @@ func copyDir(t *testing.T, src, dst string) {
 // (exit 4, lock held) instead of deleting it under the restore, which
 // finishes.
 func TestBackupWaitsForRestoreLock(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.Bulk("csghub_server", 400000)

@@ -71,6 +71,7 @@ func requireNoSecrets(t *testing.T, secrets []string, what string, outputs ...st
 // JSON, upgrade --dry-run --diff) unless --show-secrets; exit 0, or 2 with
 // --detailed-exitcode; nothing changes.
 func TestPlanDiff(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	ns := e.Namespace

@@ -154,6 +154,7 @@ func printedCommand(t *testing.T, todo string) []string {
 // prints recovers it, through the same clearing against the pending
 // revision's manifest.
 func TestRollbackAcrossRenamedJobs(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("2.0.0")
 	e.LoadSampleData()

@@ -428,6 +428,7 @@ func databasesEndingWith(t *testing.T, e *testenv.Env, suffix string) []string {
 //   - the copies a killed run left (<db>__restore, and <db>__old of a
 //     completed swap) are removed by the next restore, which lands exactly.
 func TestRestoreNeverDropsBeforeReplacement(t *testing.T) {
+	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
 	e.LoadSampleData()
