@@ -493,7 +493,9 @@ func TestBackupExecForbiddenByRBAC(t *testing.T) {
 	if _, err := cs.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "reader"},
 		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets", "pods", "configmaps", "services"},
-			Verbs: []string{"get", "list", "watch"}}},
+			Verbs: []string{"get", "list", "watch"}},
+			// the release lock (backup takes it), so the exec check is reached
+			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update", "delete"}}},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -132,15 +132,17 @@ func TestConfirmationPrompt(t *testing.T) {
 		if code := wait(t, cmd); code != 130 {
 			t.Fatalf("%s at the prompt: exit %d, want 130; output %q", sig, code, out.String())
 		}
-		if !strings.Contains(out.String(), "interrupted at the confirmation prompt, nothing changed") {
-			t.Fatalf("%s at the prompt: output %q", sig, out.String())
-		}
+		// the pty reader may copy the last line a moment after the exit
+		testenv.Eventually(t, 5*time.Second, sig.String()+" at the prompt: the interruption's message", func() bool {
+			return strings.Contains(out.String(), "interrupted at the confirmation prompt, nothing changed")
+		})
 	}
 	cmd, f, out := prompt(t)
 	f.Write([]byte("n\n"))
-	if code := wait(t, cmd); code != 2 || !strings.Contains(out.String(), "not confirmed") {
+	if code := wait(t, cmd); code != 2 {
 		t.Fatalf("answer n: exit %d, output %q", code, out.String())
 	}
+	testenv.Eventually(t, 5*time.Second, "answer n: not confirmed", func() bool { return strings.Contains(out.String(), "not confirmed") })
 	testenv.RequireEqual(t, before, testenv.TakeSnapshot(t, e.PG), "database after the unconfirmed restores")
 	assertNoNetworkPolicy(t, e)
 	if _, err := e.C.Clientset.CoordinationV1().Leases(e.Namespace).Get(context.Background(), "helm-csghub-csghub", metav1.GetOptions{}); err == nil {

@@ -268,6 +268,10 @@ func Acquire(ctx context.Context, cs kubernetes.Interface, namespace, release, o
 	if apierrors.IsNotFound(err) {
 		return nil, errs.NotFoundf("namespace %q not found (release %q)", namespace, release)
 	}
+	if apierrors.IsForbidden(err) {
+		// a permission the run needs, like pods/exec: a precondition (exit 4)
+		return nil, errs.Preconditionf("not allowed to take the release lock (create/update Lease %s/%s): %v", namespace, l.name, err)
+	}
 	if err != nil {
 		return nil, errs.Failedf("taking lock %s/%s: %w", namespace, l.name, err)
 	}

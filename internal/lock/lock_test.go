@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/opencsgs/helm-csghub/internal/errs"
 )
 
 func TestDeadLocalHolder(t *testing.T) {
@@ -181,5 +183,18 @@ func TestHeldAfterBeingStopped(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "lost the lock") || !strings.Contains(err.Error(), "restore elsewhere pid 2") ||
 		!strings.Contains(err.Error(), "stopped before dropping database csghub_server") {
 		t.Fatalf("Held after a takeover = %v", err)
+	}
+}
+
+// A user who may not create the Lease gets a precondition (exit 4) naming
+// the permission, as for pods/exec, not a plain failure.
+func TestAcquireForbiddenIsPrecondition(t *testing.T) {
+	cs := fake.NewClientset()
+	cs.PrependReactor("create", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"}, "", errors.New("RBAC"))
+	})
+	_, err := Acquire(context.Background(), cs, "ns", "csghub", "backup")
+	if errs.ExitCode(err) != 4 || !strings.Contains(err.Error(), "not allowed to take the release lock") {
+		t.Fatalf("Acquire = %v (exit %d)", err, errs.ExitCode(err))
 	}
 }
