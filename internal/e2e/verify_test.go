@@ -111,7 +111,9 @@ func TestVerifyEveryCheck(t *testing.T) {
 		if err := stop(); err != nil {
 			t.Fatalf("stop %s: %v", tc.component, err)
 		}
-		v := e.Plugin("verify", "-o", "json", "--timeout", "20s")
+		// a stopped component refuses connections: each check retries them
+		// within its --timeout before it fails, so keep it short here
+		v := e.Plugin("verify", "-o", "json", "--timeout", "8s")
 		if err := start(); err != nil {
 			t.Fatalf("start %s again: %v", tc.component, err)
 		}
@@ -147,7 +149,9 @@ func TestVerifyEveryCheck(t *testing.T) {
 	if err := e.Components.Stop("redis"); err != nil {
 		t.Fatal(err)
 	}
-	r = e.Plugin("upgrade", "--version", "1.17.0", "--yes", "--dir", dir, "--timeout", "3m")
+	// the verify step retries Redis's refused connections within what
+	// --timeout leaves: a budget that fits the upgrade, not minutes more
+	r = e.Plugin("upgrade", "--version", "1.17.0", "--yes", "--dir", dir, "--timeout", "100s")
 	if err := e.Components.Start(ctx, "redis"); err != nil {
 		t.Fatal(err)
 	}
