@@ -203,7 +203,9 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	// dropped. Only under a lease still held: a run that lost it stops here
 	// with every live database as it was.
 	if err := r.held(ctx, "swapping the restored databases in"); err != nil {
-		return nil, r.unchanged(ctx, entry, "swapping the restored databases in", err)
+		// the run holding the lock now owns the copies' names (its restore
+		// clears and rebuilds them): they are left to it
+		return nil, fmt.Errorf("%w; the live databases are unchanged, the copies are left to the run that holds the lock", err)
 	}
 	leftover, err := srv.swap(dbNames(dbDumps), logf)
 	if err != nil {
