@@ -54,9 +54,14 @@ type Backup struct {
 // Result is a finished backup.
 type Result struct {
 	Manifest *Manifest `json:"manifest"`
-	Path     string    `json:"path"`
-	Pruned   []string  `json:"pruned,omitempty"`
+	// Path is the backup's folder, or its s3:// URL.
+	Path   string   `json:"path"`
+	Pruned []string `json:"pruned,omitempty"`
+	entry  *Entry
 }
+
+// Entry is the backup just written, as the catalog lists it.
+func (r *Result) Entry() *Entry { return r.entry }
 
 // Run writes the backup. On any failure, and on Ctrl-C, the partial folder is
 // removed and no manifest exists: a backup is complete or absent.
@@ -125,31 +130,21 @@ func (b *Backup) Run(ctx context.Context) (res *Result, err error) {
 	}
 
 	cat := CatalogAt(b.Dir)
-	relDir := cat.ReleaseDir(rel.Namespace, rel.Name)
-	// an unusable folder is a precondition (exit 4), as in upgrade's preflight
-	if err := mkdirAll(relDir); err != nil {
-		return nil, errs.Preconditionf("backup folder %s is not writable: %w", relDir, err)
-	}
-	id, final, err := reserveID(relDir, rel.Version, m.StartedAt)
+	sink, err := cat.newSink(ctx, rel.Namespace, rel.Name, rel.Version, m)
 	if err != nil {
 		return nil, err
-	}
-	m.ID = id
-	partial := final + partialSuffix
-	if err := os.Mkdir(partial, dirMode); err != nil {
-		return nil, errs.Preconditionf("backup folder %s is not writable: %w", relDir, describeFSError(err))
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			os.RemoveAll(partial)
+			sink.discard()
 		}
 	}()
 
-	if m.Values, err = writeFileAtomic(partial, valuesName, userValues); err != nil {
+	if m.Values, err = putFile(sink, valuesName, userValues); err != nil {
 		return nil, errs.Failedf("writing values: %w", describeFSError(err))
 	}
-	if m.AllValues, err = writeFileAtomic(partial, allValuesName, allValues.yaml); err != nil {
+	if m.AllValues, err = putFile(sink, allValuesName, allValues.yaml); err != nil {
 		return nil, errs.Failedf("writing values: %w", describeFSError(err))
 	}
 
@@ -158,7 +153,7 @@ func (b *Backup) Run(ctx context.Context) (res *Result, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := b.dumpDatabase(ctx, sources, partial, m); err != nil {
+		if err := b.dumpDatabase(ctx, sources, sink, m); err != nil {
 			return nil, err
 		}
 	}
@@ -168,22 +163,12 @@ func (b *Backup) Run(ctx context.Context) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := writeFileAtomic(partial, manifestName, data); err != nil {
-		return nil, errs.Failedf("writing manifest: %w", describeFSError(err))
-	}
-	if err := fsyncDir(partial); err != nil {
-		return nil, errs.Failedf("syncing %s: %w", partial, err)
-	}
-	if ctx.Err() != nil {
-		return nil, errs.Wrap(errs.Interrupted, fmt.Errorf("backup interrupted, nothing kept"))
-	}
-	if err := os.Rename(partial, final); err != nil {
-		return nil, errs.Failedf("completing backup: %w", err)
+	if err := sink.complete(ctx, data); err != nil {
+		return nil, err
 	}
 	ok = true
-	_ = fsyncDir(relDir)
 
-	res = &Result{Manifest: m, Path: final}
+	res = &Result{Manifest: m, Path: sink.where(), entry: cat.entryFor(sink.where(), m)}
 	hist, err := HelmRevisions(cfg, rel.Name)
 	if err != nil {
 		return res, err
@@ -270,7 +255,7 @@ func (b *Backup) inspect(ctx context.Context, pod *dbpod.Pod, clients []*dbpod.C
 // dumpDatabase streams globals and one dump per database of every source
 // into dir, a few at a time. The first failure (or Ctrl-C) cancels the
 // others; their files are dropped with the partial folder.
-func (b *Backup) dumpDatabase(ctx context.Context, sources []source, dir string, m *Manifest) error {
+func (b *Backup) dumpDatabase(ctx context.Context, sources []source, sink backupSink, m *Manifest) error {
 	defer kube.LimitHeap()()
 	var counter atomic.Int64
 	var labels *activeLabels
@@ -315,7 +300,7 @@ func (b *Backup) dumpDatabase(ctx context.Context, sources []source, dir string,
 	err := parallel.ForEach(ctx, dumpParallel, order, func(jctx context.Context, j dumpJob) error {
 		labels.add(j.db)
 		defer labels.remove(j.db)
-		d, err := b.dumpOne(ctx, jctx, dir, j, &counter)
+		d, err := b.dumpOne(ctx, jctx, sink, j, &counter)
 		d.Server = j.server
 		dumps[j.index] = d
 		return err
@@ -336,10 +321,14 @@ func (b *Backup) dumpDatabase(ctx context.Context, sources []source, dir string,
 	return nil
 }
 
-// dumpOne streams one dump into dir. ctx is the backup's (Ctrl-C), jctx the
+// dumpOne streams one dump into sink. ctx is the backup's (Ctrl-C), jctx the
 // job's, also cancelled when another dump failed.
-func (b *Backup) dumpOne(ctx, jctx context.Context, dir string, j dumpJob, counter *atomic.Int64) (Dump, error) {
-	w, err := newDumpWriter(dir, j.file, counter)
+func (b *Backup) dumpOne(ctx, jctx context.Context, sink backupSink, j dumpJob, counter *atomic.Int64) (Dump, error) {
+	out, err := sink.create(j.file)
+	if err != nil {
+		return Dump{}, errs.Failedf("creating %s: %w", j.file, describeFSError(err))
+	}
+	w, err := newDumpWriterTo(out, j.file, counter)
 	if err != nil {
 		return Dump{}, errs.Failedf("creating %s: %w", j.file, describeFSError(err))
 	}

@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"helm.sh/helm/v3/pkg/helmpath"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/readlimit"
 )
 
 // MinKeep is the fewest backups retention keeps: the guide asks for at least two
@@ -24,20 +27,82 @@ const DefaultKeep = 3
 // DefaultDir is the catalog root under Helm's data home (HELM_DATA_HOME).
 func DefaultDir() string { return helmpath.DataPath("csghub", "backups") }
 
-// Catalog is the folder of all backups.
-type Catalog struct{ Root string }
-
-// CatalogAt is the catalog under dir (a --dir flag), DefaultDir when dir is empty.
-func CatalogAt(dir string) Catalog {
-	if dir == "" {
-		dir = DefaultDir()
-	}
-	return Catalog{Root: dir}
+// Catalog is where all backups are: a folder, or a bucket (s3://).
+type Catalog struct {
+	// Root is the folder, or the s3:// URL.
+	Root string
+	s3   *s3Store
+	err  error // a bucket location that cannot be used (every method returns it)
 }
 
-// ReleaseDir holds the backups of one release.
+// CatalogAt is the catalog at loc: a folder (a --dir flag; DefaultDir when
+// empty) or s3://BUCKET/PREFIX (checked by ResolveLocation first).
+func CatalogAt(loc string) Catalog {
+	if loc == "" {
+		loc = DefaultDir()
+	}
+	if IsBucket(loc) {
+		s, err := newS3Store(loc)
+		return Catalog{Root: loc, s3: s, err: err}
+	}
+	return Catalog{Root: loc}
+}
+
+// InBucket reports whether the catalog is in object storage.
+func (c Catalog) InBucket() bool { return IsBucket(c.Root) }
+
+// Check makes sure the location answers before anything changes: a folder
+// that can be created and written (with write), a bucket that exists,
+// answers with these credentials in this region and (with write) takes an
+// object. Unusable: a precondition (exit 4).
+func (c Catalog) Check(ctx context.Context, write bool) error {
+	if c.err != nil {
+		return c.err
+	}
+	if c.s3 != nil {
+		return c.s3.check(ctx, write)
+	}
+	if !write {
+		return nil
+	}
+	if err := os.MkdirAll(c.Root, dirMode); err != nil {
+		return errs.Preconditionf("backup folder %s is not writable: %v", c.Root, err)
+	}
+	probe, err := os.CreateTemp(c.Root, ".write-probe-*")
+	if err != nil {
+		return errs.Preconditionf("backup folder %s is not writable: %v", c.Root, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	return nil
+}
+
+// ReleaseDir holds the backups of one release (a folder or an s3:// URL).
 func (c Catalog) ReleaseDir(namespace, release string) string {
+	if c.s3 != nil {
+		return c.s3.urlOf(namespace, release)
+	}
 	return filepath.Join(c.Root, namespace, release)
+}
+
+// newSink starts a new backup of revision (m.ID is set to its id).
+func (c Catalog) newSink(ctx context.Context, namespace, release string, revision int, m *Manifest) (backupSink, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	if c.s3 != nil {
+		return newS3Sink(ctx, c.s3, namespace, release, revision, m)
+	}
+	return newFolderSink(c.ReleaseDir(namespace, release), revision, m)
+}
+
+// entryFor is the complete entry of a backup just written at where.
+func (c Catalog) entryFor(where string, m *Manifest) *Entry {
+	e := &Entry{ID: m.ID, Path: where, Revision: m.Revision, Time: m.StartedAt, Complete: true, Manifest: m}
+	if c.s3 != nil {
+		e.src = s3Source{s: c.s3, dir: c.s3.key(m.Namespace, m.Release, m.ID)}
+	}
+	return e
 }
 
 // Entry is one folder of the catalog.
@@ -56,6 +121,8 @@ type Entry struct {
 	Insecure []string `json:"insecurePermissions,omitempty"`
 	// Kept says why retention keeps it (set by Retention.Apply).
 	Kept string `json:"kept,omitempty"`
+	// src reads its files (nil: the folder Path).
+	src fileSource
 }
 
 const idTimeLayout = "20060102T150405Z"
@@ -83,6 +150,12 @@ func parseID(id string) (rev int, t time.Time, ok bool) {
 // List returns the release's backups, oldest first. Folders that are not
 // backups are ignored.
 func (c Catalog) List(namespace, release string) ([]Entry, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	if c.s3 != nil {
+		return c.listBucket(namespace, release)
+	}
 	dir := c.ReleaseDir(namespace, release)
 	items, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
@@ -120,12 +193,58 @@ func (c Catalog) List(namespace, release string) ([]Entry, error) {
 		}
 		out = append(out, e)
 	}
+	sortEntries(out)
+	return out, nil
+}
+
+func sortEntries(out []Entry) {
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].Time.Equal(out[j].Time) {
 			return out[i].Time.Before(out[j].Time)
 		}
 		return out[i].ID < out[j].ID
 	})
+}
+
+// listBucket lists a release's backups in the bucket. An id without its
+// manifest is a backup that never completed (or one being written).
+func (c Catalog) listBucket(namespace, release string) ([]Entry, error) {
+	ids, err := c.s3.listIDs(namespace, release)
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, id := range ids {
+		rev, t, ok := parseID(id)
+		if !ok || strings.HasSuffix(id, partialSuffix) {
+			continue
+		}
+		src := s3Source{s: c.s3, dir: c.s3.key(namespace, release, id)}
+		e := Entry{ID: id, Path: c.s3.urlOf(namespace, release, id), Revision: rev, Time: t, src: src}
+		data, err := c.s3.readSmall(src.dir+"/"+manifestName, readlimit.Metadata)
+		var m *Manifest
+		if err == nil {
+			m, err = parseManifest(data, e.Path)
+		}
+		switch {
+		case err != nil && os.IsNotExist(err):
+			e.Problem = "incomplete: no manifest (the run that wrote it did not finish, or is still running)"
+		case err != nil:
+			var typed *errs.Error
+			if errors.As(err, &typed) && typed.Kind != errs.Failed {
+				return nil, err // the bucket itself failed, not this backup
+			}
+			e.Problem = "unreadable manifest: " + err.Error()
+		default:
+			if p := m.mismatch(namespace, release, rev, id); p != "" {
+				e.Problem = p
+				break
+			}
+			e.Complete, e.Manifest = true, m
+		}
+		out = append(out, e)
+	}
+	sortEntries(out)
 	return out, nil
 }
 
@@ -312,12 +431,37 @@ func (c Catalog) Prune(namespace, release string, r Retention) ([]string, error)
 	}
 	var removed []string
 	for _, e := range r.Apply(list) {
-		if err := os.RemoveAll(e.Path); err != nil {
+		if err := c.remove(namespace, release, e); err != nil {
 			return removed, errs.Failedf("pruning backup %s: %w", e.ID, err)
 		}
 		removed = append(removed, e.ID)
 	}
+	if c.s3 != nil {
+		// in a bucket nobody inspects a leftover: what a killed or failed
+		// run left (objects without a manifest, unfinished uploads) goes
+		for _, e := range list {
+			if !e.Complete && strings.HasPrefix(e.Problem, "incomplete") {
+				if err := c.remove(namespace, release, e); err != nil {
+					return removed, errs.Failedf("removing incomplete backup %s: %w", e.ID, err)
+				}
+				removed = append(removed, e.ID+" (incomplete)")
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s3MetaTimeout)
+		defer cancel()
+		if err := c.s3.abortUploads(ctx, c.s3.key(namespace, release)); err != nil {
+			return removed, c.s3.describe("removing unfinished uploads under "+c.ReleaseDir(namespace, release), err)
+		}
+	}
 	return removed, nil
+}
+
+// remove deletes one backup.
+func (c Catalog) remove(namespace, release string, e Entry) error {
+	if c.s3 != nil {
+		return c.s3.removeAll(c.s3.key(namespace, release, e.ID))
+	}
+	return os.RemoveAll(e.Path)
 }
 
 // KeepError refuses a --keep below MinKeep (0 and negatives included).

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -124,7 +125,7 @@ func VerifyExtra(e *Entry, name string) error {
 	if f == nil {
 		return fmt.Errorf("backup %s has no %s", e.ID, name)
 	}
-	if err := verifyFile(e.Path, *f); err != nil {
+	if err := verifyFile(context.Background(), e.source(), *f); err != nil {
 		return fmt.Errorf("backup %s: %s: %w", e.ID, name, err)
 	}
 	return nil

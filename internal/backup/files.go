@@ -58,9 +58,8 @@ func writeFileAtomic(dir, name string, data []byte) (File, error) {
 // the API server and the encoder run at the same time. At most chunkQueue
 // chunks wait (backpressure beyond that), so memory stays bounded.
 type dumpWriter struct {
-	f       *os.File
-	tmp     string
-	final   string
+	out     fileSink // the file (a folder's temporary file, or an upload)
+	name    string
 	zw      *zstd.Encoder
 	fileSum hash.Hash
 	fileN   countWriter
@@ -99,13 +98,19 @@ const (
 	chunkQueue = 4
 )
 
+// newDumpWriter writes the dump into folder dir.
 func newDumpWriter(dir, name string, progress *atomic.Int64) (*dumpWriter, error) {
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, fileMode)
+	out, err := createFolderFile(dir, name)
 	if err != nil {
 		return nil, err
 	}
-	d := &dumpWriter{f: f, tmp: tmp, final: filepath.Join(dir, name), fileSum: sha256.New(), rawSum: sha256.New(), progress: progress,
+	return newDumpWriterTo(out, name, progress)
+}
+
+// newDumpWriterTo writes the dump named name into out.
+func newDumpWriterTo(out fileSink, name string, progress *atomic.Int64) (*dumpWriter, error) {
+	var err error
+	d := &dumpWriter{out: out, name: name, fileSum: sha256.New(), rawSum: sha256.New(), progress: progress,
 		full: make(chan []byte, chunkQueue), free: make(chan []byte, chunkQueue+1), done: make(chan struct{})}
 	// SpeedFastest keeps compression from being the bottleneck of the dump
 	// (over 500 MB/s per core); SQL text still shrinks 4-8x. A 1 MiB window
@@ -113,11 +118,10 @@ func newDumpWriter(dir, name string, progress *atomic.Int64) (*dumpWriter, error
 	// of the history buffer (also on the restore side). WithLowerEncoderMem is
 	// not used: with it the encoder moves its whole window down for every
 	// 128 KiB block, which halved the speed (270 vs 530 MB/s).
-	d.zw, err = zstd.NewWriter(io.MultiWriter(f, d.fileSum, &d.fileN),
+	d.zw, err = zstd.NewWriter(io.MultiWriter(out, d.fileSum, &d.fileN),
 		zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(encoderWindow))
 	if err != nil {
-		f.Close()
-		os.Remove(tmp)
+		out.abort()
 		return nil, err
 	}
 	d.cur = make([]byte, 0, chunkSize)
@@ -205,7 +209,8 @@ func (d *dumpWriter) stop(flush bool) error {
 	return nil
 }
 
-// finish flushes, fsyncs and renames the file into place.
+// finish flushes the encoder and commits the file (fsynced and renamed
+// into place, or the upload completed).
 func (d *dumpWriter) finish(db string) (Dump, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -217,21 +222,15 @@ func (d *dumpWriter) finish(db string) (Dump, error) {
 	if err == nil {
 		err = d.zw.Close()
 	}
-	if err == nil {
-		err = d.f.Sync()
-	}
-	if cerr := d.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(d.tmp, d.final)
-	}
 	if err != nil {
-		os.Remove(d.tmp)
+		d.out.abort()
+		return Dump{}, err
+	}
+	if err := d.out.commit(); err != nil {
 		return Dump{}, err
 	}
 	return Dump{
-		File:      File{Name: filepath.Base(d.final), SHA256: hex.EncodeToString(d.fileSum.Sum(nil)), Bytes: d.fileN.n},
+		File:      File{Name: d.name, SHA256: hex.EncodeToString(d.fileSum.Sum(nil)), Bytes: d.fileN.n},
 		Database:  db,
 		RawBytes:  d.rawN,
 		RawSHA256: hex.EncodeToString(d.rawSum.Sum(nil)),
@@ -247,8 +246,7 @@ func (d *dumpWriter) abort() {
 	}
 	d.closed = true
 	d.stop(false)
-	d.f.Close()
-	os.Remove(d.tmp)
+	d.out.abort()
 }
 
 // identity is what the dump says it is (its CREATE DATABASE and owner).

@@ -160,7 +160,7 @@ func TestDumpWriterWriteError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.f.Close() // every write to the file now fails
+	w.out.(*folderFile).f.Close() // every write to the file now fails
 	var werr error
 	for i := 0; i < 20 && werr == nil; i++ {
 		_, werr = w.Write(bytes.Repeat([]byte("row\n"), chunkSize/2))

@@ -137,12 +137,17 @@ func readManifest(dir string) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseManifest(data, dir)
+}
+
+// parseManifest reads the manifest of the backup at where (a folder or URL).
+func parseManifest(data []byte, where string) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, manifestName), err)
+		return nil, fmt.Errorf("%s/%s: %w", where, manifestName, err)
 	}
 	if m.FormatVersion != FormatVersion {
-		return nil, fmt.Errorf("%s: format version %d, this plugin reads %d", dir, m.FormatVersion, FormatVersion)
+		return nil, fmt.Errorf("%s: format version %d, this plugin reads %d", where, m.FormatVersion, FormatVersion)
 	}
 	return &m, nil
 }

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -46,25 +47,29 @@ func (r *VerifyReport) FirstFailure() *Check {
 // Verify recomputes every checksum of a complete backup and decompresses each
 // dump to check its SQL's size, sha256 and completion trailer. Two dumps are
 // checked at once (the check is CPU-bound: decompression and sha256).
-func Verify(e *Entry) *VerifyReport { return verify(e, true) }
+func Verify(e *Entry) *VerifyReport { return verify(context.Background(), e, true) }
+
+// VerifyContext is Verify, stopped by ctx (a dump streamed from a bucket).
+func VerifyContext(ctx context.Context, e *Entry) *VerifyReport { return verify(ctx, e, true) }
 
 // VerifyStored checks only that every file is present with the size and
 // sha256 the manifest records, without decompressing the dumps. It is not
 // enough before a restore drops a database: a manifest edited together with a
 // cut dump passes it (restore runs Verify).
-func VerifyStored(e *Entry) *VerifyReport { return verify(e, false) }
+func VerifyStored(e *Entry) *VerifyReport { return verify(context.Background(), e, false) }
 
 // verifyParallel is how many dumps Verify checks at once.
 const verifyParallel = 2
 
-func verify(e *Entry, deep bool) *VerifyReport {
+func verify(ctx context.Context, e *Entry, deep bool) *VerifyReport {
+	src := e.source()
 	r := &VerifyReport{ID: e.ID, Path: e.Path, OK: true}
 	m := e.Manifest
 	files := []File{m.Values, m.AllValues}
 	files = append(files, m.Extra...)
 	results := make([]error, len(files)+len(m.Dumps))
 	for i, f := range files {
-		results[i] = verifyFile(e.Path, f)
+		results[i] = verifyFile(ctx, src, f)
 	}
 	sem := make(chan struct{}, verifyParallel)
 	var wg sync.WaitGroup
@@ -73,9 +78,15 @@ func verify(e *Entry, deep bool) *VerifyReport {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			err := verifyFile(e.Path, d.File)
-			if err == nil && deep {
-				err = verifyDump(e.Path, d)
+			var err error
+			switch {
+			case deep && src.remote(): // one download: the stored bytes are checked on the way
+				err = verifyDump(ctx, e, d)
+			default:
+				err = verifyFile(ctx, src, d.File)
+				if err == nil && deep {
+					err = verifyDump(ctx, e, d)
+				}
 			}
 			results[len(files)+i] = err
 		}()
@@ -114,8 +125,8 @@ func VerifyError(r *VerifyReport) error {
 	return nil
 }
 
-func verifyFile(dir string, f File) error {
-	fh, err := os.Open(filepath.Join(dir, f.Name))
+func verifyFile(ctx context.Context, src fileSource, f File) error {
+	fh, err := src.open(ctx, f.Name)
 	if err != nil {
 		return err
 	}
@@ -134,10 +145,19 @@ func verifyFile(dir string, f File) error {
 	return nil
 }
 
-// verifyDump decompresses the dump and checks the SQL it holds.
-func verifyDump(dir string, d Dump) error {
-	c, err := OpenCheckedDump(dir, d)
+// verifyDump checks the stored file and decompresses it to check the SQL
+// it holds, in one read.
+func verifyDump(ctx context.Context, e *Entry, d Dump) error {
+	rc, err := e.source().open(ctx, d.Name)
 	if err != nil {
+		return err
+	}
+	if src := e.source(); src.remote() {
+		rc = &storedChecker{rc: rc, f: d.File, sum: sha256.New()}
+	}
+	c, err := newCheckedDump(rc, d, sha256.New())
+	if err != nil {
+		rc.Close()
 		return err
 	}
 	defer c.Close()
@@ -181,8 +201,18 @@ func OpenStoredDump(dir string, d Dump) (*CheckedDump, error) {
 
 // openChecked opens d's file; sum (nil: none) gets every SQL byte.
 func openChecked(dir string, d Dump, sum hash.Hash) (*CheckedDump, error) {
-	rc, err := OpenDump(filepath.Join(dir, d.Name))
+	f, err := os.Open(filepath.Join(dir, d.Name))
 	if err != nil {
+		return nil, err
+	}
+	return newCheckedDump(f, d, sum)
+}
+
+// newCheckedDump decompresses the stored file f (closed with the result).
+func newCheckedDump(f io.ReadCloser, d Dump, sum hash.Hash) (*CheckedDump, error) {
+	rc, err := newDumpReader(f)
+	if err != nil {
+		f.Close()
 		return nil, err
 	}
 	return &CheckedDump{rc: rc, d: d, sum: sum}, nil
@@ -261,9 +291,17 @@ func OpenDump(path string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+	rc, err := newDumpReader(f)
 	if err != nil {
 		f.Close()
+		return nil, err
+	}
+	return rc, nil
+}
+
+func newDumpReader(f io.ReadCloser) (io.ReadCloser, error) {
+	zr, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+	if err != nil {
 		return nil, err
 	}
 	return &dumpReader{zr: zr, f: f}, nil
@@ -271,7 +309,7 @@ func OpenDump(path string) (io.ReadCloser, error) {
 
 type dumpReader struct {
 	zr *zstd.Decoder
-	f  *os.File
+	f  io.ReadCloser
 }
 
 func (d *dumpReader) Read(p []byte) (int, error) { return d.zr.Read(p) }

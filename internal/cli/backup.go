@@ -49,6 +49,9 @@ max(2, --keep) revisions is always kept, and so is the newest backup.`,
 }
 
 func (c *backupCmd) run(ctx context.Context, _ []string) error {
+	if err := c.dir.resolve(); err != nil {
+		return err
+	}
 	if c.keep < backup.MinKeep { // 0 too: it is not "the default"
 		return backup.KeepError(c.keep)
 	}
@@ -64,7 +67,7 @@ func (c *backupCmd) run(ctx context.Context, _ []string) error {
 		return err
 	}
 	defer l.Release()
-	b := &backup.Backup{Release: rel, Kube: kc, Dir: string(c.dir), Keep: c.keep, SkipDatabase: c.skipDatabase,
+	b := &backup.Backup{Release: rel, Kube: kc, Dir: c.dir.loc(), Keep: c.keep, SkipDatabase: c.skipDatabase,
 		Progress: c.app.progressWriter(c.output), PGImage: c.pg.image, PodTimeout: c.pg.timeout, Log: c.app.stepLogger(c.output)}
 	res, err := b.Run(ctx)
 	if err != nil {
@@ -125,6 +128,9 @@ func newBackupListCmd(app *App) *command {
 }
 
 func (c *backupListCmd) run(_ context.Context, _ []string) error {
+	if err := c.dir.resolve(); err != nil {
+		return err
+	}
 	if c.keep < backup.MinKeep {
 		return backup.KeepError(c.keep)
 	}
@@ -203,6 +209,9 @@ func newBackupVerifyCmd(app *App) *command {
 }
 
 func (c *backupVerifyCmd) run(_ context.Context, args []string) error {
+	if err := c.dir.resolve(); err != nil {
+		return err
+	}
 	ns, _, err := c.app.catalogNamespace()
 	if err != nil {
 		return err

@@ -47,11 +47,14 @@ helm csghub backup verify checks it. Exporting again replaces it.`,
 }
 
 func (c *dataflowLogsExportCmd) run(ctx context.Context, _ []string) error {
+	if err := c.dir.resolve(); err != nil {
+		return err
+	}
 	rel, kc, err := c.app.resolve()
 	if err != nil {
 		return err
 	}
-	x := &dataflowlogs.Export{Release: rel, Kube: kc, Dir: string(c.dir), BackupID: c.backupID,
+	x := &dataflowlogs.Export{Release: rel, Kube: kc, Dir: c.dir.loc(), BackupID: c.backupID,
 		Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
 	res, err := x.Run(ctx)
 	if err != nil {
@@ -97,6 +100,9 @@ Default backup: the newest one holding an export.`,
 }
 
 func (c *dataflowLogsImportCmd) run(ctx context.Context, _ []string) error {
+	if err := c.dir.resolve(); err != nil {
+		return err
+	}
 	if c.wait <= 0 {
 		return usageError("dataflow-logs import: --wait must be positive")
 	}
@@ -104,7 +110,7 @@ func (c *dataflowLogsImportCmd) run(ctx context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
-	im := &dataflowlogs.Import{Release: rel, Kube: kc, Dir: string(c.dir), BackupID: c.backupID, Wait: c.wait,
+	im := &dataflowlogs.Import{Release: rel, Kube: kc, Dir: c.dir.loc(), BackupID: c.backupID, Wait: c.wait,
 		Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
 	res, err := im.Run(ctx)
 	if err != nil {

@@ -31,11 +31,14 @@ func newHistoryCmd(app *App) *command {
 }
 
 func (c *historyCmd) run(_ context.Context, _ []string) error {
+	if err := c.dir.resolve(); err != nil {
+		return err
+	}
 	rel, err := c.app.Env.Resolve()
 	if err != nil {
 		return err
 	}
-	rows, err := (&history.History{Release: rel, Dir: string(c.dir)}).Run()
+	rows, err := (&history.History{Release: rel, Dir: c.dir.loc()}).Run()
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,9 @@ helm upgrade.`,
 }
 
 func (c *migrateCmd) run(ctx context.Context, _ []string) error {
+	if err := c.dir.resolve(); err != nil {
+		return err
+	}
 	if c.target.version == "" {
 		return usageError("migrate: --version is required (the chart version you will upgrade to)")
 	}
@@ -52,7 +55,7 @@ func (c *migrateCmd) run(ctx context.Context, _ []string) error {
 		return err
 	}
 	m := &plan.Migrate{Options: c.target.options(rel, kc, c.app.warner()), DryRun: c.dryRun, ForceConflicts: c.forceConflicts,
-		Skip: c.switches.off(), Dir: string(c.dir), Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
+		Skip: c.switches.off(), Dir: c.dir.loc(), Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output)}
 	out, err := m.Run(ctx)
 	if out == nil {
 		return err

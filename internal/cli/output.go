@@ -78,13 +78,28 @@ func (a *App) print(o output, v any, table func(w io.Writer)) error {
 	return nil
 }
 
-// catalogDir is the --dir flag of every command that reads or writes the
-// backup catalog.
-type catalogDir string
-
-func (d *catalogDir) bind(fs *pflag.FlagSet) {
-	fs.StringVar((*string)(d), "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+// catalogDir is the --backup-location and --dir flags of every command
+// that reads or writes the backup catalog.
+type catalogDir struct {
+	location, dir string
+	resolved      string
 }
 
-// catalog is the catalog the flag names (the default folder when not given).
-func (d catalogDir) catalog() backup.Catalog { return backup.CatalogAt(string(d)) }
+func (d *catalogDir) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&d.location, "backup-location", "", "where backups are: a folder, or s3://BUCKET/PREFIX (default $"+backup.LocationEnv+", else --dir)")
+	fs.StringVar(&d.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+}
+
+// resolve checks the flags and the environment (a usage error, exit 2, for
+// an unknown scheme or a malformed URL); every command calls it first.
+func (d *catalogDir) resolve() error {
+	loc, err := backup.ResolveLocation(d.location, d.dir)
+	d.resolved = loc
+	return err
+}
+
+// loc is the resolved location: a folder, an s3:// URL, or "" (the default folder).
+func (d *catalogDir) loc() string { return d.resolved }
+
+// catalog is the catalog the flags name (the default folder when not given).
+func (d *catalogDir) catalog() backup.Catalog { return backup.CatalogAt(d.resolved) }

@@ -16,6 +16,7 @@ type planCmd struct {
 	target   targetFlags
 	switches switchFlags
 	skipDB   bool
+	dir      catalogDir
 	pg       pgClientFlags
 	diff     diffFlags
 	output   output
@@ -30,6 +31,7 @@ func newPlanCmd(app *App) *command {
 			c.target.bind(fs, true)
 			c.switches.bind(fs, "plan")
 			fs.BoolVar(&c.skipDB, "skip-db-backup", false, "do not check that an external PostgreSQL answers from the cluster (as upgrade --skip-db-backup)")
+			c.dir.bind(fs)
 			c.pg.bind(fs)
 			c.diff.bind(fs)
 			c.output.bind(fs)
@@ -39,6 +41,9 @@ func newPlanCmd(app *App) *command {
 }
 
 func (c *planCmd) run(ctx context.Context, _ []string) error {
+	if err := c.dir.resolve(); err != nil {
+		return err
+	}
 	if err := c.diff.check("plan"); err != nil {
 		return err
 	}
@@ -48,7 +53,7 @@ func (c *planCmd) run(ctx context.Context, _ []string) error {
 	}
 	v := &plan.Preview{Options: c.target.options(rel, kc, c.app.warner()), Skip: c.switches.off(),
 		SkipDBCheck: c.skipDB, PGImage: c.pg.image, PGPodTimeout: c.pg.timeout, Log: c.app.stepLogger(c.output),
-		Diff: c.diff.options()}
+		Diff: c.diff.options(), BackupLocation: c.dir.loc()}
 	pl, err := v.Run(ctx)
 	if pl == nil {
 		return err

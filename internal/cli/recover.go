@@ -15,7 +15,7 @@ import (
 // run came from and restores the run's backup. done is false when the
 // release is not pending (a normal rollback follows).
 func (c *rollbackCmd) recoverKilledRun(ctx context.Context, rel *helmenv.Release, kc *kube.Client, rev int) (done bool, err error) {
-	rec := &recovery.Recovery{Release: rel, Kube: kc, Dir: string(c.dir), Timeout: c.timeout,
+	rec := &recovery.Recovery{Release: rel, Kube: kc, Dir: c.dir.loc(), Timeout: c.timeout,
 		Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),
 		PGImage: c.pg.image, PGPodTimeout: c.pg.timeout}
 	p, err := rec.Check(ctx, nil)

@@ -49,6 +49,9 @@ and listed. Rerunning it after a failure finishes the job.`,
 }
 
 func (c *restoreCmd) run(ctx context.Context, _ []string) error {
+	if err := c.dir.resolve(); err != nil {
+		return err
+	}
 	if c.backupID == "" {
 		return usageError("restore: --backup ID is required (see: helm csghub backup list)")
 	}
@@ -72,10 +75,10 @@ func (c *restoreCmd) run(ctx context.Context, _ []string) error {
 	}
 	defer l.Release()
 	if err := l.SetMark(ctx, &lock.Mark{Operation: "restore", Step: lock.StepRestore, Backup: c.backupID,
-		Command: rollback.RestoreCommand(rel, string(c.dir), c.backupID)}); err != nil {
+		Command: rollback.RestoreCommand(rel, c.dir.loc(), c.backupID)}); err != nil {
 		return err
 	}
-	r := &restore.Restore{Release: rel, Kube: kc, Dir: string(c.dir), BackupID: c.backupID, Parallel: c.parallel, Lock: l,
+	r := &restore.Restore{Release: rel, Kube: kc, Dir: c.dir.loc(), BackupID: c.backupID, Parallel: c.parallel, Lock: l,
 		AllowInsecurePermissions: c.insecure, Progress: c.app.progressWriter(c.output), Log: log, PGImage: c.pg.image, PodTimeout: c.pg.timeout}
 	res, err := r.Run(ctx)
 	if err != nil {

@@ -59,6 +59,9 @@ recovered: rolled back to the revision the run came from, the run's backup resto
 }
 
 func (c *rollbackCmd) run(ctx context.Context, args []string) error {
+	if err := c.dir.resolve(); err != nil {
+		return err
+	}
 	rev := 0
 	if len(args) == 1 {
 		n, err := strconv.Atoi(args[0])
@@ -80,7 +83,7 @@ func (c *rollbackCmd) run(ctx context.Context, args []string) error {
 	if done, err := c.recoverKilledRun(ctx, rel, kc, rev); done {
 		return err
 	}
-	rb := &rollback.Rollback{Release: rel, Kube: kc, Dir: string(c.dir), Revision: rev, BackupID: c.backupID,
+	rb := &rollback.Rollback{Release: rel, Kube: kc, Dir: c.dir.loc(), Revision: rev, BackupID: c.backupID,
 		SkipDBRestore: c.skipDBRestore, AllowInsecurePermissions: c.insecure, RecreateStatefulSets: c.recreateSTS, Timeout: c.timeout, Progress: c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),
 		PGImage: c.pg.image, PGPodTimeout: c.pg.timeout}
 	t, err := rb.Prepare(ctx)

@@ -66,6 +66,9 @@ nothing changed but the backup; after it, the automatic rollback is finished.`,
 }
 
 func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
+	if err := c.dir.resolve(); err != nil {
+		return err
+	}
 	if c.timeout <= 0 {
 		return usageError("upgrade: --timeout must be positive")
 	}
@@ -98,7 +101,7 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 	}
 	u := &upgrade.Upgrade{Release: rel, Kube: kc, Plan: c.target.options(rel, kc, c.app.warner()),
 		Timeout: c.timeout, RollbackTimeout: c.rbTimeout, DryRun: c.dryRun, NoRollback: c.noRollback, SkipDBBackup: c.skipDBBackup,
-		ForceConflicts: c.forceConflicts, RecreateStatefulSets: c.recreateSTS, BackupDir: string(c.dir), Keep: c.keep, Recover: c.recover,
+		ForceConflicts: c.forceConflicts, RecreateStatefulSets: c.recreateSTS, BackupDir: c.dir.loc(), Keep: c.keep, Recover: c.recover,
 		MigrationSkip: c.switches.off(),
 		Progress:      c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),
 		PGImage: c.pg.image, PGPodTimeout: c.pg.timeout, Diff: c.diff.options()}

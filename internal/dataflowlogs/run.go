@@ -49,7 +49,11 @@ func (x *Export) Run(ctx context.Context) (*Exported, error) {
 	if !runs {
 		return nil, errs.NotFoundf("release %q runs no StatefulSet %s: there are no Dataflow logs in MongoDB to export", r.Name, csghub.MongoStatefulSet(r.Name))
 	}
-	e, err := exportTarget(backup.CatalogAt(x.Dir), x.Release, x.BackupID)
+	cat := backup.CatalogAt(x.Dir)
+	if cat.InBucket() {
+		return nil, errNotInBucket
+	}
+	e, err := exportTarget(cat, x.Release, x.BackupID)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +68,10 @@ func (x *Export) Run(ctx context.Context) (*Exported, error) {
 	}
 	return &Exported{Backup: e.ID, Path: e.Path, ExportResult: res}, nil
 }
+
+// errNotInBucket: the export is a file added to a backup folder; adding
+// files to a backup in a bucket is not supported yet.
+var errNotInBucket = errs.Preconditionf("the Dataflow logs export is kept in a backup folder: with a bucket (s3://) backup location it is not supported yet; use --dir")
 
 // exportTarget is the backup an export goes into: id when given, else the
 // newest complete backup of the deployed revision (an export beside the
@@ -120,7 +128,11 @@ func (im *Import) Run(ctx context.Context) (*Imported, error) {
 		return nil, errs.Preconditionf("chart %s has no %s (Dataflow >= 2.2 keeps task logs in files): there is nothing to import into; the export stays in the backup",
 			helmenv.ChartVersion(last), LogsDatabase)
 	}
-	e, err := importSource(backup.CatalogAt(im.Dir), ns, name, im.BackupID)
+	cat := backup.CatalogAt(im.Dir)
+	if cat.InBucket() {
+		return nil, errNotInBucket
+	}
+	e, err := importSource(cat, ns, name, im.BackupID)
 	if err != nil {
 		return nil, err
 	}

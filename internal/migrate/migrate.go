@@ -109,6 +109,9 @@ type Context struct {
 	// BackupPending says the caller takes that backup after preflight and
 	// before the migrations run (upgrade), so an empty BackupDir is fine then.
 	BackupPending bool
+	// BackupInBucket: that backup goes to object storage (s3://), where
+	// migrations cannot add their exports yet.
+	BackupInBucket bool
 	// Skip holds the Switches the operator turned off (see Switchable).
 	Skip map[*Switch]bool
 	// Kube does exec and port-forwards (migrations that read pods' data).

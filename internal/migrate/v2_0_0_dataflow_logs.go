@@ -103,6 +103,9 @@ func (d dataflowLogs) Preflight(ctx context.Context, c *Context) error {
 	if err != nil || applied {
 		return err
 	}
+	if c.BackupInBucket && !c.DryRun {
+		return fmt.Errorf("the Dataflow logs export is kept in a backup folder, and the backup location is a bucket (s3://), where exports are not supported yet: upgrade with a folder location (--dir), or pass --skip-dataflow-logs")
+	}
 	if c.BackupDir == "" && !c.BackupPending && !c.DryRun {
 		return fmt.Errorf("the Dataflow logs export goes into a backup of the deployed revision and there is none: take one first with `helm csghub backup`, or pass --skip-dataflow-logs")
 	}

@@ -37,6 +37,9 @@ type Preview struct {
 	// Diff, when set, adds what the Helm upgrade changes object by object
 	// (plan --diff; not computed for a refused upgrade: nothing renders).
 	Diff *diff.Options
+	// BackupLocation is where the upgrade's backup would go ("": the
+	// default folder); a bucket is checked now, as upgrade's preflight does.
+	BackupLocation string
 }
 
 // Run computes the plan. An upgrade this plan would refuse comes back as
@@ -54,7 +57,16 @@ func (v *Preview) Run(ctx context.Context) (*Plan, error) {
 			return nil, err
 		}
 	}
-	pl := p.Build(ctx, "backup catalog "+backup.DefaultDir())
+	cat := backup.CatalogAt(v.BackupLocation)
+	if cat.InBucket() {
+		// a bucket that is missing, refuses the credentials or does not
+		// answer is refused now, not by the upgrade's backup (a write
+		// check object is put and removed: the bucket is left as it was)
+		if err := cat.Check(ctx, true); err != nil {
+			return nil, err
+		}
+	}
+	pl := p.Build(ctx, "backup catalog "+cat.Root)
 	if pl.Refused != "" {
 		return pl, errs.Preconditionf("%s", pl.Refused)
 	}
@@ -151,6 +163,8 @@ func (m *Migrate) Run(ctx context.Context) (*Migrated, error) {
 	// migrations that export data put it beside the deployed revision's backup
 	if e, err := backup.CatalogAt(m.Dir).ForRevision(m.Release.Namespace, m.Release.Name, p.Release.Version); err != nil {
 		return nil, err
+	} else if e != nil && e.InBucket() {
+		mc.BackupInBucket = true
 	} else if e != nil {
 		mc.BackupDir = e.Path
 	}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -132,7 +131,7 @@ func (r *Recovery) Check(ctx context.Context, mark *lock.Mark) (*Plan, error) {
 		}
 		// a killed rollback had not restored yet: its backup is always due;
 		// an upgrade's only once its Helm step started (its journal says)
-		p.HelmStarted = mark.Step != "helm-upgrade" || helmStepStarted(e.Path)
+		p.HelmStarted = mark.Step != "helm-upgrade" || helmStepStarted(e)
 	}
 	return p, nil
 }
@@ -167,7 +166,7 @@ func (r *Recovery) Run(ctx context.Context, p *Plan) (*Result, error) {
 	if p.Backup != nil && p.HelmStarted {
 		// proven before anything changes, as a rollback does
 		r.Log.Printf("verifying backup %s", p.Backup.ID)
-		if err := backup.VerifyError(backup.Verify(p.Backup)); err != nil {
+		if err := backup.VerifyError(backup.VerifyContext(ctx, p.Backup)); err != nil {
 			return nil, err
 		}
 	}
@@ -254,11 +253,11 @@ func lastDeployed(hist []*release.Release) int {
 	return hist[len(hist)-1].Version - 1
 }
 
-// helmStepStarted reads the upgrade journal in the run's backup folder: did
-// its Helm step start? Without a readable journal it assumes so (restoring
-// the backup taken seconds before is the safe side).
-func helmStepStarted(dir string) bool {
-	data, err := readlimit.File(filepath.Join(dir, "upgrade-journal.json"), readlimit.Metadata)
+// helmStepStarted reads the upgrade journal in the run's backup: did its
+// Helm step start? Without a readable journal it assumes so (restoring the
+// backup taken seconds before is the safe side).
+func helmStepStarted(e *backup.Entry) bool {
+	data, err := e.ReadFile("upgrade-journal.json", readlimit.Metadata)
 	if err != nil {
 		return true
 	}

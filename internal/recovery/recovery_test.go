@@ -4,11 +4,14 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/opencsgs/helm-csghub/internal/backup"
 )
 
 func TestHelmStepStartedReadsTheJournal(t *testing.T) {
 	dir := t.TempDir()
-	if !helmStepStarted(dir) {
+	e := &backup.Entry{Path: dir}
+	if !helmStepStarted(e) {
 		t.Fatal("no journal: must assume the Helm step started (restore is the safe side)")
 	}
 	write := func(s string) {
@@ -17,11 +20,11 @@ func TestHelmStepStartedReadsTheJournal(t *testing.T) {
 		}
 	}
 	write(`[{"step":"backup","status":"done"},{"step":"migrations","status":"started"}]`)
-	if helmStepStarted(dir) {
+	if helmStepStarted(e) {
 		t.Fatal("journal without helm-upgrade taken as started")
 	}
 	write(`[{"step":"migrations","status":"done"},{"step":"helm-upgrade","status":"started"}]`)
-	if !helmStepStarted(dir) {
+	if !helmStepStarted(e) {
 		t.Fatal("started helm-upgrade not seen")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -190,7 +189,7 @@ func (r *Restore) prepareServer(ctx context.Context, entry *backup.Entry, c *dbp
 			continue
 		}
 		logf("%s: restoring roles", key)
-		rc, err := backup.OpenStoredDump(entry.Path, d)
+		rc, err := entry.OpenStoredDump(ctx, d)
 		if err != nil {
 			return nil, nil, r.unchanged(ctx, entry, "restoring roles", err)
 		}
@@ -246,7 +245,7 @@ func (r *Restore) externalServers(entry *backup.Entry) ([]*dbpod.Server, error) 
 	if v, err := get.Run(rel); err == nil {
 		collect(v)
 	}
-	if data, err := readlimit.File(filepath.Join(entry.Path, "values-all.yaml"), readlimit.Values); err == nil {
+	if data, err := entry.ReadFile("values-all.yaml", readlimit.Values); err == nil {
 		var v map[string]any
 		if yaml.Unmarshal(data, &v) == nil {
 			collect(v)

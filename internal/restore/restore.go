@@ -123,7 +123,7 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	// replace it. Verified: the caller (rollback) has just done it.
 	if !r.Verified {
 		logf("verifying backup %s", entry.ID)
-		if err := backup.VerifyError(backup.Verify(entry)); err != nil {
+		if err := backup.VerifyError(backup.VerifyContext(ctx, entry)); err != nil {
 			return nil, err
 		}
 	}
@@ -190,7 +190,7 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 			continue
 		}
 		logf("restoring roles")
-		if err := r.replay(ctx, pod, entry.Path, d, "postgres", globalsFilter, &counter); err != nil {
+		if err := r.replay(ctx, pod, entry, d, "postgres", globalsFilter, &counter); err != nil {
 			return nil, r.unchanged(ctx, entry, "restoring roles", err)
 		}
 	}
@@ -251,7 +251,7 @@ func (r *Restore) replayAll(ctx context.Context, srv *server, entry *backup.Entr
 	sort.Slice(dbDumps, func(i, j int) bool { return dbDumps[i].RawBytes > dbDumps[j].RawBytes }) // biggest first
 	err := parallel.ForEach(ctx, workers, dbDumps, func(ctx context.Context, d backup.Dump) error {
 		logf("%srestoring database %s into %s (%s of SQL)", srv.label, d.Database, sideName(d.Database, restoreSuffix), progress.HumanBytes(d.RawBytes))
-		return r.replayCopy(ctx, srv, entry.Path, d, counter)
+		return r.replayCopy(ctx, srv, entry, d, counter)
 	})
 	if err == nil {
 		return nil
@@ -296,9 +296,9 @@ func contains(list []string, s string) bool {
 // was checked up front (size, sha256); zstd's frame checksums, the SQL's size
 // and its completion trailer are checked as it goes, and a mismatch fails the
 // restore even though psql has taken the stream.
-func (r *Restore) replay(ctx context.Context, pod *dbpod.Pod, dir string, d backup.Dump, db string,
+func (r *Restore) replay(ctx context.Context, pod *dbpod.Pod, entry *backup.Entry, d backup.Dump, db string,
 	filter func(io.Reader) io.Reader, counter *atomic.Int64) error {
-	rc, err := backup.OpenStoredDump(dir, d)
+	rc, err := entry.OpenStoredDump(ctx, d)
 	if err != nil {
 		return err
 	}

@@ -107,8 +107,8 @@ func (s *server) cleanLeftovers(ctx context.Context, dbs []string, logf func(str
 }
 
 // replayCopy replays dump d into a new database <db>__restore.
-func (r *Restore) replayCopy(ctx context.Context, s *server, dir string, d backup.Dump, counter *atomic.Int64) error {
-	rc, err := backup.OpenStoredDump(dir, d)
+func (r *Restore) replayCopy(ctx context.Context, s *server, entry *backup.Entry, d backup.Dump, counter *atomic.Int64) error {
+	rc, err := entry.OpenStoredDump(ctx, d)
 	if err != nil {
 		return err
 	}

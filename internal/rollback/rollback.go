@@ -162,7 +162,7 @@ func (r *Rollback) Prepare(ctx context.Context) (*Target, error) {
 	// one: the Helm rollback changes the release before the restore reads a
 	// byte, so a dump that could fail mid-replay must be refused here.
 	r.Log.Printf("verifying backup %s", t.Backup.ID)
-	if err := backup.VerifyError(backup.Verify(t.Backup)); err != nil {
+	if err := backup.VerifyError(backup.VerifyContext(ctx, t.Backup)); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -618,7 +618,10 @@ func target(rel *helmenv.Release, dir string) string {
 	if rel.Name != helmenv.DefaultRelease {
 		s += " --release " + rel.Name
 	}
-	if dir != "" {
+	switch {
+	case backup.IsBucket(dir):
+		s += " --backup-location " + dir
+	case dir != "":
 		s += " --dir " + dir
 	}
 	return s

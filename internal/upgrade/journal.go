@@ -1,11 +1,12 @@
 package upgrade
 
 import (
+	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/opencsgs/helm-csghub/internal/backup"
 )
 
 // Event is one step transition, emitted as a JSON line with --output json and
@@ -24,7 +25,7 @@ type Event struct {
 type journal struct {
 	mu     sync.Mutex
 	events []Event
-	dir    string
+	into   *backup.Entry // the run's backup, once it exists
 	emit   func(Event)
 }
 
@@ -43,27 +44,26 @@ func (j *journal) add(e Event) {
 	j.flushLocked()
 }
 
-// attach starts persisting into dir (the backup folder).
-func (j *journal) attach(dir string) {
+// attach starts persisting beside backup e (its folder, or its bucket prefix).
+func (j *journal) attach(e *backup.Entry) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.dir = dir
+	j.into = e
 	j.flushLocked()
 }
 
 func (j *journal) flushLocked() {
-	if j.dir == "" {
+	if j.into == nil {
 		return
 	}
 	data, err := json.MarshalIndent(j.events, "", "  ")
 	if err != nil {
 		return
 	}
-	tmp := filepath.Join(j.dir, "."+journalName+".tmp")
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-		return
-	}
-	_ = os.Rename(tmp, filepath.Join(j.dir, journalName))
+	// bounded: a journal write must not hold the run up on a slow bucket
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = j.into.WriteFile(ctx, journalName, append(data, '\n'))
 }
 
 // step runs f as a named step, recording start, end, duration and result.

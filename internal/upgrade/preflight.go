@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"helm.sh/helm/v3/pkg/chartutil"
-	"os"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
@@ -103,8 +102,15 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 	if len(denied) > 0 {
 		return warnings, errs.Preconditionf("missing permissions in namespace %q: %s", ns, strings.Join(denied, ", "))
 	}
+	// the backup location (values are backed up even with --skip-db-backup):
+	// a bucket that is missing, refuses the credentials or does not answer
+	// stops the upgrade here, before anything changes
+	cat := backup.CatalogAt(u.BackupDir)
+	if err := cat.Check(ctx, true); err != nil {
+		return warnings, err
+	}
 	if !u.SkipDBBackup {
-		if err := u.checkBackupSpace(ctx, p); err != nil {
+		if err := u.checkBackupSpace(ctx, p, cat); err != nil {
 			return warnings, err
 		}
 	}
@@ -118,17 +124,8 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 // checkBackupSpace makes sure the backup folder is writable and has room for
 // the dump, estimated from the database size (SQL text is about the size of
 // the data; zstd shrinks it several times; half the data size is asked for).
-func (u *Upgrade) checkBackupSpace(ctx context.Context, p *plan.Prepared) error {
-	dir := backup.CatalogAt(u.BackupDir).Root
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return errs.Preconditionf("backup folder %s is not writable: %v", dir, err)
-	}
-	probe, err := os.CreateTemp(dir, ".write-probe-*")
-	if err != nil {
-		return errs.Preconditionf("backup folder %s is not writable: %v", dir, err)
-	}
-	probe.Close()
-	os.Remove(probe.Name())
+func (u *Upgrade) checkBackupSpace(ctx context.Context, p *plan.Prepared, cat backup.Catalog) error {
+	dir := cat.Root
 	var size int64
 	if csghub.ExternalPostgres(p.Values) {
 		// the servers must answer from inside the cluster, through the
@@ -163,6 +160,9 @@ func (u *Upgrade) checkBackupSpace(ctx context.Context, p *plan.Prepared) error 
 		for _, d := range info.Databases {
 			size += d.Bytes
 		}
+	}
+	if cat.InBucket() {
+		return nil // the dump streams into the bucket: no local room needed
 	}
 	if free, ok := freeBytes(dir); ok {
 		if need := size / 2; free < need {

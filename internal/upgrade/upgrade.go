@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -237,6 +236,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 	p.Migrate.ForceConflicts = r.ForceConflicts
 	p.Migrate.Progress = r.Progress
 	p.Migrate.BackupPending = true
+	p.Migrate.BackupInBucket = backup.IsBucket(r.BackupDir)
 	p.Migrate.Log = r.Log
 	for k, v := range r.MigrationSkip {
 		p.Migrate.Skip[k] = v
@@ -262,10 +262,12 @@ func (r *run) backup(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	r.entry = &backup.Entry{ID: res.Manifest.ID, Path: res.Path, Revision: res.Manifest.Revision, Complete: true, Manifest: res.Manifest}
+	r.entry = res.Entry()
 	r.sum.Backup, r.sum.BackupPath = res.Manifest.ID, res.Path
-	r.p.Migrate.BackupDir = res.Path
-	r.j.attach(res.Path)
+	if !r.entry.InBucket() { // the migrations' exports go into a backup folder
+		r.p.Migrate.BackupDir = res.Path
+	}
+	r.j.attach(r.entry)
 	if !res.Manifest.HasDatabase() {
 		return "values only: " + res.Manifest.DatabaseSkipped, nil
 	}
@@ -275,7 +277,7 @@ func (r *run) backup(ctx context.Context) (string, error) {
 // migrations runs the migrations (each idempotent; Ctrl-C stops before the
 // next one) and builds the values to install from the backed-up ones.
 func (r *run) migrations(ctx context.Context) error {
-	base, err := readValues(filepath.Join(r.entry.Path, "values.yaml"))
+	base, err := readValues(r.entry)
 	if err != nil {
 		return err
 	}
@@ -484,14 +486,14 @@ func (r *run) renderUpgrade(ctx context.Context) (string, error) {
 	return fmt.Sprintf("would be revision %d with chart %s (not validated by the server)", p.Release.Version+1, p.Target.VersionS), nil
 }
 
-func readValues(path string) (map[string]any, error) {
-	data, err := readlimit.File(path, readlimit.Values)
+func readValues(e *backup.Entry) (map[string]any, error) {
+	data, err := e.ReadFile("values.yaml", readlimit.Values)
 	if err != nil {
 		return nil, errs.Failedf("reading backed-up values: %w", err)
 	}
 	m := map[string]any{}
 	if err := yaml.Unmarshal(data, &m); err != nil {
-		return nil, errs.Failedf("parsing backed-up values %s: %w", path, err)
+		return nil, errs.Failedf("parsing backed-up values %s/values.yaml: %w", e.Path, err)
 	}
 	return m, nil
 }
