@@ -227,7 +227,7 @@ func (c Catalog) listBucket(namespace, release string) ([]Entry, error) {
 			m, err = parseManifest(data, e.Path)
 		}
 		switch {
-		case err != nil && os.IsNotExist(err):
+		case errors.Is(err, os.ErrNotExist):
 			e.Problem = "incomplete: no manifest (the run that wrote it did not finish, or is still running)"
 		case err != nil:
 			var typed *errs.Error
