@@ -1,0 +1,344 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/opencsgs/helm-csghub/internal/backup"
+	"github.com/opencsgs/helm-csghub/internal/devenv"
+	"github.com/opencsgs/helm-csghub/internal/testenv"
+)
+
+// The backup bucket's own MinIO server and credentials (not the chart's
+// object storage, which plays the release's MinIO).
+const (
+	bucketUser   = "backup-operator"
+	bucketSecret = "bkp-secret-Zq81x7"
+	bucketName   = "csghub-backups"
+)
+
+type backupBucket struct {
+	endpoint string
+	client   *minio.Client
+	prefix   string // the test's location prefix inside the bucket
+	loc      string // s3://bucket/prefix
+}
+
+func startBackupBucket(t *testing.T, e *testenv.Env) *backupBucket {
+	t.Helper()
+	ports, err := devenv.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.C.StartMinIO(filepath.Join(t.TempDir(), "backup-s3"), ports[0], bucketUser, bucketSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.MakeBuckets(ctx, "", bucketName); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := m.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &backupBucket{endpoint: "http://" + m.Endpoint, client: cl, prefix: "ops/" + e.Namespace}
+	b.loc = "s3://" + bucketName + "/" + b.prefix
+	// as an operator's shell would have them: nothing on the command line
+	e.ExtraEnv = append(e.ExtraEnv, "AWS_ENDPOINT_URL_S3="+b.endpoint, "AWS_ACCESS_KEY_ID="+bucketUser,
+		"AWS_SECRET_ACCESS_KEY="+bucketSecret, "AWS_REGION=us-east-1", "AWS_PROFILE=", "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(t.TempDir(), "none"))
+	return b
+}
+
+// keys lists the objects under the test's prefix + sub.
+func (b *backupBucket) keys(t *testing.T, sub string) []string {
+	t.Helper()
+	var keys []string
+	for o := range b.client.ListObjects(context.Background(), bucketName, minio.ListObjectsOptions{Prefix: b.prefix + "/" + sub, Recursive: true}) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		keys = append(keys, strings.TrimPrefix(o.Key, b.prefix+"/"))
+	}
+	return keys
+}
+
+func (b *backupBucket) uploads(t *testing.T) []string {
+	t.Helper()
+	var keys []string
+	for u := range b.client.ListIncompleteUploads(context.Background(), bucketName, b.prefix+"/", true) {
+		if u.Err != nil {
+			t.Fatal(u.Err)
+		}
+		keys = append(keys, u.Key)
+	}
+	return keys
+}
+
+func (b *backupBucket) get(t *testing.T, key string) []byte {
+	t.Helper()
+	obj, err := b.client.GetObject(context.Background(), bucketName, b.prefix+"/"+key, minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	data, err := io.ReadAll(obj)
+	if err != nil {
+		t.Fatalf("%s: %v", key, err)
+	}
+	return data
+}
+
+func (b *backupBucket) put(t *testing.T, key string, data []byte) {
+	t.Helper()
+	if _, err := b.client.PutObject(context.Background(), bucketName, b.prefix+"/"+key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func listIn(t *testing.T, e *testenv.Env, args ...string) []backup.Entry {
+	t.Helper()
+	r := e.Plugin(append([]string{"backup", "list", "-o", "json"}, args...)...)
+	var list []backup.Entry
+	if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &list) != nil {
+		t.Fatalf("backup list: exit %d: %s %s", r.Code, r.Stdout, r.Stderr)
+	}
+	return list
+}
+
+// Backups kept in a bucket serve every command without a local copy: the
+// upgrade's backup goes to the bucket and its automatic rollback restores
+// from it; another operator (another HELM_DATA_HOME, nothing local) lists,
+// verifies and rolls back from it; a killed upload never looks complete
+// and the next backup removes it; a tampered object is refused before any
+// DROP; retention keeps the rollback target; the credentials appear
+// nowhere the plugin writes.
+func TestBackupsInBucket(t *testing.T) {
+	t.Parallel()
+	e := testenv.NewEnv(t)
+	e.Install("2.0.0")
+	e.LoadSampleData()
+	e.Bulk("csghub_server", 20000)
+	b := startBackupBucket(t, e)
+	e.ExtraEnv = append(e.ExtraEnv, backup.LocationEnv+"="+b.loc) // every command, no flag
+	localCatalog := filepath.Join(e.C.HelmHome(e.Helm), "data", "csghub", "backups", e.Namespace)
+	var outputs []string
+	run := func(args ...string) testenv.Result {
+		t.Helper()
+		r := e.Plugin(args...)
+		outputs = append(outputs, r.Stdout, r.Stderr)
+		return r
+	}
+	want := testenv.TakeSnapshot(t, e.PG)
+
+	// the upgrade's backup goes to the bucket; 2.0.1 never becomes Ready and
+	// the automatic rollback restores the database from the bucket
+	r := run("upgrade", "--version", "2.0.1", "--yes", "--timeout", "20s", "-o", "json")
+	if r.Code != 5 {
+		t.Fatalf("upgrade to 2.0.1: exit %d, want 5 (rolled back)\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	wantDeployed(t, e, "2.0.0", 3, "after the automatic rollback")
+	testenv.RequireEqual(t, want, testenv.TakeSnapshot(t, e.PG), "database after the automatic rollback from the bucket")
+	list := listIn(t, e)
+	if len(list) != 1 || !list[0].Complete || list[0].Revision != 1 || !strings.HasPrefix(list[0].Path, b.loc+"/"+e.Namespace+"/csghub/") {
+		t.Fatalf("catalog in the bucket: %+v", list)
+	}
+	first := list[0]
+	objs := b.keys(t, e.Namespace+"/csghub/"+first.ID+"/")
+	if !contains(objs, e.Namespace+"/csghub/"+first.ID+"/manifest.json") || !contains(objs, e.Namespace+"/csghub/"+first.ID+"/upgrade-journal.json") {
+		t.Fatalf("objects of the upgrade's backup: %v", objs)
+	}
+	if _, err := os.Stat(localCatalog); !os.IsNotExist(err) {
+		t.Fatalf("the local catalog was used: %s (%v)", localCatalog, err)
+	}
+
+	t.Run("another operator rolls back from the bucket", func(t *testing.T) {
+		changeData(t, e)
+		other := t.TempDir() // an empty HELM_DATA_HOME; the plugin found where it is installed
+		env := []string{"HELM_DATA_HOME=" + other, "HELM_PLUGINS=" + filepath.Join(e.C.HelmHome(e.Helm), "data", "plugins"), backup.LocationEnv + "="}
+		h := e.RunHelm(env, "-n", e.Namespace, "csghub", "history", "--backup-location", b.loc, "-o", "json")
+		outputs = append(outputs, h.Stdout, h.Stderr)
+		var rows []struct {
+			Revision int      `json:"revision"`
+			Backups  []string `json:"backups"`
+		}
+		if h.Code != 0 || json.Unmarshal([]byte(h.Stdout), &rows) != nil || len(rows) != 3 || len(rows[0].Backups) != 1 || rows[0].Backups[0] != first.ID {
+			t.Fatalf("history from the bucket: exit %d: %s %s", h.Code, h.Stdout, h.Stderr)
+		}
+		v := e.RunHelm(env, "-n", e.Namespace, "csghub", "backup", "verify", first.ID, "--backup-location", b.loc)
+		outputs = append(outputs, v.Stdout, v.Stderr)
+		if v.Code != 0 {
+			t.Fatalf("verify from the bucket: exit %d: %s %s", v.Code, v.Stdout, v.Stderr)
+		}
+		rb := e.RunHelm(env, "-n", e.Namespace, "csghub", "rollback", "1", "--backup-location", b.loc, "--yes", "-o", "json")
+		outputs = append(outputs, rb.Stdout, rb.Stderr)
+		if rb.Code != 0 || !strings.Contains(rb.Stdout, first.ID) {
+			t.Fatalf("rollback from the bucket: exit %d: %s %s", rb.Code, rb.Stdout, rb.Stderr)
+		}
+		got := testenv.TakeSnapshot(t, e.PG)
+		delete(got, "database created_after_backup")
+		testenv.RequireEqual(t, want, got, "database after the other operator's rollback")
+		if entries, _ := os.ReadDir(other); len(entries) != 0 {
+			var names []string
+			for _, d := range entries {
+				names = append(names, d.Name())
+			}
+			t.Fatalf("the other operator's HELM_DATA_HOME got %v", names)
+		}
+	})
+
+	t.Run("a tampered object is refused before any DROP", func(t *testing.T) {
+		key := e.Namespace + "/csghub/" + first.ID + "/db-csghub_server.sql.zst"
+		orig := b.get(t, key)
+		bad := append([]byte(nil), orig...)
+		bad[len(bad)/2] ^= 0x55
+		b.put(t, key, bad)
+		before := testenv.TakeSnapshot(t, e.PG)
+		r := run("restore", "--backup", first.ID, "--yes")
+		if r.Code != 4 || !strings.Contains(r.Stderr, "corrupt") || !strings.Contains(r.Stderr, "db-csghub_server.sql.zst") {
+			t.Fatalf("restore of a tampered object: exit %d: %s", r.Code, r.Stderr)
+		}
+		testenv.RequireEqual(t, before, testenv.TakeSnapshot(t, e.PG), "database after the refused restore")
+		b.put(t, key, orig[:len(orig)-100]) // truncated
+		if v := run("backup", "verify", first.ID); v.Code != 4 {
+			t.Fatalf("verify of a truncated object: exit %d: %s", v.Code, v.Stderr)
+		}
+		b.put(t, key, orig)
+	})
+
+	t.Run("a killed upload is never complete and the next backup removes it", func(t *testing.T) {
+		e.Bulk("csghub_server", 300000)
+		p := e.StartPlugin("backup")
+		testenv.Eventually(t, 60*time.Second, "the dump's upload to be under way", func() bool {
+			for _, k := range b.uploads(t) {
+				if strings.HasSuffix(k, "/db-csghub_server.sql.zst") {
+					return true
+				}
+			}
+			return false
+		})
+		if p.Done() {
+			t.Fatal("backup finished before it could be killed")
+		}
+		p.Cmd.Process.Signal(syscall.SIGKILL)
+		p.Wait(t, 30*time.Second)
+		list := listIn(t, e)
+		var killed *backup.Entry
+		for i := range list {
+			if list[i].ID != first.ID {
+				killed = &list[i]
+			}
+		}
+		if killed == nil || killed.Complete || !strings.HasPrefix(killed.Problem, "incomplete") {
+			t.Fatalf("after SIGKILL: %+v", list)
+		}
+		if v := run("backup", "verify", killed.ID); v.Code != 4 {
+			t.Fatalf("verify of the killed backup: exit %d: %s", v.Code, v.Stderr)
+		}
+		if tbl := run("backup", "list"); !strings.Contains(tbl.Stdout, "NOT USABLE") {
+			t.Fatalf("the table does not flag the killed backup:\n%s", tbl.Stdout)
+		}
+		res := runBackupIn(t, e)
+		if !contains(res.Pruned, killed.ID+" (incomplete)") {
+			t.Fatalf("the next backup pruned %v, not the killed one %s", res.Pruned, killed.ID)
+		}
+		if left := b.keys(t, e.Namespace+"/csghub/"+killed.ID+"/"); len(left) != 0 {
+			t.Fatalf("the killed backup's objects are left: %v", left)
+		}
+		if u := b.uploads(t); len(u) != 0 {
+			t.Fatalf("unfinished uploads left: %v", u)
+		}
+	})
+
+	t.Run("Ctrl-C during the upload leaves nothing", func(t *testing.T) {
+		before := b.keys(t, "")
+		p := e.StartPlugin("backup")
+		testenv.Eventually(t, 60*time.Second, "the dump's upload to be under way", func() bool {
+			return len(b.uploads(t)) > 0
+		})
+		p.Cmd.Process.Signal(syscall.SIGINT)
+		if code := p.Wait(t, 30*time.Second); code != 130 {
+			t.Fatalf("exit %d after SIGINT, want 130: %s", code, p.Stderr)
+		}
+		if after := b.keys(t, ""); strings.Join(after, ",") != strings.Join(before, ",") {
+			t.Fatalf("objects before %v, after %v", before, after)
+		}
+		if u := b.uploads(t); len(u) != 0 {
+			t.Fatalf("unfinished uploads left: %v", u)
+		}
+	})
+
+	t.Run("retention keeps the rollback target", func(t *testing.T) {
+		e.Exec("csghub_server", "TRUNCATE bulk") // small dumps: this is about the catalog
+		var pruned []string
+		for i := 0; i < 4; i++ {
+			pruned = append(pruned, runBackupIn(t, e, "--keep", "4").Pruned...)
+		}
+		// revision 1's only backup is a rollback target (Helm's history holds
+		// revisions 1-4): it stays while newer ones are pruned
+		list := listIn(t, e, "--keep", "4")
+		if len(list) != 4 || list[0].ID != first.ID || !strings.HasPrefix(list[0].Kept, "rollback target") || len(pruned) != 2 {
+			t.Fatalf("after retention (pruned %v): %+v", pruned, list)
+		}
+	})
+
+	t.Run("bad locations are refused before anything changes", func(t *testing.T) {
+		for _, c := range []struct {
+			args []string
+			code int
+			msg  string
+		}{
+			{[]string{"upgrade", "--version", "2.0.1", "--yes", "--backup-location", "gs://x/y"}, 2, `unknown scheme "gs://"`},
+			{[]string{"upgrade", "--version", "2.0.1", "--yes", "--backup-location", "s3://no-such-bucket/y"}, 4, "bucket no-such-bucket does not exist"},
+			{[]string{"plan", "--version", "2.0.1", "--backup-location", "s3://no-such-bucket/y"}, 4, "bucket no-such-bucket does not exist"},
+			{[]string{"backup", "--backup-location", b.loc, "--dir", "/tmp"}, 2, "give one"},
+		} {
+			r := run(c.args...)
+			lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+			if last := lines[len(lines)-1]; r.Code != c.code || !strings.HasPrefix(last, "Error: ") || !strings.Contains(last, c.msg) {
+				t.Errorf("%v: exit %d, want %d with %q: %s", c.args, r.Code, c.code, c.msg, r.Stderr)
+			}
+		}
+		denied := e.RunHelm([]string{"AWS_SECRET_ACCESS_KEY=not-the-secret"}, "-n", e.Namespace, "csghub", "upgrade", "--version", "2.0.1", "--yes")
+		if denied.Code != 4 || !strings.Contains(denied.Stderr, "access denied") {
+			t.Errorf("wrong secret: exit %d: %s", denied.Code, denied.Stderr)
+		}
+		wantDeployed(t, e, "2.0.0", 0, "after the refused upgrades")
+	})
+
+	for _, out := range outputs {
+		if strings.Contains(out, bucketSecret) {
+			t.Fatalf("the bucket's secret appears in the plugin's output: %s", out)
+		}
+	}
+	for _, k := range b.keys(t, "") {
+		if bytes.Contains(b.get(t, k), []byte(bucketSecret)) {
+			t.Fatalf("the bucket's secret is in object %s", k)
+		}
+	}
+}
+
+func runBackupIn(t *testing.T, e *testenv.Env, extra ...string) backupResult {
+	t.Helper()
+	r := e.Plugin(append([]string{"backup", "-o", "json"}, extra...)...)
+	if r.Code != 0 {
+		t.Fatalf("backup: exit %d: %s", r.Code, r.Stderr)
+	}
+	var res backupResult
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
+		t.Fatalf("backup json: %v\n%s", err, r.Stdout)
+	}
+	return res
+}
