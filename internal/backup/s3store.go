@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/readlimit"
 )
 
 // UploadPartSize is the part size of the streamed (multipart) uploads: the
@@ -263,6 +265,23 @@ func (s *s3Store) putSmall(ctx context.Context, key string, data []byte, create 
 func (s *s3Store) removeAll(dir string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s3MetaTimeout)
 	defer cancel()
+	// the uploads first: while their record exists, a failure here leaves
+	// them findable by the next run
+	if data, err := s.readSmall(dir+"/"+uploadsName, readlimit.Metadata); err == nil {
+		var names []string
+		if json.Unmarshal(data, &names) == nil {
+			for _, n := range names {
+				if n != path.Base(n) {
+					continue
+				}
+				if err := s.client.RemoveIncompleteUpload(ctx, s.bucket, dir+"/"+n); err != nil {
+					return s.describe("aborting the upload of "+s3Scheme+s.bucket+"/"+dir+"/"+n, err)
+				}
+			}
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	objs := make(chan minio.ObjectInfo)
 	var listErr error
 	go func() {
@@ -291,7 +310,8 @@ func (s *s3Store) removeAll(dir string) error {
 }
 
 // abortUploads aborts the multipart uploads under dir (their parts cost
-// storage but are no object).
+// storage but are no object). Servers that list uploads by exact key only
+// (MinIO) return none here: removeAll finds those by their record.
 func (s *s3Store) abortUploads(ctx context.Context, dir string) error {
 	seen := map[string]bool{}
 	for u := range s.client.ListIncompleteUploads(ctx, s.bucket, dir+"/", true) {

@@ -4,13 +4,21 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
+
+	"github.com/minio/minio-go/v7"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
 )
+
+// uploadsName lists the files a backup in a bucket started uploading,
+// until its manifest is written.
+const uploadsName = ".uploads.json"
 
 // fileSink is one file of a backup being written: committed (durable and
 // in place) or aborted (gone).
@@ -136,6 +144,9 @@ type s3Sink struct {
 	s   *s3Store
 	ctx context.Context
 	dir string // key prefix of the backup, without trailing slash
+
+	mu      sync.Mutex
+	started []string // files whose upload started, as uploadsName records them
 }
 
 // newS3Sink reserves an id: one no object (nor upload) uses yet. The
@@ -161,7 +172,20 @@ func newS3Sink(ctx context.Context, s *s3Store, namespace, release string, revis
 	return nil, errs.Failedf("cannot pick a backup name under %s", s.urlOf(namespace, release))
 }
 
+// create records the file's key in uploadsName before its upload starts:
+// the unfinished upload of a killed run is found by that key (MinIO lists
+// multipart uploads by exact key only).
 func (k *s3Sink) create(name string) (fileSink, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.started = append(k.started, name)
+	data, err := json.Marshal(k.started)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.s.putSmall(k.ctx, k.dir+"/"+uploadsName, data, false); err != nil {
+		return nil, err
+	}
 	return k.s.upload(k.ctx, k.dir+"/"+name), nil
 }
 
@@ -169,7 +193,12 @@ func (k *s3Sink) complete(ctx context.Context, manifest []byte) error {
 	if ctx.Err() != nil {
 		return errs.Wrap(errs.Interrupted, fmt.Errorf("backup interrupted, nothing kept"))
 	}
-	return k.s.putSmall(ctx, k.dir+"/"+manifestName, manifest, true)
+	if err := k.s.putSmall(ctx, k.dir+"/"+manifestName, manifest, true); err != nil {
+		return err
+	}
+	// complete: every upload finished; the record is no longer needed
+	_ = k.s.client.RemoveObject(ctx, k.s.bucket, k.dir+"/"+uploadsName, minio.RemoveObjectOptions{})
+	return nil
 }
 
 func (k *s3Sink) discard()      { _ = k.s.removeAll(k.dir) }
