@@ -288,8 +288,8 @@ func TestBackupsInBucket(t *testing.T) {
 	t.Run("Ctrl-C during the upload leaves nothing", func(t *testing.T) {
 		before := b.keys(t, "")
 		var known []string
-		for _, e := range listIn(t, e) {
-			known = append(known, e.ID)
+		for _, it := range listIn(t, e) {
+			known = append(known, it.ID)
 		}
 		p := e.StartPlugin("backup")
 		dir := b.newBackupDir(t, relDir, known...)
