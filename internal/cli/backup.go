@@ -32,7 +32,13 @@ user-supplied and computed values, a zstd-compressed pg_dumpall --globals-only a
 pg_dump --create per database, all streamed out of the database pod (nothing is written
 in the pod), checksummed, and a manifest.json written last. Older backups beyond --keep
 are pruned, never a rollback target: the newest backup of each of Helm's last
-max(2, --keep) revisions is always kept, and so is the newest backup.`,
+max(2, --keep) revisions is always kept, and so is the newest backup.
+
+With --backup-location s3://BUCKET/PREFIX (or $HELM_CSGHUB_BACKUP_LOCATION) the
+same files are objects under PREFIX/<namespace>/<release>/<id>/, streamed into
+multipart uploads (no local copy), the manifest written last. Endpoint, region
+and credentials come from the AWS variables (AWS_ENDPOINT_URL_S3, AWS_REGION,
+AWS_ACCESS_KEY_ID, ..., AWS_PROFILE); see docs/backups.md.`,
 		Flags: func(fs *pflag.FlagSet) {
 			c.dir.bind(fs)
 			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "complete backups to keep for the release (at least 2)")
@@ -208,7 +214,7 @@ func newBackupVerifyCmd(app *App) *command {
 	}
 }
 
-func (c *backupVerifyCmd) run(_ context.Context, args []string) error {
+func (c *backupVerifyCmd) run(ctx context.Context, args []string) error {
 	if err := c.dir.resolve(); err != nil {
 		return err
 	}
@@ -221,7 +227,7 @@ func (c *backupVerifyCmd) run(_ context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	rep := backup.Verify(e)
+	rep := backup.VerifyContext(ctx, e)
 	if len(e.Insecure) > 0 {
 		rep.Warnings = append(rep.Warnings, "readable or writable by others: "+strings.Join(e.Insecure, ", ")+
 			"; restore refuses it without --allow-insecure-permissions; fix: chmod -R go-rwx "+e.Path)
