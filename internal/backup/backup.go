@@ -256,7 +256,11 @@ func (b *Backup) inspect(ctx context.Context, pod *dbpod.Pod, clients []*dbpod.C
 // into dir, a few at a time. The first failure (or Ctrl-C) cancels the
 // others; their files are dropped with the partial folder.
 func (b *Backup) dumpDatabase(ctx context.Context, sources []source, sink backupSink, m *Manifest) error {
-	defer kube.LimitHeap()()
+	var partBuffers int64
+	if _, ok := sink.(*s3Sink); ok {
+		partBuffers = dumpParallel * UploadPartSize
+	}
+	defer kube.LimitHeapAbove(partBuffers)()
 	var counter atomic.Int64
 	var labels *activeLabels
 	if b.Progress != nil {

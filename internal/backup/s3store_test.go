@@ -66,7 +66,7 @@ const (
 	testS3Region = "eu-central-1"
 )
 
-func startTestMinIO(t *testing.T) *testMinIO {
+func startTestMinIO(t testing.TB) *testMinIO {
 	t.Helper()
 	root, err := devenv.RepoRoot()
 	if err != nil {
@@ -97,7 +97,7 @@ func startTestMinIO(t *testing.T) *testMinIO {
 	return &testMinIO{endpoint: "http://" + m.Endpoint, client: cl}
 }
 
-func useS3Env(t *testing.T, endpoint, user, secret, region string) {
+func useS3Env(t testing.TB, endpoint, user, secret, region string) {
 	t.Setenv("AWS_ENDPOINT_URL_S3", endpoint)
 	t.Setenv("AWS_ENDPOINT_URL", "")
 	t.Setenv("AWS_ACCESS_KEY_ID", user)

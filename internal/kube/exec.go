@@ -212,11 +212,16 @@ const streamHeapLimit = 32 << 20
 // collector runs a little more often (no measurable slowdown: the live heap
 // is under 20 MiB) and the peak stays near 75 MiB. A limit the user set
 // (GOMEMLIMIT) is kept.
-func LimitHeap() (restore func()) {
+func LimitHeap() (restore func()) { return LimitHeapAbove(0) }
+
+// LimitHeapAbove is LimitHeap for a transfer that also holds live buffers of
+// extra bytes (the part buffers of uploads to a bucket): under a limit below
+// its live heap the collector would run without pause.
+func LimitHeapAbove(extra int64) (restore func()) {
 	if prev := debug.SetMemoryLimit(-1); prev != math.MaxInt64 {
 		return func() {}
 	}
-	prev := debug.SetMemoryLimit(streamHeapLimit)
+	prev := debug.SetMemoryLimit(streamHeapLimit + extra)
 	return func() { debug.SetMemoryLimit(prev) }
 }
 
