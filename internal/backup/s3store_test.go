@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -381,5 +382,77 @@ func TestBucketFaults(t *testing.T) {
 	}
 	if keys := objectKeys(t, s3.client, ""); len(keys) != 0 {
 		t.Fatalf("the check left %v", keys)
+	}
+}
+
+// backup copy moves a complete backup between a folder and a bucket, both
+// ways, verified at the destination; it never overwrites an id and never
+// leaves a copy of a corrupt source.
+func TestCopyBetweenFolderAndBucket(t *testing.T) {
+	s3 := startTestMinIO(t)
+	ctx := context.Background()
+	folder, bucket, back := CatalogAt(t.TempDir()), CatalogAt("s3://backups/copies"), CatalogAt(t.TempDir())
+	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	body := strings.Repeat("INSERT INTO t VALUES (2, 'copied');\n", 30000)
+	m := writeTestBackup(t, folder, 1, t0, body)
+	e, err := folder.Find("ns", "csghub", m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WriteFile(ctx, "upgrade-journal.json", []byte("[]\n")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Copy(ctx, e, bucket, "ns", "csghub")
+	if err != nil || !res.Verified || res.To != "s3://backups/copies/ns/csghub/"+m.ID {
+		t.Fatalf("folder -> bucket: %+v, %v", res, err)
+	}
+	if keys := objectKeys(t, s3.client, "copies/ns/csghub/"+m.ID+"/"); len(keys) != 5 {
+		t.Fatalf("objects in the bucket: %v", keys) // values x2, dump, journal, manifest
+	}
+	inBucket, err := bucket.Find("ns", "csghub", m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Copy(ctx, inBucket, back, "ns", "csghub"); err != nil {
+		t.Fatalf("bucket -> folder: %v", err)
+	}
+	again, err := back.Find("ns", "csghub", m.ID)
+	if err != nil || len(again.Insecure) != 0 {
+		t.Fatalf("copied back: %+v, %v", again, err)
+	}
+	if sql, err := readAll(t, again, again.Manifest.Dumps[0]); err != nil || sql != TestDumpSQL("app", "csghub", body) {
+		t.Fatalf("the copy's dump differs: %v", err)
+	}
+	for _, f := range []string{"", manifestName, again.Manifest.Dumps[0].Name} {
+		fi, err := os.Stat(filepath.Join(again.Path, f))
+		if err != nil || (f == "" && fi.Mode().Perm() != dirMode) || (f != "" && fi.Mode().Perm() != fileMode) {
+			t.Fatalf("%s: mode %v, %v", f, fi.Mode(), err)
+		}
+	}
+
+	if _, err := Copy(ctx, e, bucket, "ns", "csghub"); errs.KindOf(err) != errs.Precondition || !strings.Contains(err.Error(), "never overwritten") {
+		t.Fatalf("copy over an existing id: %v", err)
+	}
+
+	// a corrupt source is refused and nothing is left at the destination
+	m2 := writeTestBackup(t, folder, 2, t0.Add(time.Hour), body)
+	e2, err := folder.Find("ns", "csghub", m2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := filepath.Join(e2.Path, e2.Manifest.Dumps[0].Name)
+	data, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 1
+	if err := os.WriteFile(dump, data, fileMode); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Copy(ctx, e2, bucket, "ns", "csghub"); errs.KindOf(err) != errs.Precondition || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("copy of a corrupt backup: %v", err)
+	}
+	if keys := objectKeys(t, s3.client, "copies/ns/csghub/"+m2.ID+"/"); len(keys) != 0 {
+		t.Fatalf("a refused copy left %v", keys)
 	}
 }

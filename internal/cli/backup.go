@@ -50,6 +50,7 @@ AWS_ACCESS_KEY_ID, ..., AWS_PROFILE); see docs/backups.md.`,
 		Subs: []*command{
 			newBackupListCmd(app),
 			newBackupVerifyCmd(app),
+			newBackupCopyCmd(app),
 		},
 	}
 }
@@ -258,4 +259,71 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+type backupCopyCmd struct {
+	app    *App
+	dir    catalogDir
+	to     string
+	output output
+}
+
+func newBackupCopyCmd(app *App) *command {
+	c := &backupCopyCmd{app: app}
+	return &command{
+		Name:    "copy",
+		Summary: "Copy a complete backup to another location (folder or bucket), verified there",
+		Usage:   "ID|latest --to LOCATION [flags]",
+		Long: `Copies the backup from the command's location (--backup-location, --dir or
+$HELM_CSGHUB_BACKUP_LOCATION) to --to, a folder or s3://BUCKET/PREFIX, under the same
+namespace, release and id: each file streamed and checked against the manifest on the
+way, the manifest written last, then the copy verified at the destination (a copy that
+does not verify is removed). An id already at the destination is refused (exit 4).`,
+		Flags: func(fs *pflag.FlagSet) {
+			c.dir.bind(fs)
+			fs.StringVar(&c.to, "to", "", "destination: a folder, or s3://BUCKET/PREFIX (required)")
+			c.output.bind(fs)
+		},
+		Args: exactArgs("backup copy", 1, "ID"),
+		Run:  c.run,
+	}
+}
+
+func (c *backupCopyCmd) run(ctx context.Context, args []string) error {
+	if err := c.dir.resolve(); err != nil {
+		return err
+	}
+	if c.to == "" {
+		return usageError("backup copy: --to LOCATION is required (a folder, or s3://BUCKET/PREFIX)")
+	}
+	to, err := backup.ResolveLocation(c.to, "")
+	if err != nil {
+		return err
+	}
+	src, dst := c.dir.catalog(), backup.CatalogAt(to)
+	if src.Root == dst.Root {
+		return usageError("backup copy: --to names the location the backup is read from")
+	}
+	ns, _, err := c.app.catalogNamespace()
+	if err != nil {
+		return err
+	}
+	e, err := src.Find(ns, c.app.Env.Release, args[0])
+	if err != nil {
+		return err
+	}
+	c.app.stepLogger(c.output)("copying backup %s to %s", e.ID, dst.ReleaseDir(ns, c.app.Env.Release))
+	res, err := backup.Copy(ctx, e, dst, ns, c.app.Env.Release)
+	if err != nil {
+		return err
+	}
+	return c.app.print(c.output, res, func(w io.Writer) {
+		t := newTable(w)
+		t.row("COPIED:", res.ID)
+		t.row("FROM:", res.From)
+		t.row("TO:", res.To)
+		t.row("SIZE:", progress.HumanBytes(res.Bytes))
+		t.row("VERIFIED:", "yes, at the destination")
+		_ = t.flush()
+	})
 }

@@ -348,6 +348,25 @@ func TestBackupsInBucket(t *testing.T) {
 		wantDeployed(t, e, "2.0.0", 0, "after the refused upgrades")
 	})
 
+	t.Run("copy to a folder and back to another prefix", func(t *testing.T) {
+		dir := t.TempDir()
+		c := run("backup", "copy", first.ID, "--to", dir, "-o", "json")
+		if c.Code != 0 || !strings.Contains(c.Stdout, `"verified": true`) {
+			t.Fatalf("copy to a folder: exit %d: %s %s", c.Code, c.Stdout, c.Stderr)
+		}
+		other := "s3://" + bucketName + "/copied/" + e.Namespace
+		back := run("backup", "copy", first.ID, "--dir", dir, "--to", other, "-o", "json")
+		if back.Code != 0 {
+			t.Fatalf("copy from the folder to a bucket: exit %d: %s %s", back.Code, back.Stdout, back.Stderr)
+		}
+		if v := run("backup", "verify", first.ID, "--backup-location", other); v.Code != 0 {
+			t.Fatalf("verify of the copy: exit %d: %s", v.Code, v.Stderr)
+		}
+		if again := run("backup", "copy", first.ID, "--to", dir); again.Code != 4 || !errorLine(again.Stderr, "never overwritten") {
+			t.Fatalf("second copy: exit %d: %s", again.Code, again.Stderr)
+		}
+	})
+
 	for _, out := range outputs {
 		if strings.Contains(out, bucketSecret) {
 			t.Fatalf("the bucket's secret appears in the plugin's output: %s", out)
