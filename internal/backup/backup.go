@@ -49,6 +49,8 @@ type Backup struct {
 	PodTimeout time.Duration
 	// Log receives one line per step (nil: silent).
 	Log steplog.Func
+	// SSE asks a bucket location to encrypt the backup (CheckSSE first).
+	SSE SSE
 }
 
 // Result is a finished backup.
@@ -129,7 +131,7 @@ func (b *Backup) Run(ctx context.Context) (res *Result, err error) {
 		}
 	}
 
-	cat := CatalogAt(b.Dir)
+	cat := CatalogAt(b.Dir).WithSSE(b.SSE)
 	sink, err := cat.newSink(ctx, rel.Namespace, rel.Name, rel.Version, m)
 	if err != nil {
 		return nil, err

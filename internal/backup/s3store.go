@@ -18,6 +18,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/encrypt"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/readlimit"
@@ -41,6 +42,7 @@ type s3Store struct {
 	prefix   string // no leading or trailing slash; may be empty
 	url      string // s3://bucket/prefix, for messages
 	endpoint string // for messages
+	sse      encrypt.ServerSide // server-side encryption of what is written (nil: the bucket's default)
 }
 
 // newS3Store connects (lazily: no request is made) to the bucket of loc,
@@ -175,7 +177,7 @@ func (s *s3Store) check(ctx context.Context, write bool) error {
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	probe := s.key(".write-check-" + hex.EncodeToString(rnd[:]))
-	if _, err := s.client.PutObject(ctx, s.bucket, probe, bytes.NewReader(nil), 0, minio.PutObjectOptions{}); err != nil {
+	if _, err := s.client.PutObject(ctx, s.bucket, probe, bytes.NewReader(nil), 0, minio.PutObjectOptions{ServerSideEncryption: s.sse}); err != nil {
 		return s.describe("backup location "+s.url+" is not writable", err)
 	}
 	if err := s.client.RemoveObject(ctx, s.bucket, probe, minio.RemoveObjectOptions{}); err != nil {
@@ -248,7 +250,7 @@ func (s *s3Store) readSmall(key string, limit int64) ([]byte, error) {
 func (s *s3Store) putSmall(ctx context.Context, key string, data []byte, create bool) error {
 	ctx, cancel := context.WithTimeout(ctx, s3MetaTimeout)
 	defer cancel()
-	opts := minio.PutObjectOptions{ContentType: "application/octet-stream"}
+	opts := minio.PutObjectOptions{ContentType: "application/octet-stream", ServerSideEncryption: s.sse}
 	if create {
 		opts.SetMatchETagExcept("*")
 	}
@@ -363,7 +365,7 @@ func (s *s3Store) upload(ctx context.Context, key string) *s3Upload {
 	pr, pw := io.Pipe()
 	u := &s3Upload{pw: pw, done: make(chan error, 1), key: key, s: s}
 	go func() {
-		_, err := s.client.PutObject(ctx, s.bucket, key, pr, -1, minio.PutObjectOptions{PartSize: UploadPartSize, ContentType: "application/octet-stream"})
+		_, err := s.client.PutObject(ctx, s.bucket, key, pr, -1, minio.PutObjectOptions{PartSize: UploadPartSize, ContentType: "application/octet-stream", ServerSideEncryption: s.sse})
 		pr.CloseWithError(err) // a writer still writing learns the upload failed
 		u.done <- err
 	}()

@@ -16,6 +16,7 @@ import (
 type backupCmd struct {
 	app          *App
 	dir          catalogDir
+	sse          sseFlags
 	keep         int
 	skipDatabase bool
 	pg           pgClientFlags
@@ -41,6 +42,7 @@ and credentials come from the AWS variables (AWS_ENDPOINT_URL_S3, AWS_REGION,
 AWS_ACCESS_KEY_ID, ..., AWS_PROFILE); see docs/backups.md.`,
 		Flags: func(fs *pflag.FlagSet) {
 			c.dir.bind(fs)
+			c.sse.bind(fs)
 			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "complete backups to keep for the release (at least 2)")
 			fs.BoolVar(&c.skipDatabase, "skip-db-backup", false, "back up the values only (the database is not dumped)")
 			c.pg.bind(fs)
@@ -59,6 +61,9 @@ func (c *backupCmd) run(ctx context.Context, _ []string) error {
 	if err := c.dir.resolve(); err != nil {
 		return err
 	}
+	if err := backup.CheckSSE(c.sse.sse, c.dir.loc()); err != nil {
+		return err
+	}
 	if c.keep < backup.MinKeep { // 0 too: it is not "the default"
 		return backup.KeepError(c.keep)
 	}
@@ -75,7 +80,8 @@ func (c *backupCmd) run(ctx context.Context, _ []string) error {
 	}
 	defer l.Release()
 	b := &backup.Backup{Release: rel, Kube: kc, Dir: c.dir.loc(), Keep: c.keep, SkipDatabase: c.skipDatabase,
-		Progress: c.app.progressWriter(c.output), PGImage: c.pg.image, PodTimeout: c.pg.timeout, Log: c.app.stepLogger(c.output)}
+		Progress: c.app.progressWriter(c.output), PGImage: c.pg.image, PodTimeout: c.pg.timeout, Log: c.app.stepLogger(c.output),
+		SSE: c.sse.sse}
 	res, err := b.Run(ctx)
 	if err != nil {
 		return err
@@ -264,6 +270,7 @@ func orDefault(s, def string) string {
 type backupCopyCmd struct {
 	app    *App
 	dir    catalogDir
+	sse    sseFlags
 	to     string
 	output output
 }
@@ -282,6 +289,7 @@ does not verify is removed). An id already at the destination is refused (exit 4
 		Flags: func(fs *pflag.FlagSet) {
 			c.dir.bind(fs)
 			fs.StringVar(&c.to, "to", "", "destination: a folder, or s3://BUCKET/PREFIX (required)")
+			c.sse.bind(fs)
 			c.output.bind(fs)
 		},
 		Args: exactArgs("backup copy", 1, "ID"),
@@ -300,7 +308,10 @@ func (c *backupCopyCmd) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	src, dst := c.dir.catalog(), backup.CatalogAt(to)
+	if err := backup.CheckSSE(c.sse.sse, to); err != nil {
+		return err
+	}
+	src, dst := c.dir.catalog(), backup.CatalogAt(to).WithSSE(c.sse.sse)
 	if src.Root == dst.Root {
 		return usageError("backup copy: --to names the location the backup is read from")
 	}

@@ -90,6 +90,14 @@ func (d *catalogDir) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&d.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
 }
 
+// sseFlags ask a bucket location to encrypt what a command writes.
+type sseFlags struct{ sse backup.SSE }
+
+func (f *sseFlags) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&f.sse.Mode, "sse", "", "server-side encryption of a bucket location: "+backup.SSES3+" (SSE-S3) or "+backup.SSEKMS+" (SSE-KMS)")
+	fs.StringVar(&f.sse.KMSKeyID, "sse-kms-key-id", "", "the KMS key of --sse "+backup.SSEKMS+" (default: the service's default key)")
+}
+
 // resolve checks the flags and the environment (a usage error, exit 2, for
 // an unknown scheme or a malformed URL); every command calls it first.
 func (d *catalogDir) resolve() error {

@@ -27,6 +27,7 @@ type upgradeCmd struct {
 	recreateSTS    bool
 	yes            bool
 	dir            catalogDir
+	sse            sseFlags
 	keep           int
 	recover        bool
 	diff           diffFlags
@@ -55,6 +56,7 @@ nothing changed but the backup; after it, the automatic rollback is finished.`,
 			fs.BoolVar(&c.forceConflicts, "force-conflicts", false, "take over CRD fields owned by another field manager")
 			fs.BoolVar(&c.recreateSTS, "recreate-statefulsets", false, "delete StatefulSets whose immutable fields change with --cascade=orphan (pods and volumes kept) so Helm recreates them")
 			c.dir.bind(fs)
+			c.sse.bind(fs)
 			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "complete backups to keep for the release (at least 2)")
 			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")
 			fs.BoolVar(&c.recover, "recover", false, "first recover a release left pending by a killed helm csghub run (as helm csghub rollback does)")
@@ -67,6 +69,9 @@ nothing changed but the backup; after it, the automatic rollback is finished.`,
 
 func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 	if err := c.dir.resolve(); err != nil {
+		return err
+	}
+	if err := backup.CheckSSE(c.sse.sse, c.dir.loc()); err != nil {
 		return err
 	}
 	if c.timeout <= 0 {
@@ -101,7 +106,7 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 	}
 	u := &upgrade.Upgrade{Release: rel, Kube: kc, Plan: c.target.options(rel, kc, c.app.warner()),
 		Timeout: c.timeout, RollbackTimeout: c.rbTimeout, DryRun: c.dryRun, NoRollback: c.noRollback, SkipDBBackup: c.skipDBBackup,
-		ForceConflicts: c.forceConflicts, RecreateStatefulSets: c.recreateSTS, BackupDir: c.dir.loc(), Keep: c.keep, Recover: c.recover,
+		ForceConflicts: c.forceConflicts, RecreateStatefulSets: c.recreateSTS, BackupDir: c.dir.loc(), BackupSSE: c.sse.sse, Keep: c.keep, Recover: c.recover,
 		MigrationSkip: c.switches.off(),
 		Progress:      c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),
 		PGImage: c.pg.image, PGPodTimeout: c.pg.timeout, Diff: c.diff.options()}

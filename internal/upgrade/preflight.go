@@ -105,7 +105,7 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 	// the backup location (values are backed up even with --skip-db-backup):
 	// a bucket that is missing, refuses the credentials or does not answer
 	// stops the upgrade here, before anything changes
-	cat := backup.CatalogAt(u.BackupDir)
+	cat := backup.CatalogAt(u.BackupDir).WithSSE(u.BackupSSE)
 	if err := cat.Check(ctx, true); err != nil {
 		return warnings, err
 	}

@@ -58,6 +58,7 @@ type Upgrade struct {
 	// change is refused in preflight.
 	RecreateStatefulSets bool
 	BackupDir            string
+	BackupSSE            backup.SSE // server-side encryption of a bucket location
 	Keep                 int
 	// MigrationSkip are the migrations' switches turned off (e.g. --skip-dataflow-logs).
 	MigrationSkip map[*migrate.Switch]bool
@@ -256,7 +257,7 @@ func (r *run) preflightChecks(ctx context.Context) (string, error) {
 
 // backup is the run's own backup; the journal is kept beside it from now on.
 func (r *run) backup(ctx context.Context) (string, error) {
-	b := &backup.Backup{Release: r.Release, Kube: r.Kube, Dir: r.BackupDir, Keep: r.Keep, SkipDatabase: r.SkipDBBackup, Progress: r.Progress,
+	b := &backup.Backup{Release: r.Release, Kube: r.Kube, Dir: r.BackupDir, SSE: r.BackupSSE, Keep: r.Keep, SkipDatabase: r.SkipDBBackup, Progress: r.Progress,
 		PGImage: r.PGImage, PodTimeout: r.PGPodTimeout, Log: r.Log}
 	res, err := b.Run(ctx)
 	if err != nil {
