@@ -30,7 +30,7 @@ func BenchmarkStreamLocation(b *testing.B) {
 	}
 	size <<= 20
 	startTestMinIO(b)
-	block := benchSQL(8 << 20) // 8 MiB: beyond the 1 MiB window, so it compresses like fresh rows
+	block := benchSQL(8 << 20)                                // 8 MiB: beyond the 1 MiB window, so it compresses like fresh rows
 	block = block[:strings.LastIndex(string(block), "\\.\n")] // rows only
 	cats := map[string]Catalog{"folder": CatalogAt(b.TempDir()), "bucket": CatalogAt("s3://backups/bench")}
 	for _, where := range []string{"folder", "bucket"} {

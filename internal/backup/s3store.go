@@ -39,9 +39,9 @@ const s3MetaTimeout = 2 * time.Minute
 type s3Store struct {
 	client   *minio.Client
 	bucket   string
-	prefix   string // no leading or trailing slash; may be empty
-	url      string // s3://bucket/prefix, for messages
-	endpoint string // for messages
+	prefix   string             // no leading or trailing slash; may be empty
+	url      string             // s3://bucket/prefix, for messages
+	endpoint string             // for messages
 	sse      encrypt.ServerSide // server-side encryption of what is written (nil: the bucket's default)
 }
 
