@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"filippo.io/age"
 	"helm.sh/helm/v3/pkg/action"
 	"sigs.k8s.io/yaml"
 
@@ -51,6 +52,9 @@ type Backup struct {
 	Log steplog.Func
 	// SSE asks a bucket location to encrypt the backup (CheckSSE first).
 	SSE SSE
+	// EncryptTo encrypts every file but the manifest to these age
+	// recipients (ParseRecipients); nil: plain.
+	EncryptTo []age.Recipient
 }
 
 // Result is a finished backup.
@@ -142,6 +146,13 @@ func (b *Backup) Run(ctx context.Context) (res *Result, err error) {
 			sink.discard()
 		}
 	}()
+	if len(b.EncryptTo) > 0 {
+		m.Encryption = &Encryption{Method: "age"}
+		for _, r := range b.EncryptTo {
+			m.Encryption.Recipients = append(m.Encryption.Recipients, fmt.Sprint(r))
+		}
+		sink = encryptingSink{backupSink: sink, to: b.EncryptTo}
+	}
 
 	if m.Values, err = putFile(sink, valuesName, userValues); err != nil {
 		return nil, errs.Failedf("writing values: %w", describeFSError(err))
@@ -259,7 +270,11 @@ func (b *Backup) inspect(ctx context.Context, pod *dbpod.Pod, clients []*dbpod.C
 // others; their files are dropped with the partial folder.
 func (b *Backup) dumpDatabase(ctx context.Context, sources []source, sink backupSink, m *Manifest) error {
 	var partBuffers int64
-	if _, ok := sink.(*s3Sink); ok {
+	inner := sink
+	if es, ok := sink.(encryptingSink); ok {
+		inner = es.backupSink
+	}
+	if _, ok := inner.(*s3Sink); ok {
 		partBuffers = dumpParallel * UploadPartSize
 	}
 	defer kube.LimitHeapAbove(partBuffers)()

@@ -229,8 +229,12 @@ func (d *dumpWriter) finish(db string) (Dump, error) {
 	if err := d.out.commit(); err != nil {
 		return Dump{}, err
 	}
+	file := File{Name: d.name, SHA256: hex.EncodeToString(d.fileSum.Sum(nil)), Bytes: d.fileN.n}
+	if s, ok := d.out.(storedFile); ok { // encrypted: the manifest pins the stored bytes
+		file.SHA256, file.Bytes = s.stored()
+	}
 	return Dump{
-		File:      File{Name: d.name, SHA256: hex.EncodeToString(d.fileSum.Sum(nil)), Bytes: d.fileN.n},
+		File:      file,
 		Database:  db,
 		RawBytes:  d.rawN,
 		RawSHA256: hex.EncodeToString(d.rawSum.Sum(nil)),

@@ -60,6 +60,24 @@ type Manifest struct {
 	// enabled=false), one per host/port/user; empty for the built-in one.
 	// Older backups have none: they are built-in backups.
 	Servers []Server `json:"servers,omitempty"`
+	// Encryption: the files (all but this manifest) are encrypted, and the
+	// sizes and sha256 above are of the encrypted bytes (nil: plain).
+	Encryption *Encryption `json:"encryption,omitempty"`
+}
+
+// isContent reports whether name is one of the backup's files the
+// manifest lists (encrypted in an encrypted backup; the manifest and the
+// upgrade journal are not).
+func (m *Manifest) isContent(name string) bool {
+	if name == m.Values.Name || name == m.AllValues.Name {
+		return true
+	}
+	for _, d := range m.Dumps {
+		if d.Name == name {
+			return true
+		}
+	}
+	return m.FindExtra(name) != nil
 }
 
 // Server is one external PostgreSQL server of a backup.

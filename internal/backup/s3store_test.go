@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/opencsgs/helm-csghub/internal/devenv"
@@ -114,11 +115,20 @@ func useS3Env(t testing.TB, endpoint, user, secret, region string) {
 // sink, as Backup.Run does (values, streamed dump, manifest last).
 func writeTestBackup(t *testing.T, cat Catalog, rev int, at time.Time, body string) *Manifest {
 	t.Helper()
+	return writeTestBackupTo(t, cat, nil, rev, at, body)
+}
+
+// writeTestBackupTo is writeTestBackup through wrap's sink (nil: as is).
+func writeTestBackupTo(t *testing.T, cat Catalog, wrap func(backupSink, *Manifest) backupSink, rev int, at time.Time, body string) *Manifest {
+	t.Helper()
 	ctx := context.Background()
 	m := &Manifest{FormatVersion: FormatVersion, Release: "csghub", Namespace: "ns", Revision: rev, Compression: "zstd", StartedAt: at}
 	sink, err := cat.newSink(ctx, "ns", "csghub", rev, m)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		sink = wrap(sink, m)
 	}
 	if m.Values, err = putFile(sink, valuesName, []byte("a: 1\n")); err != nil {
 		t.Fatal(err)
@@ -508,5 +518,107 @@ func TestServerSideEncryption(t *testing.T) {
 		if err := CheckSSE(c.sse, c.loc); errs.KindOf(err) != errs.Usage {
 			t.Errorf("%+v at %s: %v, want a usage error", c.sse, c.loc, err)
 		}
+	}
+}
+
+// --encrypt-to: every file but the manifest is stored encrypted to the age
+// recipients, in a folder and in a bucket; its stored bytes verify without
+// a key, its SQL and values only with one, and it restores exactly.
+func TestClientSideEncryption(t *testing.T) {
+	s3 := startTestMinIO(t)
+	ctx := context.Background()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := age.GenerateX25519Identity()
+	keyFile := filepath.Join(t.TempDir(), "key.txt")
+	if err := os.WriteFile(keyFile, []byte("# backup key\n"+id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	recips, names, err := ParseRecipients([]string{id.Recipient().String()})
+	if err != nil || names[0] != id.Recipient().String() {
+		t.Fatal(names, err)
+	}
+	t.Setenv(IdentityEnv, "")
+	t.Setenv(IdentityFileEnv, "")
+	UseIdentityFile("")
+	t.Cleanup(func() { UseIdentityFile("") })
+	body := strings.Repeat("INSERT INTO secrets VALUES ('row-in-clear');\n", 5000)
+	for _, cat := range []Catalog{CatalogAt(t.TempDir()), CatalogAt("s3://backups/encrypted")} {
+		m := writeTestBackupTo(t, cat, encryptTo(recips), 1, time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), body)
+		if m.Encryption == nil || m.Encryption.Recipients[0] != id.Recipient().String() {
+			t.Fatalf("manifest encryption %+v", m.Encryption)
+		}
+		e, err := cat.Find("ns", "csghub", m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []File{m.Values, m.Dumps[0].File} {
+			rc, err := e.source().open(ctx, f.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored, _ := io.ReadAll(rc)
+			rc.Close()
+			if !bytes.HasPrefix(stored, []byte("age-encryption.org/v1")) || bytes.Contains(stored, []byte("a: 1")) {
+				t.Fatalf("%s stored in clear", f.Name)
+			}
+		}
+		if err := VerifyError(VerifyStored(e)); err != nil {
+			t.Fatalf("stored bytes without a key: %v", err)
+		}
+		if err := VerifyError(VerifyContext(ctx, e)); err == nil || !strings.Contains(err.Error(), "encrypted (age)") {
+			t.Fatalf("SQL without a key: %v", err)
+		}
+		if _, err := readAll(t, e, m.Dumps[0]); err == nil {
+			t.Fatal("restored without a key")
+		}
+		t.Setenv(IdentityEnv, other.String())
+		if err := VerifyError(VerifyContext(ctx, e)); err == nil || strings.Contains(err.Error(), other.String()) {
+			t.Fatalf("SQL with a wrong key: %v", err)
+		}
+		UseIdentityFile(keyFile)
+		if err := VerifyError(VerifyContext(ctx, e)); err != nil {
+			t.Fatalf("with the key: %v", err)
+		}
+		if sql, err := readAll(t, e, m.Dumps[0]); err != nil || sql != TestDumpSQL("app", "csghub", body) {
+			t.Fatalf("restore stream with the key: %v", err)
+		}
+		if v, err := e.ReadFile(valuesName, 1<<20); err != nil || string(v) != "a: 1\n" {
+			t.Fatalf("values %q, %v", v, err)
+		}
+		UseIdentityFile("")
+		t.Setenv(IdentityEnv, "")
+	}
+	if keys := objectKeys(t, s3.client, "encrypted/"); len(keys) != 4 {
+		t.Fatalf("objects %v", keys)
+	}
+	for _, bad := range [][]string{{"age1nope"}, {filepath.Join(t.TempDir(), "missing")}} {
+		if _, _, err := ParseRecipients(bad); errs.KindOf(err) != errs.Usage {
+			t.Errorf("%v: %v", bad, err)
+		}
+	}
+	t.Setenv(IdentityEnv, "AGE-SECRET-KEY-1NOTAKEY")
+	if err := CheckCanDecrypt(recips); errs.KindOf(err) != errs.Usage || strings.Contains(err.Error(), "NOTAKEY") {
+		t.Fatalf("bad key: %v", err)
+	}
+	t.Setenv(IdentityEnv, other.String())
+	if err := CheckCanDecrypt(recips); errs.KindOf(err) != errs.Usage {
+		t.Fatalf("a key that does not open: %v", err)
+	}
+	t.Setenv(IdentityEnv, id.String())
+	if err := CheckCanDecrypt(recips); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func encryptTo(to []age.Recipient) func(backupSink, *Manifest) backupSink {
+	return func(s backupSink, m *Manifest) backupSink {
+		m.Encryption = &Encryption{Method: "age"}
+		for _, r := range to {
+			m.Encryption.Recipients = append(m.Encryption.Recipients, fmt.Sprint(r))
+		}
+		return encryptingSink{backupSink: s, to: to}
 	}
 }

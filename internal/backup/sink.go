@@ -55,6 +55,10 @@ func putFile(s backupSink, name string, data []byte) (File, error) {
 	if err := f.commit(); err != nil {
 		return File{}, err
 	}
+	if s, ok := f.(storedFile); ok {
+		sum, n := s.stored()
+		return File{Name: name, SHA256: sum, Bytes: n}, nil
+	}
 	sum := sha256.Sum256(data)
 	return File{Name: name, SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(data))}, nil
 }

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/readlimit"
 )
 
@@ -62,7 +64,38 @@ func (e *Entry) InBucket() bool { return e.source().remote() }
 // ReadFile reads a small file of the backup (values, the upgrade journal)
 // of at most limit bytes. A missing file is os.ErrNotExist.
 func (e *Entry) ReadFile(name string, limit int64) ([]byte, error) {
-	return e.source().readSmall(name, limit)
+	data, err := e.source().readSmall(name, limit)
+	if err != nil || e.Manifest == nil || e.Manifest.Encryption == nil || !e.Manifest.isContent(name) {
+		return data, err
+	}
+	r, err := decrypting(e.ID, bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	plain, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, errs.Preconditionf("backup %s: %s does not decrypt: %v", e.ID, name, err)
+	}
+	if int64(len(plain)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, limit)
+	}
+	return plain, nil
+}
+
+// plain is the content of the stored file f: decrypted when the backup
+// is encrypted (closing it closes f).
+func (e *Entry) plain(f io.ReadCloser) (io.ReadCloser, error) {
+	if e.Manifest == nil || e.Manifest.Encryption == nil {
+		return f, nil
+	}
+	r, err := decrypting(e.ID, f)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{r, f}, nil
 }
 
 // OpenStoredDump opens dump d of the backup for a restore: see the
@@ -71,32 +104,31 @@ func (e *Entry) ReadFile(name string, limit int64) ([]byte, error) {
 // sha256, reported at the end as a mismatch instead of io.EOF): an object
 // replaced in between never replays as the backup.
 func (e *Entry) OpenStoredDump(ctx context.Context, d Dump) (*CheckedDump, error) {
-	rc, err := e.openDumpFile(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	return newCheckedDump(rc, d, nil)
+	return e.openDump(ctx, d, nil)
 }
 
 // OpenCheckedDump opens dump d for a full check (Verify).
 func (e *Entry) OpenCheckedDump(ctx context.Context, d Dump) (*CheckedDump, error) {
-	rc, err := e.openDumpFile(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	return newCheckedDump(rc, d, sha256.New())
+	return e.openDump(ctx, d, sha256.New())
 }
 
-func (e *Entry) openDumpFile(ctx context.Context, d Dump) (io.ReadCloser, error) {
+func (e *Entry) openDump(ctx context.Context, d Dump, sum hash.Hash) (*CheckedDump, error) {
 	src := e.source()
 	rc, err := src.open(ctx, d.Name)
 	if err != nil {
 		return nil, err
 	}
-	if src.remote() {
-		return &storedChecker{rc: rc, f: d.File, sum: sha256.New()}, nil
+	// an encrypted file's content is not what the manifest's sha256 pins:
+	// the stored bytes are checked on the way, wherever they are
+	if src.remote() || e.Manifest.Encryption != nil {
+		rc = &storedChecker{rc: rc, f: d.File, sum: sha256.New()}
 	}
-	return rc, nil
+	p, err := e.plain(rc)
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return newCheckedDump(p, d, sum)
 }
 
 // storedChecker passes a stored file through and, at its end, returns a

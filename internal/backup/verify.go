@@ -80,7 +80,7 @@ func verify(ctx context.Context, e *Entry, deep bool) *VerifyReport {
 			defer func() { <-sem; wg.Done() }()
 			var err error
 			switch {
-			case deep && src.remote(): // one download: the stored bytes are checked on the way
+			case deep && (src.remote() || m.Encryption != nil): // one read: the stored bytes are checked on the way
 				err = verifyDump(ctx, e, d)
 			default:
 				err = verifyFile(ctx, src, d.File)
@@ -148,16 +148,8 @@ func verifyFile(ctx context.Context, src fileSource, f File) error {
 // verifyDump checks the stored file and decompresses it to check the SQL
 // it holds, in one read.
 func verifyDump(ctx context.Context, e *Entry, d Dump) error {
-	rc, err := e.source().open(ctx, d.Name)
+	c, err := e.OpenCheckedDump(ctx, d)
 	if err != nil {
-		return err
-	}
-	if src := e.source(); src.remote() {
-		rc = &storedChecker{rc: rc, f: d.File, sum: sha256.New()}
-	}
-	c, err := newCheckedDump(rc, d, sha256.New())
-	if err != nil {
-		rc.Close()
 		return err
 	}
 	defer c.Close()

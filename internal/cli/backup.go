@@ -11,6 +11,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/progress"
+	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
 
 type backupCmd struct {
@@ -323,7 +324,7 @@ func (c *backupCopyCmd) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	c.app.stepLogger(c.output)("copying backup %s to %s", e.ID, dst.ReleaseDir(ns, c.app.Env.Release))
+	steplog.Func(c.app.stepLogger(c.output)).Printf("copying backup %s to %s", e.ID, dst.ReleaseDir(ns, c.app.Env.Release))
 	res, err := backup.Copy(ctx, e, dst, ns, c.app.Env.Release)
 	if err != nil {
 		return err
