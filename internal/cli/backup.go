@@ -18,6 +18,7 @@ type backupCmd struct {
 	app          *App
 	dir          catalogDir
 	sse          sseFlags
+	encrypt      encryptFlags
 	keep         int
 	skipDatabase bool
 	pg           pgClientFlags
@@ -44,6 +45,7 @@ AWS_ACCESS_KEY_ID, ..., AWS_PROFILE); see docs/backups.md.`,
 		Flags: func(fs *pflag.FlagSet) {
 			c.dir.bind(fs)
 			c.sse.bind(fs)
+			c.encrypt.bind(fs)
 			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "complete backups to keep for the release (at least 2)")
 			fs.BoolVar(&c.skipDatabase, "skip-db-backup", false, "back up the values only (the database is not dumped)")
 			c.pg.bind(fs)
@@ -65,6 +67,10 @@ func (c *backupCmd) run(ctx context.Context, _ []string) error {
 	if err := backup.CheckSSE(c.sse.sse, c.dir.loc()); err != nil {
 		return err
 	}
+	recipients, err := c.encrypt.recipients()
+	if err != nil {
+		return err
+	}
 	if c.keep < backup.MinKeep { // 0 too: it is not "the default"
 		return backup.KeepError(c.keep)
 	}
@@ -82,7 +88,7 @@ func (c *backupCmd) run(ctx context.Context, _ []string) error {
 	defer l.Release()
 	b := &backup.Backup{Release: rel, Kube: kc, Dir: c.dir.loc(), Keep: c.keep, SkipDatabase: c.skipDatabase,
 		Progress: c.app.progressWriter(c.output), PGImage: c.pg.image, PodTimeout: c.pg.timeout, Log: c.app.stepLogger(c.output),
-		SSE: c.sse.sse}
+		SSE: c.sse.sse, EncryptTo: recipients}
 	res, err := b.Run(ctx)
 	if err != nil {
 		return err
@@ -215,6 +221,7 @@ func newBackupVerifyCmd(app *App) *command {
 		Usage:   "ID|latest [flags]",
 		Flags: func(fs *pflag.FlagSet) {
 			c.dir.bind(fs)
+			c.dir.bindIdentity(fs)
 			c.output.bind(fs)
 		},
 		Args: exactArgs("backup verify", 1, "ID"),
@@ -289,6 +296,7 @@ way, the manifest written last, then the copy verified at the destination (a cop
 does not verify is removed). An id already at the destination is refused (exit 4).`,
 		Flags: func(fs *pflag.FlagSet) {
 			c.dir.bind(fs)
+			c.dir.bindIdentity(fs)
 			fs.StringVar(&c.to, "to", "", "destination: a folder, or s3://BUCKET/PREFIX (required)")
 			c.sse.bind(fs)
 			c.output.bind(fs)

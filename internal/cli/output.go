@@ -7,10 +7,10 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"filippo.io/age"
 	"github.com/spf13/pflag"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
-
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
@@ -82,12 +82,35 @@ func (a *App) print(o output, v any, table func(w io.Writer)) error {
 // that reads or writes the backup catalog.
 type catalogDir struct {
 	location, dir string
+	identity      string // --identity, on the commands that read backups' content
 	resolved      string
+}
+
+// bindIdentity adds --identity: the age private key(s) that open an
+// encrypted backup (a file: a key never goes on the command line).
+func (d *catalogDir) bindIdentity(fs *pflag.FlagSet) {
+	fs.StringVar(&d.identity, "identity", "", "file of age private keys opening encrypted backups (default $"+backup.IdentityFileEnv+", or the key in $"+backup.IdentityEnv+")")
 }
 
 func (d *catalogDir) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&d.location, "backup-location", "", "where backups are: a folder, or s3://BUCKET/PREFIX (default $"+backup.LocationEnv+", else --dir)")
 	fs.StringVar(&d.dir, "dir", "", "backup catalog folder (default $HELM_DATA_HOME/csghub/backups)")
+}
+
+// encryptFlags encrypt a backup to age recipients (--encrypt-to).
+type encryptFlags struct{ to []string }
+
+func (f *encryptFlags) bind(fs *pflag.FlagSet) {
+	fs.StringArrayVar(&f.to, "encrypt-to", nil, "encrypt the backup to an age public key (age1...) or a file of them; repeatable")
+}
+
+// recipients parses the flag (nil: no encryption).
+func (f *encryptFlags) recipients() ([]age.Recipient, error) {
+	if len(f.to) == 0 {
+		return nil, nil
+	}
+	r, _, err := backup.ParseRecipients(f.to)
+	return r, err
 }
 
 // sseFlags ask a bucket location to encrypt what a command writes.
@@ -103,6 +126,9 @@ func (f *sseFlags) bind(fs *pflag.FlagSet) {
 func (d *catalogDir) resolve() error {
 	loc, err := backup.ResolveLocation(d.location, d.dir)
 	d.resolved = loc
+	if d.identity != "" {
+		backup.UseIdentityFile(d.identity)
+	}
 	return err
 }
 

@@ -38,6 +38,7 @@ and listed. Rerunning it after a failure finishes the job.`,
 		Flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&c.backupID, "backup", "", "backup ID to restore, or \"latest\" (required; see: helm csghub backup list)")
 			c.dir.bind(fs)
+			c.dir.bindIdentity(fs)
 			fs.IntVar(&c.parallel, "parallel", 2, "databases restored at once")
 			fs.BoolVar(&c.insecure, "allow-insecure-permissions", false, "restore a backup whose folder or files others can read or change")
 			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")

@@ -42,6 +42,7 @@ recovered: rolled back to the revision the run came from, the run's backup resto
 			fs.BoolVar(&c.skipDBRestore, "skip-db-restore", false, "roll back the release only, leave the database as it is")
 			c.pg.bind(fs)
 			c.dir.bind(fs)
+			c.dir.bindIdentity(fs)
 			fs.BoolVar(&c.insecure, "allow-insecure-permissions", false, "restore a backup whose folder or files others can read or change")
 			fs.BoolVar(&c.recreateSTS, "recreate-statefulsets", false, "delete StatefulSets whose immutable fields differ with --cascade=orphan (pods and volumes kept) so Helm recreates them")
 			fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "one budget for the waits (Helm rollback, pods Ready), the second gets what the first left; the restore is not counted")

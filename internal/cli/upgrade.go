@@ -28,6 +28,7 @@ type upgradeCmd struct {
 	yes            bool
 	dir            catalogDir
 	sse            sseFlags
+	encrypt        encryptFlags
 	keep           int
 	recover        bool
 	diff           diffFlags
@@ -56,7 +57,9 @@ nothing changed but the backup; after it, the automatic rollback is finished.`,
 			fs.BoolVar(&c.forceConflicts, "force-conflicts", false, "take over CRD fields owned by another field manager")
 			fs.BoolVar(&c.recreateSTS, "recreate-statefulsets", false, "delete StatefulSets whose immutable fields change with --cascade=orphan (pods and volumes kept) so Helm recreates them")
 			c.dir.bind(fs)
+			c.dir.bindIdentity(fs)
 			c.sse.bind(fs)
+			c.encrypt.bind(fs)
 			fs.IntVar(&c.keep, "keep", backup.DefaultKeep, "complete backups to keep for the release (at least 2)")
 			fs.BoolVarP(&c.yes, "yes", "y", false, "do not ask for confirmation")
 			fs.BoolVar(&c.recover, "recover", false, "first recover a release left pending by a killed helm csghub run (as helm csghub rollback does)")
@@ -73,6 +76,16 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 	}
 	if err := backup.CheckSSE(c.sse.sse, c.dir.loc()); err != nil {
 		return err
+	}
+	recipients, err := c.encrypt.recipients()
+	if err != nil {
+		return err
+	}
+	// the automatic rollback restores this run's backup: it must open
+	if len(recipients) > 0 {
+		if err := backup.CheckCanDecrypt(recipients); err != nil {
+			return err
+		}
 	}
 	if c.timeout <= 0 {
 		return usageError("upgrade: --timeout must be positive")
@@ -106,7 +119,7 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 	}
 	u := &upgrade.Upgrade{Release: rel, Kube: kc, Plan: c.target.options(rel, kc, c.app.warner()),
 		Timeout: c.timeout, RollbackTimeout: c.rbTimeout, DryRun: c.dryRun, NoRollback: c.noRollback, SkipDBBackup: c.skipDBBackup,
-		ForceConflicts: c.forceConflicts, RecreateStatefulSets: c.recreateSTS, BackupDir: c.dir.loc(), BackupSSE: c.sse.sse, Keep: c.keep, Recover: c.recover,
+		ForceConflicts: c.forceConflicts, RecreateStatefulSets: c.recreateSTS, BackupDir: c.dir.loc(), BackupSSE: c.sse.sse, BackupEncryptTo: recipients, Keep: c.keep, Recover: c.recover,
 		MigrationSkip: c.switches.off(),
 		Progress:      c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),
 		PGImage: c.pg.image, PGPodTimeout: c.pg.timeout, Diff: c.diff.options()}

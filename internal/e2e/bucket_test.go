@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
@@ -308,6 +309,45 @@ func TestBackupsInBucket(t *testing.T) {
 		}
 		if u := b.uploads(t, dir, files); len(u) != 0 {
 			t.Fatalf("unfinished uploads left: %v", u)
+		}
+	})
+
+	t.Run("an encrypted backup restores exactly with its key only", func(t *testing.T) {
+		id, err := age.GenerateX25519Identity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyFile := filepath.Join(t.TempDir(), "backup-key.txt")
+		if err := os.WriteFile(keyFile, []byte(id.String()+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		enc := runBackupIn(t, e, "--encrypt-to", id.Recipient().String())
+		if enc.Manifest.Encryption == nil || enc.Manifest.Encryption.Recipients[0] != id.Recipient().String() {
+			t.Fatalf("manifest encryption: %+v", enc.Manifest.Encryption)
+		}
+		dumpKey := e.Namespace + "/csghub/" + enc.Manifest.ID + "/db-csghub_server.sql.zst"
+		if stored := b.get(t, dumpKey); !bytes.HasPrefix(stored, []byte("age-encryption.org/v1")) {
+			t.Fatalf("%s is not stored encrypted", dumpKey)
+		}
+		want := testenv.TakeSnapshot(t, e.PG)
+		changeData(t, e)
+		if v := run("backup", "verify", enc.Manifest.ID); v.Code != 4 || !errorLine(v.Stderr, "encrypted (age)") {
+			t.Fatalf("verify without the key: exit %d: %s", v.Code, v.Stderr)
+		}
+		if u := run("upgrade", "--version", "2.0.1", "--yes", "--encrypt-to", id.Recipient().String()); u.Code != 2 || !errorLine(u.Stderr, "--identity") {
+			t.Fatalf("upgrade encrypting without a key to restore: exit %d: %s", u.Code, u.Stderr)
+		}
+		r := run("restore", "--backup", enc.Manifest.ID, "--identity", keyFile, "--yes")
+		if r.Code != 0 {
+			t.Fatalf("restore of the encrypted backup: exit %d: %s", r.Code, r.Stderr)
+		}
+		got := testenv.TakeSnapshot(t, e.PG)
+		delete(got, "database created_after_backup")
+		testenv.RequireEqual(t, want, got, "database after restoring the encrypted backup")
+		for _, out := range outputs {
+			if strings.Contains(out, id.String()) {
+				t.Fatalf("the private key appears in the output: %s", out)
+			}
 		}
 	})
 

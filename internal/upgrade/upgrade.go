@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -59,7 +60,10 @@ type Upgrade struct {
 	RecreateStatefulSets bool
 	BackupDir            string
 	BackupSSE            backup.SSE // server-side encryption of a bucket location
-	Keep                 int
+	// BackupEncryptTo encrypts the backup to these age recipients (the
+	// caller made sure the key that opens it was given: CheckCanDecrypt).
+	BackupEncryptTo []age.Recipient
+	Keep            int
 	// MigrationSkip are the migrations' switches turned off (e.g. --skip-dataflow-logs).
 	MigrationSkip map[*migrate.Switch]bool
 	// Events receives each step transition (JSON lines for --output json).
@@ -257,7 +261,7 @@ func (r *run) preflightChecks(ctx context.Context) (string, error) {
 
 // backup is the run's own backup; the journal is kept beside it from now on.
 func (r *run) backup(ctx context.Context) (string, error) {
-	b := &backup.Backup{Release: r.Release, Kube: r.Kube, Dir: r.BackupDir, SSE: r.BackupSSE, Keep: r.Keep, SkipDatabase: r.SkipDBBackup, Progress: r.Progress,
+	b := &backup.Backup{Release: r.Release, Kube: r.Kube, Dir: r.BackupDir, SSE: r.BackupSSE, EncryptTo: r.BackupEncryptTo, Keep: r.Keep, SkipDatabase: r.SkipDBBackup, Progress: r.Progress,
 		PGImage: r.PGImage, PodTimeout: r.PGPodTimeout, Log: r.Log}
 	res, err := b.Run(ctx)
 	if err != nil {
