@@ -226,6 +226,18 @@ func (c Catalog) listBucket(namespace, release string) ([]Entry, error) {
 		if err == nil {
 			m, err = parseManifest(data, e.Path)
 		}
+		if errors.Is(err, os.ErrNotExist) {
+			// a backup just removed can still show as a prefix for a moment
+			// (MinIO removes a big object's folder after the delete returns):
+			// only an id with objects is an incomplete backup
+			has, herr := c.s3.hasObjects(src.dir)
+			if herr != nil {
+				return nil, herr
+			}
+			if !has {
+				continue
+			}
+		}
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			e.Problem = "incomplete: no manifest (the run that wrote it did not finish, or is still running)"

@@ -52,17 +52,28 @@ func BenchmarkStreamLocation(b *testing.B) {
 			for b.Loop() {
 				resetPeakRSS()
 				defer kube.LimitHeap()()
-				c, err := e.OpenStoredDump(context.Background(), e.Manifest.Dumps[0])
-				if err != nil {
-					b.Fatal(err)
+				// two at once, as the restore replays them
+				errc := make(chan error, len(e.Manifest.Dumps))
+				for _, d := range e.Manifest.Dumps {
+					go func() {
+						c, err := e.OpenStoredDump(context.Background(), d)
+						if err != nil {
+							errc <- err
+							return
+						}
+						defer c.Close()
+						if _, err := io.Copy(io.Discard, struct{ io.Reader }{c}); err != nil {
+							errc <- err
+							return
+						}
+						errc <- c.Err()
+					}()
 				}
-				if _, err := io.Copy(io.Discard, struct{ io.Reader }{c}); err != nil {
-					b.Fatal(err)
+				for range e.Manifest.Dumps {
+					if err := <-errc; err != nil {
+						b.Fatal(err)
+					}
 				}
-				if err := c.Err(); err != nil {
-					b.Fatal(err)
-				}
-				c.Close()
 				b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
 			}
 		})
@@ -83,40 +94,25 @@ func benchBackup(b *testing.B, cat Catalog, i int, size int64, block []byte) *En
 		parts = dumpParallel * UploadPartSize
 	}
 	defer kube.LimitHeapAbove(parts)()
-	out, err := sink.create(dumpFileName("app"))
-	if err != nil {
-		b.Fatal(err)
+	// dumpParallel dumps at once, as a backup streams them, half the SQL each
+	dumps := make([]Dump, dumpParallel)
+	errc := make(chan error, dumpParallel)
+	for j := range dumps {
+		go func() {
+			d, err := benchDump(sink, fmt.Sprintf("app%d", j), size/dumpParallel, block)
+			dumps[j] = d
+			errc <- err
+		}()
 	}
-	w, err := newDumpWriterTo(out, dumpFileName("app"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	full := TestDumpSQL("app", "csghub", "")
-	cut := strings.Index(full, "\n--\n-- PostgreSQL database dump complete")
-	head, trailer := full[:cut+1], full[cut+1:]
-	const frame = 32 << 10
-	write := func(p []byte) {
-		for len(p) > 0 {
-			k := min(frame, len(p))
-			if _, err := w.Write(p[:k]); err != nil {
-				b.Fatal(err)
-			}
-			p = p[k:]
+	for range dumps {
+		if err := <-errc; err != nil {
+			b.Fatal(err)
 		}
 	}
-	write([]byte(head))
-	for n := int64(len(head) + len(trailer)); n < size; {
-		k := min(int64(len(block)), size-n)
-		write(block[:k])
-		n += k
+	m.Dumps = dumps
+	for _, d := range dumps {
+		m.Databases = append(m.Databases, d.Database)
 	}
-	write([]byte(trailer))
-	d, err := w.finish("app")
-	if err != nil {
-		b.Fatal(err)
-	}
-	d.Owner = "csghub"
-	m.Dumps, m.Databases = []Dump{d}, []string{"app"}
 	data, err := jsonIndent(m)
 	if err != nil {
 		b.Fatal(err)
@@ -124,8 +120,54 @@ func benchBackup(b *testing.B, cat Catalog, i int, size int64, block []byte) *En
 	if err := sink.complete(ctx, data); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(d.RawBytes)/float64(d.Bytes), "x-compression")
+	b.ReportMetric(float64(m.TotalRawBytes())/float64(m.TotalBytes()), "x-compression")
 	return cat.entryFor(sink.where(), m)
+}
+
+// benchDump streams size bytes of SQL of database db into sink in the
+// exec stream's frame size.
+func benchDump(sink backupSink, db string, size int64, block []byte) (Dump, error) {
+	out, err := sink.create(dumpFileName(db))
+	if err != nil {
+		return Dump{}, err
+	}
+	w, err := newDumpWriterTo(out, dumpFileName(db), nil)
+	if err != nil {
+		return Dump{}, err
+	}
+	full := TestDumpSQL(db, "csghub", "")
+	cut := strings.Index(full, "\n--\n-- PostgreSQL database dump complete")
+	head, trailer := full[:cut+1], full[cut+1:]
+	const frame = 32 << 10
+	write := func(p []byte) error {
+		for len(p) > 0 {
+			k := min(frame, len(p))
+			if _, err := w.Write(p[:k]); err != nil {
+				return err
+			}
+			p = p[k:]
+		}
+		return nil
+	}
+	if err := write([]byte(head)); err != nil {
+		w.abort()
+		return Dump{}, err
+	}
+	for n := int64(len(head) + len(trailer)); n < size; {
+		k := min(int64(len(block)), size-n)
+		if err := write(block[:k]); err != nil {
+			w.abort()
+			return Dump{}, err
+		}
+		n += k
+	}
+	if err := write([]byte(trailer)); err != nil {
+		w.abort()
+		return Dump{}, err
+	}
+	d, err := w.finish(db)
+	d.Owner = "csghub"
+	return d, err
 }
 
 // resetPeakRSS starts the kernel's peak RSS (VmHWM) afresh after a GC.

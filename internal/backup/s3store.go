@@ -203,6 +203,19 @@ func (s *s3Store) listIDs(namespace, release string) ([]string, error) {
 	return ids, nil
 }
 
+// hasObjects reports whether any object is under dir.
+func (s *s3Store) hasObjects(dir string) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s3MetaTimeout)
+	defer cancel()
+	for o := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: dir + "/", Recursive: true, MaxKeys: 1}) {
+		if o.Err != nil {
+			return false, s.describe("reading "+s3Scheme+s.bucket+"/"+dir, o.Err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
 // exists reports whether any object is under dir (a backup id "folder").
 func (s *s3Store) exists(ctx context.Context, dir string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s3MetaTimeout)

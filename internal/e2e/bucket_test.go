@@ -360,7 +360,7 @@ func TestBackupsInBucket(t *testing.T) {
 		// revisions 1-4): it stays while newer ones are pruned
 		list := listIn(t, e, "--keep", "4")
 		if len(list) != 4 || list[0].ID != first.ID || !strings.HasPrefix(list[0].Kept, "rollback target") || len(pruned) == 0 {
-			t.Fatalf("after retention (pruned %v): %+v", pruned, list)
+			t.Fatalf("after retention (pruned %v): %+v; objects: %v", pruned, list, b.keys(t, ""))
 		}
 	})
 
