@@ -56,7 +56,7 @@ type config struct {
 	extraObjects int
 }
 
-var allPhases = []string{"backup", "restore", "upgrade", "readiness", "realsize"}
+var allPhases = []string{"backup", "restore", "bucket", "upgrade", "readiness", "realsize"}
 
 func parseFlags(root string) (*config, error) {
 	c := &config{}
@@ -195,7 +195,7 @@ func (b *bench) main(ctx context.Context) (err error) {
 		return fmt.Errorf("setting up the stack: %w", err)
 	}
 	ph := b.cfg.phases
-	if ph["backup"] || ph["restore"] {
+	if ph["backup"] || ph["restore"] || ph["bucket"] {
 		if err := b.freshRelease(ctx, "pg-data", false); err != nil {
 			return err
 		}
@@ -208,6 +208,11 @@ func (b *bench) main(ctx context.Context) (err error) {
 		if ph["restore"] {
 			if err := b.restorePhase(ctx); err != nil {
 				return fmt.Errorf("restore figures: %w", err)
+			}
+		}
+		if ph["bucket"] {
+			if err := b.bucketPhase(ctx); err != nil {
+				return fmt.Errorf("bucket figures: %w", err)
 			}
 		}
 		if b.cfg.profile != "" {

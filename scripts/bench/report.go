@@ -28,6 +28,7 @@ type results struct {
 	Data      dataInfo            `json:"data"`
 	Backup    *backupFigures      `json:"backup,omitempty"`
 	Restore   *restoreFigures     `json:"restore,omitempty"`
+	Bucket    *bucketFigures      `json:"bucket,omitempty"`
 	Upgrade   *upgradeFigures     `json:"upgrade,omitempty"`
 	Readiness *readinessFigures   `json:"readiness,omitempty"`
 	RealSize  *realSizeFigures    `json:"realSize,omitempty"`
@@ -197,6 +198,16 @@ func (r *results) finish(err error) {
 		add("restore: plugin throughput / psql direct", fmt.Sprintf("%.2f", f.PluginVsDirect), ">= 0.80", f.PluginVsDirect >= 0.80)
 		add("restore: plugin peak RSS", fmt.Sprintf("%.1f MiB", float64(f.Plugin.MaxRSSKiB)/1024), "< 100 MiB", f.Plugin.MaxRSSKiB < 100*1024)
 	}
+	if f := r.Bucket; f != nil && f.Backup.Seconds > 0 {
+		if f.BackupVsFolder > 0 {
+			add("bucket: backup throughput / folder", fmt.Sprintf("%.2f", f.BackupVsFolder), ">= 0.90", f.BackupVsFolder >= 0.90)
+		}
+		if f.RestoreVsFolder > 0 {
+			add("bucket: restore throughput / folder", fmt.Sprintf("%.2f", f.RestoreVsFolder), ">= 0.90", f.RestoreVsFolder >= 0.90)
+		}
+		add("bucket: plugin peak RSS, backup", fmt.Sprintf("%.1f MiB", float64(f.Backup.MaxRSSKiB)/1024), "< 150 MiB", f.Backup.MaxRSSKiB < 150*1024)
+		add("bucket: plugin peak RSS, restore", fmt.Sprintf("%.1f MiB", float64(f.Restore.MaxRSSKiB)/1024), "< 150 MiB", f.Restore.MaxRSSKiB < 150*1024)
+	}
 	if f := r.Upgrade; f != nil && f.Plugin.WallSeconds > 0 {
 		add("upgrade: plugin's own time", fmt.Sprintf("%.2f s", f.Plugin.OwnSeconds), "< 2 s", f.Plugin.OwnSeconds < 2)
 		if f.Guide.Complete {
@@ -279,6 +290,15 @@ func (b *bench) report(w io.Writer) {
 		tw.Flush()
 		fmt.Fprintf(w, "  bound: with a plugin costing no CPU, the rest of the work in run 5 allows at most %.2f of direct on %d CPUs\n",
 			othersBound(f.Direct, f.Plugin), r.Host.CPUs)
+	}
+	if f := r.Bucket; f != nil && f.Backup.Seconds > 0 {
+		fmt.Fprintf(w, "\nBUCKET: the same %s of SQL to and from a MinIO server on this machine (s3://, 16 MiB parts)\n", mib(f.SQLBytes))
+		row("  #", "measurement", "seconds", "MB/s", "peak RSS", "own CPU s", "host busy")
+		row(" 2b", "helm csghub backup --backup-location s3://...", secs(f.Backup.Seconds), rate(f.Backup.MBps), mib(f.Backup.MaxRSSKiB*1024), secs(f.Backup.CPUSeconds), pct(f.Backup.HostBusy))
+		row(" 5b", "helm csghub restore --backup-location s3://...", secs(f.Restore.Seconds), rate(f.Restore.MBps), mib(f.Restore.MaxRSSKiB*1024), secs(f.Restore.CPUSeconds), pct(f.Restore.HostBusy))
+		tw.Flush()
+		fmt.Fprintf(w, "  vs the folder (runs 2 and 5): backup %.2f, restore %.2f; plugin CPU per GB of SQL: backup %.2f s, restore %.2f s\n",
+			f.BackupVsFolder, f.RestoreVsFolder, f.BackupCPUPerGB, f.RestoreCPUPerGB)
 	}
 	if f := r.Upgrade; f != nil && f.Plugin.WallSeconds > 0 {
 		p := f.Plugin
