@@ -70,11 +70,23 @@ type Mark struct {
 	To      int    `json:"rollbackTo,omitempty"`
 	Backup  string `json:"backup,omitempty"`
 	Command string `json:"command,omitempty"`
+	// Note follows Command where the command cannot say everything (a
+	// killed migrate's --set flags, never recorded: they may hold secrets).
+	Note string `json:"note,omitempty"`
 }
 
 // StepRestore marks a run replaying a backup: killed there, the databases
 // may be half restored, and replaying the backup again (Command) finishes.
 const StepRestore = "restore"
+
+// StepMigrate marks a migrate run: killed there, the migrations may be
+// half applied, and running them again (Command; each checks what is
+// already applied) finishes.
+const StepMigrate = "migrate"
+
+// StepImport marks a Dataflow logs import: killed there, some collections
+// are imported (each in one transaction), and importing again finishes.
+const StepImport = "dataflow-logs import"
 
 // Target is the revision a recovery of the killed run rolls back to.
 func (m *Mark) Target() int {
@@ -100,6 +112,9 @@ func (m *Mark) annotations() map[string]string {
 	if m.Command != "" {
 		a[markPrefix+"command"] = m.Command
 	}
+	if m.Note != "" {
+		a[markPrefix+"note"] = m.Note
+	}
 	return a
 }
 
@@ -108,7 +123,7 @@ func markOf(a map[string]string) *Mark {
 		return nil
 	}
 	m := &Mark{Operation: a[markPrefix+"operation"], Step: a[markPrefix+"step"], Backup: a[markPrefix+"backup"],
-		Command: a[markPrefix+"command"]}
+		Command: a[markPrefix+"command"], Note: a[markPrefix+"note"]}
 	fmt.Sscan(a[markPrefix+"pending-revision"], &m.Revision)
 	fmt.Sscan(a[markPrefix+"from-revision"], &m.From)
 	fmt.Sscan(a[markPrefix+"rollback-to"], &m.To)
@@ -207,6 +222,15 @@ func (l *Lock) KeepInherited() { l.keepInherited = l.Inherited != nil }
 // instead of putting it back for good.
 func (l *Lock) ForgetObsolete(pending func(rev int) bool) {
 	if m := l.Inherited; m != nil && m.HelmStep() && !pending(m.Revision) {
+		l.keepInherited = false
+	}
+}
+
+// ForgetFinished forgets an inherited mark of step (StepMigrate, StepImport)
+// once this run did that step's work again to its end: the killed run is
+// finished. Release then deletes the lease.
+func (l *Lock) ForgetFinished(step string) {
+	if m := l.Inherited; m != nil && m.Step == step {
 		l.keepInherited = false
 	}
 }

@@ -144,7 +144,19 @@ func todo(r *Report, pending bool, good int, failed string) string {
 		return fmt.Sprintf("a killed `helm csghub %s` (%s) was restoring backup %s: the databases may be half restored; run `%s` to finish",
 			l.Mark.Operation, l.Holder, l.Mark.Backup, l.Mark.Command)
 	case killed && l.Mark != nil && !l.Mark.HelmStep() && l.Mark.Command != "":
-		return fmt.Sprintf("a killed `helm csghub %s` (%s) stopped at %s: run `%s`", l.Mark.Operation, l.Holder, l.Mark.Step, l.Mark.Command)
+		s := fmt.Sprintf("a killed `helm csghub %s` (%s) stopped at %s", l.Mark.Operation, l.Holder, l.Mark.Step)
+		switch l.Mark.Step {
+		case lock.StepMigrate:
+			s += ": the migrations may be half applied; run `" + l.Mark.Command + "` to finish them (each checks what is already applied)"
+		case lock.StepImport:
+			s += ": the logs are partly imported; run `" + l.Mark.Command + "` to finish (collections imported before are recorded)"
+		default:
+			s += ": run `" + l.Mark.Command + "`"
+		}
+		if l.Mark.Note != "" {
+			s += " " + l.Mark.Note
+		}
+		return s
 	case pending && l != nil && l.Alive:
 		return fmt.Sprintf("revision %d is %s while %s runs: wait for it", r.Revision, r.Status, l.Holder)
 	case pending:

@@ -37,6 +37,21 @@ func TestTodo(t *testing.T) {
 	if got := todo(r, false, 3, ""); !strings.Contains(got, "half restored") || !strings.Contains(got, "run `helm csghub restore --backup 1-x -n csghub`") {
 		t.Fatalf("killed restore: %q", got)
 	}
+	// a killed migrate (issue 27 item 2): its command, and what it cannot say
+	r.Lease.Mark = &lock.Mark{Operation: "migrate", Step: lock.StepMigrate, Command: "helm csghub migrate --version 2.0.0 -n csghub",
+		Note: "with the killed run's --set flags"}
+	if got := todo(r, false, 3, ""); got != "a killed `helm csghub migrate` (upgrade h pid 1) stopped at migrate: the migrations may be half applied; "+
+		"run `helm csghub migrate --version 2.0.0 -n csghub` to finish them (each checks what is already applied) with the killed run's --set flags" {
+		t.Fatalf("killed migrate: %q", got)
+	}
+	// ... whatever else the release is: the killed run's command first
+	if got := todo(r, false, 3, "revision 3 is failed"); !strings.Contains(got, "helm csghub migrate --version 2.0.0") {
+		t.Fatalf("killed migrate on a failed release: %q", got)
+	}
+	r.Lease.Mark = &lock.Mark{Operation: "dataflow-logs import", Step: lock.StepImport, Backup: "1-x", Command: "helm csghub dataflow-logs import --backup 1-x -n csghub"}
+	if got := todo(r, false, 3, ""); !strings.Contains(got, "partly imported; run `helm csghub dataflow-logs import --backup 1-x -n csghub` to finish") {
+		t.Fatalf("killed import: %q", got)
+	}
 	// a pending mark whose revision is no longer pending explains nothing
 	r.Lease.Mark = &lock.Mark{Operation: "upgrade", Step: "helm-upgrade", Revision: 3, From: 2, Command: "helm csghub rollback"}
 	if got := todo(r, false, 3, ""); !strings.Contains(got, "leftover lock") {

@@ -231,8 +231,11 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 	s.FromRevision, s.Revision = p.Release.Version, p.Release.Version
 	s.Status = p.Release.Info.Status.String()
 	s.Rewrites = p.ValueChanges
-	if r.lk != nil && !p.Release.Info.Status.IsPending() {
-		r.lk.ForgetInherited() // not pending: a killed run's mark explains nothing any more
+	if r.lk != nil {
+		// not pending: a killed Helm step's mark explains nothing any more (a
+		// killed migrate's or import's stays until its work is done again;
+		// the Helm step below clears every mark)
+		r.lk.ForgetObsolete(r.Release.Pending)
 	}
 	p.Migrate.ForceConflicts = r.ForceConflicts
 	p.Migrate.Progress = r.Progress
@@ -302,6 +305,9 @@ func (r *run) migrate(ctx context.Context) (string, error) {
 	}
 	res, err := migrate.Run(ctx, r.p.Migrate, r.p.Migrations)
 	r.sum.Migrations = append(r.sum.Migrations, res...)
+	if err == nil && r.lk != nil {
+		r.lk.ForgetFinished(lock.StepMigrate) // they ran again: a killed migrate's are done
+	}
 	return fmt.Sprintf("%d migration(s)", len(res)), err
 }
 
