@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,8 +24,29 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
 
-// Duration is how long a lease stays valid without renewal.
-const Duration = 30 * time.Second
+// Duration is how long a lease stays valid without renewal: how long a run
+// that was stopped or cut off keeps the lock from others. 30 s, or
+// EnvLeaseSeconds (set by FromEnv, before any lock is taken).
+var Duration = 30 * time.Second
+
+// EnvLeaseSeconds sets Duration: longer for a slow or flaky link to the API
+// server; the end-to-end tests shorten it to exercise a takeover in seconds.
+const EnvLeaseSeconds = "HELM_CSGHUB_LEASE_SECONDS"
+
+// FromEnv sets Duration from EnvLeaseSeconds when it is set: a whole number
+// of seconds from 3 to 3600, else a usage error.
+func FromEnv() error {
+	v, ok := os.LookupEnv(EnvLeaseSeconds)
+	if !ok || v == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 3 || n > 3600 {
+		return errs.Usagef("%s=%q: want a whole number of seconds from 3 to 3600", EnvLeaseSeconds, v)
+	}
+	Duration = time.Duration(n) * time.Second
+	return nil
+}
 
 // Name is the Lease guarding release.
 func Name(release string) string { return "helm-csghub-" + release }

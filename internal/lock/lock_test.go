@@ -239,3 +239,29 @@ func TestAcquireForbiddenIsPrecondition(t *testing.T) {
 		t.Fatalf("Acquire = %v (exit %d)", err, errs.ExitCode(err))
 	}
 }
+
+// HELM_CSGHUB_LEASE_SECONDS sets the lease's duration (written on the lease,
+// so a takeover waits what the holder chose); anything but 3 to 3600 whole
+// seconds is a usage error, and the duration stays as it was.
+func TestFromEnv(t *testing.T) {
+	defer func(d time.Duration) { Duration = d }(Duration)
+	for _, bad := range []string{"2", "3601", "5s", "-1", "x"} {
+		t.Setenv(EnvLeaseSeconds, bad)
+		if err := FromEnv(); errs.ExitCode(err) != 2 || !strings.Contains(err.Error(), EnvLeaseSeconds) || Duration != 30*time.Second {
+			t.Fatalf("%q: %v (exit %d), duration %s", bad, err, errs.ExitCode(err), Duration)
+		}
+	}
+	t.Setenv(EnvLeaseSeconds, "5")
+	if err := FromEnv(); err != nil || Duration != 5*time.Second {
+		t.Fatalf("5: %v, duration %s", err, Duration)
+	}
+	l, err := Acquire(context.Background(), fake.NewClientset(), "ns", "csghub", "restore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	lease, _ := l.cs.CoordinationV1().Leases("ns").Get(context.Background(), Name("csghub"), metav1.GetOptions{})
+	if *lease.Spec.LeaseDurationSeconds != 5 {
+		t.Fatalf("lease duration %d s, want 5", *lease.Spec.LeaseDurationSeconds)
+	}
+}
