@@ -1,7 +1,8 @@
-// Package lock keeps two plugin operations (upgrade, rollback, restore) from
-// running on one release at once, with a coordination.k8s.io Lease in the
-// release namespace: visible to every operator with kubectl, renewed while the
-// operation runs, and taken over only once its holder stopped renewing it.
+// Package lock keeps two plugin operations (upgrade, rollback, restore, backup,
+// migrate, dataflow-logs) from running on one release at once, with a
+// coordination.k8s.io Lease in the release namespace: visible to every
+// operator with kubectl, renewed while the operation runs, and taken over
+// only once its holder stopped renewing it.
 package lock
 
 import (
