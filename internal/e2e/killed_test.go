@@ -61,10 +61,13 @@ func markStep(l *coordinationv1.Lease) string {
 // its lease marked; status names the one command that finishes (the same
 // migrate again) and the lease's run as stopped; that command finishes the
 // CRDs the killed run had half applied and clears the mark: status is clean.
-func TestMigrateKilledIsFinishedByStatusCommand(t *testing.T) {
+// Then an `upgrade` killed before its Helm step (its backup): status names
+// the same upgrade again, which upgrades.
+func TestKilledMigrationsFinishedByStatusCommand(t *testing.T) {
 	t.Parallel()
 	e := testenv.NewEnv(t)
 	e.Install("1.15.0")
+	e.Bulk("csghub_server", 100000) // the upgrade's backup lasts a second or two
 	// v1.16.0 applies the target chart's 49 CRDs (about 5 MB): seconds, while
 	// the kill follows the mark by milliseconds
 	p := e.StartPlugin("migrate", "--version", "1.16.0")
@@ -99,6 +102,31 @@ func TestMigrateKilledIsFinishedByStatusCommand(t *testing.T) {
 	assertNoLease(t, e)
 	if s := e.Plugin("status", "-o", "json"); strings.Contains(s.Stdout, `"todo"`) || strings.Contains(s.Stdout, `"lease"`) {
 		t.Fatalf("status after the rerun is not clean:\n%s", s.Stdout)
+	}
+
+	dir := t.TempDir()
+	p = e.StartPlugin("upgrade", "--version", "1.16.0", "--yes", "--dir", dir)
+	waitLease(t, e, 2*time.Minute, "the upgrade's mark before its Helm step", func(l *coordinationv1.Lease) bool { return markStep(l) == "before-helm-upgrade" })
+	_ = p.Cmd.Process.Signal(syscall.SIGKILL)
+	p.Wait(t, 30*time.Second)
+	if pendingRevision(e) != "" {
+		t.Fatalf("the Helm step started before the kill: pending %s", pendingRevision(e))
+	}
+	todo = parseTodo(t, e)
+	if want := "stopped before its Helm step: the release is unchanged at revision 1"; !strings.Contains(todo, want) {
+		t.Fatalf("status TO DO %q, want %q", todo, want)
+	}
+	args = printedCommand(t, todo)
+	if got := strings.Join(args, " "); got != "csghub upgrade --version 1.16.0 -n "+e.Namespace+" --dir "+dir {
+		t.Fatalf("printed command %q", got)
+	}
+	if r := e.RunHelm(nil, append(args, "--yes")...); r.Code != 0 {
+		t.Fatalf("the command status printed: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	wantDeployed(t, e, "1.16.0", 2, "after the upgrade run again")
+	assertNoLease(t, e)
+	if s := e.Plugin("status", "-o", "json"); strings.Contains(s.Stdout, `"todo"`) || strings.Contains(s.Stdout, `"lease"`) {
+		t.Fatalf("status after the upgrade is not clean:\n%s", s.Stdout)
 	}
 }
 

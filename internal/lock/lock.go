@@ -107,6 +107,11 @@ const StepRestore = "restore"
 // already applied) finishes.
 const StepMigrate = "migrate"
 
+// StepUpgrade marks an upgrade before its Helm step (backup, migrations):
+// killed there, the release is unchanged at From, its migrations may be
+// half applied, and running the upgrade again (Command) finishes.
+const StepUpgrade = "before-helm-upgrade"
+
 // StepImport marks a Dataflow logs import: killed there, some collections
 // are imported (each in one transaction), and importing again finishes.
 const StepImport = "dataflow-logs import"

@@ -143,7 +143,14 @@ func todo(r *Report, pending bool, good int, failed string) string {
 	case killed && l.Mark != nil && l.Mark.Step == lock.StepRestore && l.Mark.Command != "":
 		return fmt.Sprintf("a killed `helm csghub %s` (%s) was restoring backup %s: the databases may be half restored; run `%s` to finish",
 			l.Mark.Operation, l.Holder, l.Mark.Backup, l.Mark.Command)
-	case killed && l.Mark != nil && !l.Mark.HelmStep() && l.Mark.Command != "":
+	case killed && l.Mark != nil && l.Mark.Step == lock.StepUpgrade && l.Mark.From == r.Revision && !pending && l.Mark.Command != "":
+		s := fmt.Sprintf("a killed `helm csghub upgrade` (%s) stopped before its Helm step: the release is unchanged at revision %d, its migrations may be half applied; run `%s` to upgrade again (each migration checks what is already applied)",
+			l.Holder, r.Revision, l.Mark.Command)
+		if l.Mark.Note != "" {
+			s += " " + l.Mark.Note
+		}
+		return s
+	case killed && l.Mark != nil && !l.Mark.HelmStep() && l.Mark.Step != lock.StepUpgrade && l.Mark.Command != "":
 		s := fmt.Sprintf("a killed `helm csghub %s` (%s) stopped at %s", l.Mark.Operation, l.Holder, l.Mark.Step)
 		switch l.Mark.Step {
 		case lock.StepMigrate:

@@ -48,6 +48,17 @@ func TestTodo(t *testing.T) {
 	if got := todo(r, false, 3, "revision 3 is failed"); !strings.Contains(got, "helm csghub migrate --version 2.0.0") {
 		t.Fatalf("killed migrate on a failed release: %q", got)
 	}
+	// an upgrade killed before its Helm step: the same upgrade again, while
+	// the release is still where it came from
+	r.Lease.Mark = &lock.Mark{Operation: "upgrade", Step: lock.StepUpgrade, From: 3, Revision: 3, Command: "helm csghub upgrade --version 2.4.0 -n csghub"}
+	if got := todo(r, false, 3, ""); !strings.Contains(got, "stopped before its Helm step: the release is unchanged at revision 3") ||
+		!strings.Contains(got, "run `helm csghub upgrade --version 2.4.0 -n csghub` to upgrade again") {
+		t.Fatalf("upgrade killed before its Helm step: %q", got)
+	}
+	r.Lease.Mark.From = 2 // the release moved on since: the mark explains nothing
+	if got := todo(r, false, 3, ""); !strings.Contains(got, "leftover lock") {
+		t.Fatalf("obsolete upgrade mark: %q", got)
+	}
 	r.Lease.Mark = &lock.Mark{Operation: "dataflow-logs import", Step: lock.StepImport, Backup: "1-x", Command: "helm csghub dataflow-logs import --backup 1-x -n csghub"}
 	if got := todo(r, false, 3, ""); !strings.Contains(got, "partly imported; run `helm csghub dataflow-logs import --backup 1-x -n csghub` to finish") {
 		t.Fatalf("killed import: %q", got)

@@ -38,6 +38,9 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/verify"
 )
 
+// DefaultTimeout is the CLI's --timeout and --rollback-timeout.
+const DefaultTimeout = 10 * time.Minute
+
 // Upgrade is one upgrade run.
 type Upgrade struct {
 	Release *helmenv.Release
@@ -148,6 +151,12 @@ func (u *Upgrade) Run(ctx context.Context) (*Summary, error) {
 	}
 	if u.DryRun {
 		return r.sum, r.dryRun(ctx)
+	}
+	// killed from here to its Helm step (whose mark replaces this one), the
+	// release is unchanged and the migrations may be half applied: status
+	// names this upgrade again
+	if err := r.lk.SetMark(ctx, r.rerunMark()); err != nil {
+		return r.sum, err
 	}
 	// Ctrl-C during the backup: it removes its partial folder.
 	if err := r.timed(ctx, "backup", r.backup); err != nil {
@@ -309,6 +318,33 @@ func (r *run) migrate(ctx context.Context) (string, error) {
 		r.lk.ForgetFinished(lock.StepMigrate) // they ran again: a killed migrate's are done
 	}
 	return fmt.Sprintf("%d migration(s)", len(res)), err
+}
+
+// rerunMark is the mark of the upgrade before its Helm step: the command
+// that runs it again, with the flags that change what it does.
+func (r *run) rerunMark() *lock.Mark {
+	var extra []string
+	for _, f := range []struct {
+		on   bool
+		flag string
+	}{{r.SkipDBBackup, "--skip-db-backup"}, {r.ForceConflicts, "--force-conflicts"},
+		{r.RecreateStatefulSets, "--recreate-statefulsets"}, {r.NoRollback, "--no-rollback"}} {
+		if f.on {
+			extra = append(extra, f.flag)
+		}
+	}
+	if r.Keep != 0 && r.Keep != backup.DefaultKeep {
+		extra = append(extra, fmt.Sprintf("--keep=%d", r.Keep))
+	}
+	if r.Timeout != 0 && r.Timeout != DefaultTimeout {
+		extra = append(extra, "--timeout="+r.Timeout.String())
+	}
+	if r.RollbackTimeout != 0 && r.RollbackTimeout != DefaultTimeout {
+		extra = append(extra, "--rollback-timeout="+r.RollbackTimeout.String())
+	}
+	cmd, note := plan.RerunCommand("upgrade", r.p.Target.VersionS, r.Plan, r.MigrationSkip, r.BackupDir, extra...)
+	return &lock.Mark{Operation: "upgrade", Step: lock.StepUpgrade, From: r.p.Release.Version, Revision: r.p.Release.Version,
+		Command: cmd, Note: note}
 }
 
 // clearImmutable deletes, just before the Helm upgrade, the objects Helm
