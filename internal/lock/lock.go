@@ -94,7 +94,8 @@ type Mark struct {
 	Backup  string `json:"backup,omitempty"`
 	Command string `json:"command,omitempty"`
 	// Note follows Command where the command cannot say everything (a
-	// killed migrate's --set flags, never recorded: they may hold secrets).
+	// killed migrate's or upgrade's --set flags, never recorded: they may
+	// hold secrets).
 	Note string `json:"note,omitempty"`
 }
 
@@ -254,9 +255,9 @@ func (l *Lock) ForgetObsolete(pending func(rev int) bool) {
 	}
 }
 
-// ForgetFinished forgets an inherited mark of step (StepMigrate, StepImport)
-// once this run did that step's work again to its end: the killed run is
-// finished. Release then deletes the lease.
+// ForgetFinished forgets an inherited mark of step (StepMigrate, StepImport,
+// StepRestore) once this run did that step's work again to its end: the
+// killed run is finished. Release then deletes the lease.
 func (l *Lock) ForgetFinished(step string) {
 	if m := l.Inherited; m != nil && m.Step == step {
 		l.keepInherited = false

@@ -304,9 +304,9 @@ func (v *Verify) attemptTimeout() time.Duration {
 
 // runCheck runs one check into c: again after a connection-level failure
 // (refused, reset, EOF, a port-forward that dropped or hangs, no ready
-// endpoint yet),
-// each attempt picking a Ready pod anew, for as long as Timeout (or Retry)
-// allows; any other failure, or the last one, is the check's result.
+// endpoint yet), each attempt picking a Ready pod anew, for as long as
+// Timeout (or Retry) allows; any other failure, or the last one, is the
+// check's result.
 func (v *Verify) runCheck(ctx context.Context, c *Check, run func(context.Context) (string, error)) {
 	window := v.timeout()
 	if v.Retry > window {
