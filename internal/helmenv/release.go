@@ -26,6 +26,19 @@ type Release struct {
 	Helm *action.Configuration
 }
 
+// Flags are the flags that name r (and dir, the backup catalog, when not
+// "") in a command the plugin prints for the operator to run.
+func (r *Release) Flags(dir string) string {
+	s := " -n " + r.Namespace
+	if r.Name != DefaultRelease {
+		s += " --release " + r.Name
+	}
+	if dir != "" {
+		s += " --dir " + dir
+	}
+	return s
+}
+
 // Last is the newest revision of the release (whatever its status).
 func (r *Release) Last() (*release.Release, error) {
 	rel, err := r.Helm.Releases.Last(r.Name)

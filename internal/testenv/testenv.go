@@ -626,10 +626,16 @@ type Proc struct {
 // signal reaches the plugin itself), with the environment helm would give it.
 func (e *Env) StartPlugin(args ...string) *Proc {
 	e.T.Helper()
+	return e.StartPluginWith(nil, args...)
+}
+
+// StartPluginWith is StartPlugin with env (KEY=VALUE) added to its environment.
+func (e *Env) StartPluginWith(env []string, args ...string) *Proc {
+	e.T.Helper()
 	bin := filepath.Join(e.C.Root, "bin", "helm-csghub")
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = e.C.Root
-	cmd.Env = append(os.Environ(), e.HelmEnv()...)
+	cmd.Env = append(append(os.Environ(), e.HelmEnv()...), env...)
 	p := &Proc{Cmd: cmd, Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.Stdout, p.Stderr
 	if err := cmd.Start(); err != nil {
