@@ -16,7 +16,7 @@ const (
 // setting: the service decrypts for whoever may read the object.
 type SSE struct {
 	Mode     string `json:"mode,omitempty"`
-	KMSKeyID string `json:"-"` // a key id is no secret, but is kept out of output anyway
+	KMSKeyID string `json:"kmsKeyId,omitempty"` // an identifier, no secret (a rerun command names it)
 }
 
 // CheckSSE validates --sse and --sse-kms-key-id for location loc (usage

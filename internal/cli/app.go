@@ -7,11 +7,15 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/helmenv"
 	"github.com/opencsgs/helm-csghub/internal/kube"
+	"github.com/opencsgs/helm-csghub/internal/lock"
 )
 
 // resolve finds the release once and builds the cluster clients: the two
 // things every command that talks to the cluster hands its operation.
 func (a *App) resolve() (*helmenv.Release, *kube.Client, error) {
+	if err := lock.FromEnv(); err != nil {
+		return nil, nil, err
+	}
 	cfg, err := a.Env.RESTConfig()
 	if err != nil {
 		return nil, nil, err

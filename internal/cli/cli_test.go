@@ -181,6 +181,7 @@ current-context: a
 		{[]string{"plan", "--show-secrets"}, "go with --diff"},
 		{[]string{"plan", "--detailed-exitcode"}, "go with --diff"},
 		{[]string{"plan", "--context", "5"}, "go with --diff"},
+		{[]string{"plan", "--context", "3"}, "go with --diff"}, // the default's value, given
 		{[]string{"plan", "--diff", "--context", "-1"}, "--context must be 0 or more"},
 		{[]string{"upgrade", "--diff", "--yes"}, "--diff goes with --dry-run"},
 	} {

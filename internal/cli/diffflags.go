@@ -16,9 +16,11 @@ type diffFlags struct {
 	context      int
 	showSecrets  bool
 	detailedExit bool
+	fs           *pflag.FlagSet // to tell --context 3 given from the default
 }
 
 func (d *diffFlags) bind(fs *pflag.FlagSet) {
+	d.fs = fs
 	fs.BoolVar(&d.on, "diff", false, "show what the Helm upgrade changes, object by object (deployed manifest vs the target render, live hand edits it overwrites); Secrets' values masked")
 	fs.IntVar(&d.context, "context", 3, "with --diff: lines of context around each change")
 	fs.BoolVar(&d.showSecrets, "show-secrets", false, "with --diff: print Secrets' values (masked otherwise, in -o json too)")
@@ -27,7 +29,7 @@ func (d *diffFlags) bind(fs *pflag.FlagSet) {
 
 // check refuses the options without --diff, and a negative --context.
 func (d *diffFlags) check(cmd string) error {
-	if !d.on && (d.showSecrets || d.detailedExit || d.context != 3) {
+	if !d.on && (d.showSecrets || d.detailedExit || d.fs != nil && d.fs.Changed("context")) {
 		return usageError(cmd + ": --context, --show-secrets and --detailed-exitcode go with --diff")
 	}
 	if d.context < 0 {

@@ -85,12 +85,10 @@ func (c *restoreCmd) run(ctx context.Context, _ []string) error {
 	if err != nil {
 		return err
 	}
-	// the databases are the backup's: a killed run's restore, or anything but
-	// a revision still pending, is resolved
+	// the databases are the backup's: a killed run's restore is resolved (a
+	// killed migrate or logs import is not: the restore does not redo them)
 	l.ForgetObsolete(rel.Pending)
-	if l.Inherited != nil && !l.Inherited.HelmStep() {
-		l.ForgetInherited()
-	}
+	l.ForgetFinished(lock.StepRestore)
 	return c.app.print(c.output, res, func(w io.Writer) { printRestore(w, res) })
 }
 

@@ -47,8 +47,8 @@ the backup this run took (unless --no-rollback). Ctrl-C before the Helm upgrade 
 nothing changed but the backup; after it, the automatic rollback is finished.`,
 		Flags: func(fs *pflag.FlagSet) {
 			c.target.bind(fs, true)
-			fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "one budget for all the run's waits (Helm upgrade, post-upgrade imports' wait, pods Ready), each gets what is left; backup and restore are not counted")
-			fs.DurationVar(&c.rbTimeout, "rollback-timeout", 10*time.Minute, "one budget for the automatic rollback's waits (Helm rollback, pods Ready), apart from --timeout")
+			fs.DurationVar(&c.timeout, "timeout", upgrade.DefaultTimeout, "one budget for all the run's waits (Helm upgrade, post-upgrade imports' wait, pods Ready), each gets what is left; backup and restore are not counted")
+			fs.DurationVar(&c.rbTimeout, "rollback-timeout", upgrade.DefaultTimeout, "one budget for the automatic rollback's waits (Helm rollback, pods Ready), apart from --timeout")
 			fs.BoolVar(&c.dryRun, "dry-run", false, "run preflight and the plan, render the upgrade, change nothing")
 			fs.BoolVar(&c.noRollback, "no-rollback", false, "on failure, leave the release and database as they are")
 			fs.BoolVar(&c.skipDBBackup, "skip-db-backup", false, "do not dump PostgreSQL before upgrading (explicit opt-out)")

@@ -141,6 +141,11 @@ func (im *Import) Run(ctx context.Context) (*Imported, error) {
 		return nil, err
 	}
 	defer l.Release()
+	// killed, the logs are partly imported: status names this command again
+	if err := l.SetMark(ctx, &lock.Mark{Operation: "dataflow-logs import", Step: lock.StepImport, Backup: e.ID,
+		Command: "helm csghub dataflow-logs import --backup " + e.ID + im.Release.Flags(im.Dir)}); err != nil {
+		return nil, err
+	}
 	r := &Release{Kube: im.Kube, Namespace: ns, Name: name, Progress: im.Progress}
 	res, err := r.Import(ctx, e, im.Wait)
 	if err != nil {
@@ -149,6 +154,7 @@ func (im *Import) Run(ctx context.Context) (*Imported, error) {
 		}
 		return nil, errs.Failedf("importing the Dataflow logs from %s: %v", e.ID, err)
 	}
+	l.ForgetFinished(lock.StepImport) // a killed import's work is done now
 	return &Imported{Backup: e.ID, ImportResult: res}, nil
 }
 

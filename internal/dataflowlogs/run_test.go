@@ -13,8 +13,11 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/release"
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
@@ -215,5 +218,49 @@ func TestExportTakesTheLock(t *testing.T) {
 	}
 	if l := leases(t, f); len(l) != 0 {
 		t.Fatalf("lock left behind: %v", l)
+	}
+}
+
+// Issue 27 item 2: an import marks its lease before it changes anything
+// (killed, status names `dataflow-logs import --backup ID` to finish); a
+// failed one leaves no mark of its own, and puts back a killed import's.
+func TestImportMarksItsLease(t *testing.T) {
+	f := newFixture(t, "1.17.0", "2.0.0")
+	id := f.backup(t, 1, 0, true, true) // its export file is missing: the import fails
+	ctx := context.Background()
+	var marked []string
+	f.cs.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		l := a.(k8stesting.UpdateAction).GetObject().(*coordinationv1.Lease)
+		marked = append(marked, l.Annotations["helm-csghub.opencsg.com/step"]+": "+l.Annotations["helm-csghub.opencsg.com/command"])
+		return false, nil, nil
+	})
+	im := &Import{Release: f.rel, Kube: f.kc, Dir: f.cat.Root, Wait: time.Second}
+	if _, err := im.Run(ctx); errs.ExitCode(err) != 1 {
+		t.Fatalf("import of a missing export: %v (exit %d)", err, errs.ExitCode(err))
+	}
+	want := lock.StepImport + ": helm csghub dataflow-logs import --backup " + id + " -n ns --dir " + f.cat.Root
+	if len(marked) == 0 || marked[0] != want {
+		t.Fatalf("marks written %q, want first %q", marked, want)
+	}
+	if l := leases(t, f); len(l) != 0 {
+		t.Fatalf("lock left behind by a failed import: %v", l)
+	}
+
+	// a killed import's lease: taken over, put back as it was after a failure
+	holder, secs := "dataflow-logs import elsewhere pid 1", int32(30)
+	then := metav1.NewMicroTime(time.Now().Add(-time.Hour))
+	killed := map[string]string{"helm-csghub.opencsg.com/operation": "dataflow-logs import", "helm-csghub.opencsg.com/step": lock.StepImport,
+		"helm-csghub.opencsg.com/backup": id, "helm-csghub.opencsg.com/command": "c"}
+	if _, err := f.cs.CoordinationV1().Leases("ns").Create(ctx, &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: lock.Name("csghub"), Namespace: "ns", Annotations: killed},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, RenewTime: &then}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := im.Run(ctx); errs.ExitCode(err) != 1 {
+		t.Fatalf("second import: %v", err)
+	}
+	info, err := lock.Inspect(ctx, f.cs, "ns", "csghub")
+	if err != nil || info == nil || info.Holder != holder || info.Mark == nil || info.Mark.Command != "c" {
+		t.Fatalf("the killed import's mark after a failed import: %+v %v", info, err)
 	}
 }

@@ -66,6 +66,7 @@ type Components struct {
 	running map[string]func() error // stop functions
 	routed  map[string]bool         // pod names with a PortForward
 	stopped map[string]bool         // stopped by Stop: the watch must not start them again
+	drop    map[string]int          // connections still to drop (DropNext)
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
@@ -79,7 +80,7 @@ func (s *Stack) StartComponents(ctx context.Context, namespace, release, dir str
 	ctx, cancel := context.WithCancel(ctx)
 	c := &Components{Namespace: namespace, Release: release, dir: dir, s: s, logf: logf,
 		ports: map[string]int{}, running: map[string]func() error{}, routed: map[string]bool{}, stopped: map[string]bool{},
-		cancel: cancel, done: make(chan struct{})}
+		drop: map[string]int{}, cancel: cancel, done: make(chan struct{})}
 	w, err := s.Clientset.CoreV1().Pods(namespace).Watch(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + release})
 	if err != nil {
 		cancel()
@@ -194,6 +195,26 @@ func (c *Components) Stop(name string) error {
 	return stop()
 }
 
+// DropNext makes component name's HTTP stand-in (portal, server, casdoor)
+// close its next n connections unanswered: the client reads EOF, as through
+// a port-forward that drops. Later connections are answered.
+func (c *Components) DropNext(name string, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.drop[name] += n
+}
+
+// dropOne says whether component name's next connection is one to drop.
+func (c *Components) dropOne(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.drop[name] > 0 {
+		c.drop[name]--
+		return true
+	}
+	return false
+}
+
 // Close stops the watch and every stand-in, and removes their state.
 func (c *Components) Close() error {
 	c.cancel()
@@ -237,11 +258,11 @@ func (c *Components) startLocked(ctx context.Context, name string) error {
 	var err error
 	switch name {
 	case "portal":
-		stop, err = serveHTTP(port, portalMux())
+		stop, err = serveHTTP(port, portalMux(), func() bool { return c.dropOne(name) })
 	case "server":
-		stop, err = serveHTTP(port, serverMux())
+		stop, err = serveHTTP(port, serverMux(), func() bool { return c.dropOne(name) })
 	case "casdoor":
-		stop, err = serveHTTP(port, c.casdoorMux())
+		stop, err = serveHTTP(port, c.casdoorMux(), func() bool { return c.dropOne(name) })
 	case "gitaly":
 		stop, err = c.serveGitaly(ctx, port)
 	case "redis":
@@ -259,19 +280,36 @@ func (c *Components) startLocked(ctx context.Context, name string) error {
 	return nil
 }
 
-// serveHTTP serves h on 127.0.0.1:port until the returned stop is called.
-func serveHTTP(port int, h http.Handler) (func() error, error) {
+// serveHTTP serves h on 127.0.0.1:port until the returned stop is called;
+// a connection drop says yes to is closed unanswered (nil: none).
+func serveHTTP(port int, h http.Handler, drop func() bool) (func() error, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		return nil, err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(l) }()
+	go func() { _ = srv.Serve(dropListener{l, drop}) }()
 	return func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		return srv.Shutdown(ctx)
 	}, nil
+}
+
+// dropListener closes the connections drop says yes to as they are accepted.
+type dropListener struct {
+	net.Listener
+	drop func() bool
+}
+
+func (l dropListener) Accept() (net.Conn, error) {
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil || l.drop == nil || !l.drop() {
+			return conn, err
+		}
+		_ = conn.Close()
+	}
 }
 
 func portalMux() http.Handler {

@@ -276,7 +276,7 @@ func (s *Stack) Run(env []string, name string, args ...string) (string, error) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = s.Root
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(runtime.GOROOT(), "bin")+":"+os.Getenv("PATH"))
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(GoBin())+":"+os.Getenv("PATH"))
 	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -300,8 +300,28 @@ func lastLine(s string) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
+// GoBin is the go command: the toolchain this program was built with when it
+// knows it (a -trimpath build, as make builds the tests, does not: there
+// runtime.GOROOT is empty unless GOROOT is set), else go on PATH.
+func GoBin() string {
+	if root := runtime.GOROOT(); root != "" {
+		if g := filepath.Join(root, "bin", "go"); isFile(g) {
+			return g
+		}
+	}
+	if g, err := exec.LookPath("go"); err == nil {
+		return g
+	}
+	return "/usr/local/go/bin/go"
+}
+
+func isFile(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
+}
+
 func goEnv(key string) string {
-	out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "env", key).Output()
+	out, err := exec.Command(GoBin(), "env", key).Output()
 	if err != nil {
 		return ""
 	}

@@ -137,6 +137,13 @@ func badInputCases(dir, backupID string) []badCase {
 		add(2, nil, append([]string{"plan", "--version", "2.0.0"}, bad...)...)
 		add(2, nil, append([]string{"migrate", "--dir", dir, "--version", "2.0.0", "--dry-run"}, bad...)...)
 	}
+	// the lease's duration (issue 27 item 6's e2e shortens it): bounded
+	for _, secs := range []string{"2", "3601", "30s"} {
+		lease := []string{"HELM_CSGHUB_LEASE_SECONDS=" + secs}
+		add(2, lease, "restore", "--backup", backupID, "--dir", dir, "--yes")
+		add(2, lease, "backup", "--dir", dir)
+	}
+	add(2, []string{"HELM_CSGHUB_LEASE_SECONDS=0"}, "upgrade", "--yes", "--dir", dir, "--version", "2.0.0")
 	add(2, nil, "dataflow-logs", "import", "--dir", dir, "--wait", "0")
 	add(2, nil, "dataflow-logs", "import", "--dir", dir, "--wait", "-1s")
 	return out

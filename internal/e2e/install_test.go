@@ -20,6 +20,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
+	"github.com/opencsgs/helm-csghub/internal/devenv"
 	"github.com/opencsgs/helm-csghub/internal/testenv"
 )
 
@@ -50,7 +51,7 @@ func TestInstallFromReleaseFiles(t *testing.T) {
 	keys := t.TempDir()
 	keyName, secring, pubring := testSigningKey(t, keys)
 	dist := t.TempDir()
-	r := testenv.RunCmd(t, nil, e.C.Root, filepath.Join(runtime.GOROOT(), "bin", "go"), "run", "./scripts/dist",
+	r := testenv.RunCmd(t, nil, e.C.Root, devenv.GoBin(), "run", "./scripts/dist",
 		"-out", dist, "-platforms", platform, "-helm", e.C.Helm4, "-key", keyName, "-keyring", secring)
 	if r.Code != 0 {
 		t.Fatalf("dist: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)

@@ -240,7 +240,8 @@ func TestUpgradeStatefulSetImmutableChange(t *testing.T) {
 // Issue 12 part 1: a rollback whose Helm step fails after the release changed
 // (here an admission policy refuses 1.15.0's server Deployment) says which
 // revision is current, that the database was NOT restored, and the one
-// command that finishes; that command then finishes.
+// command that finishes; status of the failed release prints that command
+// too (issue 27 item 10), and it finishes.
 func TestRollbackHelmFailureLeavesClearState(t *testing.T) {
 	t.Parallel()
 	e := testenv.NewEnv(t)
@@ -302,14 +303,19 @@ spec:
 	testenv.RequireEqual(t, changed, testenv.TakeSnapshot(t, e.PG), "database after the failed rollback (untouched)")
 	assertNoNetworkPolicy(t, e)
 
+	// issue 27 item 10: status of the failed release names the command that
+	// goes back (the failed rollback's target, its backup); --dir is ours
+	todo := parseTodo(t, e)
+	if want := "revision 3 (chart 1.15.0) is failed"; !strings.Contains(todo, want) || !strings.Contains(todo, "run `helm csghub rollback 1 -n "+e.Namespace+"`") {
+		t.Fatalf("status of the failed release: TO DO %q", todo)
+	}
+
 	e.Kubectl("delete", "-f", policy)
 	time.Sleep(3 * time.Second)
-	finish := r.Stderr[strings.Index(r.Stderr, "finish with: ")+len("finish with: "):]
-	finish, _, _ = strings.Cut(finish, "\n")              // Helm's own "plugin exited" line follows
-	args := strings.Fields(strings.TrimSpace(finish))[1:] // drop "helm"
-	r = e.RunHelm(nil, append(args, "--yes")...)
+	args := printedCommand(t, todo)
+	r = e.RunHelm(nil, append(args, "--dir", dir, "--yes")...)
 	if r.Code != 0 {
-		t.Fatalf("the printed command %v: exit %d\n%s", args, r.Code, r.Stderr)
+		t.Fatalf("the command status printed %v: exit %d\n%s", args, r.Code, r.Stderr)
 	}
 	got := testenv.TakeSnapshot(t, e.PG)
 	delete(got, "database created_after_backup")
@@ -318,4 +324,7 @@ spec:
 	delete(got, "database csghub_dataflow_logs")
 	testenv.RequireEqual(t, want, got, "after finishing the rollback")
 	wantDeployed(t, e, "1.15.0", 0, "status")
+	if st := e.Plugin("status", "-o", "json"); strings.Contains(st.Stdout, `"todo"`) || strings.Contains(st.Stdout, `"lease"`) {
+		t.Fatalf("status after the recovery is not clean:\n%s", st.Stdout)
+	}
 }

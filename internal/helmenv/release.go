@@ -3,6 +3,7 @@ package helmenv
 import (
 	"errors"
 	"sort"
+	"strings"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/cli"
@@ -24,6 +25,23 @@ type Release struct {
 	Settings *cli.EnvSettings
 	// Helm is the SDK configuration of Namespace: release storage and kube client.
 	Helm *action.Configuration
+}
+
+// Flags are the flags that name r (and dir, the backup catalog, when not
+// "": a folder, --dir; a bucket, --backup-location) in a command the
+// plugin prints for the operator to run.
+func (r *Release) Flags(dir string) string {
+	s := " -n " + r.Namespace
+	if r.Name != DefaultRelease {
+		s += " --release " + r.Name
+	}
+	switch {
+	case strings.HasPrefix(dir, "s3://"): // a bucket location (backup.IsBucket; backup imports this package)
+		s += " --backup-location " + dir
+	case dir != "":
+		s += " --dir " + dir
+	}
+	return s
 }
 
 // Last is the newest revision of the release (whatever its status).

@@ -1,7 +1,8 @@
-// Package lock keeps two plugin operations (upgrade, rollback, restore) from
-// running on one release at once, with a coordination.k8s.io Lease in the
-// release namespace: visible to every operator with kubectl, renewed while the
-// operation runs, and taken over only once its holder stopped renewing it.
+// Package lock keeps two plugin operations (upgrade, rollback, restore, backup,
+// migrate, dataflow-logs) from running on one release at once, with a
+// coordination.k8s.io Lease in the release namespace: visible to every
+// operator with kubectl, renewed while the operation runs, and taken over
+// only once its holder stopped renewing it.
 package lock
 
 import (
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,8 +25,29 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/steplog"
 )
 
-// Duration is how long a lease stays valid without renewal.
-const Duration = 30 * time.Second
+// Duration is how long a lease stays valid without renewal: how long a run
+// that was stopped or cut off keeps the lock from others. 30 s, or
+// EnvLeaseSeconds (set by FromEnv, before any lock is taken).
+var Duration = 30 * time.Second
+
+// EnvLeaseSeconds sets Duration: longer for a slow or flaky link to the API
+// server; the end-to-end tests shorten it to exercise a takeover in seconds.
+const EnvLeaseSeconds = "HELM_CSGHUB_LEASE_SECONDS"
+
+// FromEnv sets Duration from EnvLeaseSeconds when it is set: a whole number
+// of seconds from 3 to 3600, else a usage error.
+func FromEnv() error {
+	v, ok := os.LookupEnv(EnvLeaseSeconds)
+	if !ok || v == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 3 || n > 3600 {
+		return errs.Usagef("%s=%q: want a whole number of seconds from 3 to 3600", EnvLeaseSeconds, v)
+	}
+	Duration = time.Duration(n) * time.Second
+	return nil
+}
 
 // Name is the Lease guarding release.
 func Name(release string) string { return "helm-csghub-" + release }
@@ -70,11 +93,29 @@ type Mark struct {
 	To      int    `json:"rollbackTo,omitempty"`
 	Backup  string `json:"backup,omitempty"`
 	Command string `json:"command,omitempty"`
+	// Note follows Command where the command cannot say everything (a
+	// killed migrate's or upgrade's --set flags, never recorded: they may
+	// hold secrets).
+	Note string `json:"note,omitempty"`
 }
 
 // StepRestore marks a run replaying a backup: killed there, the databases
 // may be half restored, and replaying the backup again (Command) finishes.
 const StepRestore = "restore"
+
+// StepMigrate marks a migrate run: killed there, the migrations may be
+// half applied, and running them again (Command; each checks what is
+// already applied) finishes.
+const StepMigrate = "migrate"
+
+// StepUpgrade marks an upgrade before its Helm step (backup, migrations):
+// killed there, the release is unchanged at From, its migrations may be
+// half applied, and running the upgrade again (Command) finishes.
+const StepUpgrade = "before-helm-upgrade"
+
+// StepImport marks a Dataflow logs import: killed there, some collections
+// are imported (each in one transaction), and importing again finishes.
+const StepImport = "dataflow-logs import"
 
 // Target is the revision a recovery of the killed run rolls back to.
 func (m *Mark) Target() int {
@@ -100,6 +141,9 @@ func (m *Mark) annotations() map[string]string {
 	if m.Command != "" {
 		a[markPrefix+"command"] = m.Command
 	}
+	if m.Note != "" {
+		a[markPrefix+"note"] = m.Note
+	}
 	return a
 }
 
@@ -108,7 +152,7 @@ func markOf(a map[string]string) *Mark {
 		return nil
 	}
 	m := &Mark{Operation: a[markPrefix+"operation"], Step: a[markPrefix+"step"], Backup: a[markPrefix+"backup"],
-		Command: a[markPrefix+"command"]}
+		Command: a[markPrefix+"command"], Note: a[markPrefix+"note"]}
 	fmt.Sscan(a[markPrefix+"pending-revision"], &m.Revision)
 	fmt.Sscan(a[markPrefix+"from-revision"], &m.From)
 	fmt.Sscan(a[markPrefix+"rollback-to"], &m.To)
@@ -207,6 +251,15 @@ func (l *Lock) KeepInherited() { l.keepInherited = l.Inherited != nil }
 // instead of putting it back for good.
 func (l *Lock) ForgetObsolete(pending func(rev int) bool) {
 	if m := l.Inherited; m != nil && m.HelmStep() && !pending(m.Revision) {
+		l.keepInherited = false
+	}
+}
+
+// ForgetFinished forgets an inherited mark of step (StepMigrate, StepImport,
+// StepRestore) once this run did that step's work again to its end: the
+// killed run is finished. Release then deletes the lease.
+func (l *Lock) ForgetFinished(step string) {
+	if m := l.Inherited; m != nil && m.Step == step {
 		l.keepInherited = false
 	}
 }

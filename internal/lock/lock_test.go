@@ -152,6 +152,47 @@ func TestForgetObsolete(t *testing.T) {
 	}
 }
 
+// Issue 27 item 2: a killed migrate's or import's mark (with its note) is
+// kept by a run that does other work and forgotten by one that did the
+// same work again to its end.
+func TestForgetFinished(t *testing.T) {
+	ctx := context.Background()
+	migrate := Mark{Operation: "migrate", Step: StepMigrate, Command: "helm csghub migrate --version 2.0.0 -n ns", Note: "with the --set flags"}
+	for _, c := range []struct {
+		name   string
+		mark   Mark
+		finish string
+		kept   bool
+	}{
+		{"migrate run again", migrate, StepMigrate, false},
+		{"a restore after a killed migrate", migrate, StepRestore, true},
+		{"import run again", Mark{Operation: "dataflow-logs import", Step: StepImport, Backup: "b", Command: "c"}, StepImport, false},
+	} {
+		cs := fake.NewClientset()
+		holder, secs := "migrate elsewhere pid 1", int32(30)
+		then := metav1.NewMicroTime(time.Now().Add(-time.Hour))
+		if _, err := cs.CoordinationV1().Leases("ns").Create(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: Name("csghub"), Namespace: "ns", Annotations: c.mark.annotations()},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, RenewTime: &then}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		l, err := Take(ctx, cs, "ns", "csghub", "migrate", nil)
+		if err != nil || l.Inherited == nil || *l.Inherited != c.mark {
+			t.Fatalf("%s: took %+v, %v", c.name, l, err)
+		}
+		// the run's own mark while it works, then done
+		if err := l.SetMark(ctx, &Mark{Operation: "x", Step: StepMigrate, Command: "y"}); err != nil {
+			t.Fatal(err)
+		}
+		l.ForgetFinished(c.finish)
+		l.Release()
+		info, _ := Inspect(ctx, cs, "ns", "csghub")
+		if kept := info != nil && info.Mark != nil && *info.Mark == c.mark && info.Holder == holder; kept != c.kept {
+			t.Errorf("%s: lease after the run %+v, want kept=%v", c.name, info, c.kept)
+		}
+	}
+}
+
 // Issue 27 item 6: a run stopped longer than its lease (SIGSTOP) whose lease
 // another run took over is told so before its next change; one whose lease
 // no one took is renewed and goes on.
@@ -196,5 +237,31 @@ func TestAcquireForbiddenIsPrecondition(t *testing.T) {
 	_, err := Acquire(context.Background(), cs, "ns", "csghub", "backup")
 	if errs.ExitCode(err) != 4 || !strings.Contains(err.Error(), "not allowed to take the release lock") {
 		t.Fatalf("Acquire = %v (exit %d)", err, errs.ExitCode(err))
+	}
+}
+
+// HELM_CSGHUB_LEASE_SECONDS sets the lease's duration (written on the lease,
+// so a takeover waits what the holder chose); anything but 3 to 3600 whole
+// seconds is a usage error, and the duration stays as it was.
+func TestFromEnv(t *testing.T) {
+	defer func(d time.Duration) { Duration = d }(Duration)
+	for _, bad := range []string{"2", "3601", "5s", "-1", "x"} {
+		t.Setenv(EnvLeaseSeconds, bad)
+		if err := FromEnv(); errs.ExitCode(err) != 2 || !strings.Contains(err.Error(), EnvLeaseSeconds) || Duration != 30*time.Second {
+			t.Fatalf("%q: %v (exit %d), duration %s", bad, err, errs.ExitCode(err), Duration)
+		}
+	}
+	t.Setenv(EnvLeaseSeconds, "5")
+	if err := FromEnv(); err != nil || Duration != 5*time.Second {
+		t.Fatalf("5: %v, duration %s", err, Duration)
+	}
+	l, err := Acquire(context.Background(), fake.NewClientset(), "ns", "csghub", "restore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	lease, _ := l.cs.CoordinationV1().Leases("ns").Get(context.Background(), Name("csghub"), metav1.GetOptions{})
+	if *lease.Spec.LeaseDurationSeconds != 5 {
+		t.Fatalf("lease duration %d s, want 5", *lease.Spec.LeaseDurationSeconds)
 	}
 }

@@ -179,8 +179,14 @@ func (m *Migrate) Run(ctx context.Context) (*Migrated, error) {
 		if err := l.Held(ctx, "the migrations"); err != nil {
 			return nil, err
 		}
+		if err := l.SetMark(ctx, m.mark(p.Target.VersionS)); err != nil {
+			return nil, err
+		}
 	}
 	results, runErr := migrate.Run(ctx, mc, p.Migrations)
+	if runErr == nil && l != nil {
+		l.ForgetFinished(lock.StepMigrate) // a killed migrate's work is done now
+	}
 	out := &Migrated{From: p.Current.String(), To: p.Target.VersionS, DryRun: m.DryRun, Results: results, Planned: len(p.Migrations)}
 	if out.Results == nil {
 		out.Results = []migrate.Result{}

@@ -2,6 +2,8 @@ package plan
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/helmenv/helmenvtest"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/lock"
+	"github.com/opencsgs/helm-csghub/internal/migrate"
 )
 
 // The external-database check runs only when the values (chart defaults
@@ -90,5 +93,42 @@ func TestMigrateTakesTheLock(t *testing.T) {
 	}
 	if l, _ := cs.CoordinationV1().Leases("ns").List(ctx, metav1.ListOptions{}); len(l.Items) != 0 {
 		t.Fatalf("lock left behind: %v", l.Items)
+	}
+}
+
+// Issue 27 item 2: the mark a migrate run leaves on its lease names the one
+// command that runs it again: its version, chart, -f and --set-file paths
+// made absolute, its switches, the release and catalog; never a --set value
+// (a password may be one), only a note that they are needed.
+func TestMigrateMark(t *testing.T) {
+	m, _ := migrateFixture(t)
+	m.Release.Name, m.Dir = "other", "/backups"
+	dir := t.TempDir()
+	vf := filepath.Join(dir, "my values.yaml")
+	if err := os.WriteFile(vf, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	m.Values.ValueFiles = []string{"my values.yaml", "https://example.com/v.yaml"}
+	m.Values.FileValues = []string{"a.b=my values.yaml"}
+	mk := m.mark("2.0.0")
+	want := "helm csghub migrate --version 2.0.0 -f '" + vf + "' -f https://example.com/v.yaml --set-file 'a.b=" + vf + "' -n ns --release other --dir /backups"
+	if mk.Step != lock.StepMigrate || mk.Operation != "migrate" || mk.Command != want || mk.Note != "" {
+		t.Fatalf("mark %+v\nwant command %s", mk, want)
+	}
+	m.Values.Values = []string{"global.password=s3cret"}
+	m.Values.JSONValues = []string{`x={"token":"t0ken"}`}
+	m.Target.Chart, m.Target.NoRepoUpdate = "oci://r/csghub", true
+	m.Skip = map[*migrate.Switch]bool{{Flag: "skip-dataflow-logs"}: true, {Flag: "skip-x"}: false}
+	mk = m.mark("2.4.0")
+	if !strings.HasPrefix(mk.Command, "helm csghub migrate --version 2.4.0 --chart oci://r/csghub --no-repo-update ") ||
+		!strings.Contains(mk.Command, " --skip-dataflow-logs -n ns") || strings.Contains(mk.Command, "skip-x") ||
+		!strings.Contains(mk.Note, "--set") {
+		t.Fatalf("mark %+v", mk)
+	}
+	for _, secret := range []string{"s3cret", "t0ken"} {
+		if strings.Contains(mk.Command+mk.Note, secret) {
+			t.Fatalf("a --set value on the lease: %+v", mk)
+		}
 	}
 }

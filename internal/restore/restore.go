@@ -256,6 +256,12 @@ func (r *Restore) replayAll(ctx context.Context, srv *server, entry *backup.Entr
 	if err == nil {
 		return nil
 	}
+	// a run that lost its lock (stopped while another restore took over,
+	// whose psql sessions ended ours) leaves the copies' names to that run:
+	// they may be its own copies by now
+	if lerr := r.held(context.WithoutCancel(ctx), "removing the partial copies"); lerr != nil {
+		return fmt.Errorf("%w; the live databases are unchanged, the copies are left to the run that holds the lock (%v)", lerr, steplog.OneLine(err.Error()))
+	}
 	if derr := srv.dropCopies(dbNames(dbDumps)); derr != nil {
 		return errs.NeedsAttentionf("%srestoring databases: %v; the live databases are unchanged, but removing the copies failed: %v (the next restore removes them)", srv.label, err, derr)
 	}

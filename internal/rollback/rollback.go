@@ -606,6 +606,12 @@ func RecoverCommand(rel *helmenv.Release, dir string) string {
 	return "helm csghub rollback" + target(rel, dir)
 }
 
+// RevisionCommand is the one command that rolls rel back to revision to,
+// restoring the backup of that revision (status's advice for a failed release).
+func RevisionCommand(rel *helmenv.Release, to int) string {
+	return fmt.Sprintf("helm csghub rollback %d", to) + target(rel, "")
+}
+
 // RestoreCommand is the one command that finishes a restore of backup id
 // that was killed: replaying it again.
 func RestoreCommand(rel *helmenv.Release, dir, id string) string {
@@ -613,16 +619,4 @@ func RestoreCommand(rel *helmenv.Release, dir, id string) string {
 }
 
 // target is the flags naming rel and the backup catalog dir.
-func target(rel *helmenv.Release, dir string) string {
-	s := " -n " + rel.Namespace
-	if rel.Name != helmenv.DefaultRelease {
-		s += " --release " + rel.Name
-	}
-	switch {
-	case backup.IsBucket(dir):
-		s += " --backup-location " + dir
-	case dir != "":
-		s += " --dir " + dir
-	}
-	return s
-}
+func target(rel *helmenv.Release, dir string) string { return rel.Flags(dir) }

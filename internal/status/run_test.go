@@ -143,3 +143,61 @@ func TestLastGood(t *testing.T) {
 func helmTime(day int) helmtime.Time {
 	return helmtime.Time{Time: time.Date(2026, 1, day, 0, 0, 0, 0, time.UTC)}
 }
+
+// Issue 27 item 10: a failed release gets a TO DO with the one command that
+// goes back: the target of a failed rollback (its record is a copy of the
+// target's manifest), else the newest revision that ran, never a failed
+// upgrade a failed rollback marked superseded.
+func TestRunFailedRelease(t *testing.T) {
+	with := func(r *release.Release, manifest, desc string) *release.Release {
+		r.Manifest, r.Info.Description = manifest, desc
+		return r
+	}
+	for _, tc := range []struct {
+		name string
+		revs []*release.Release
+		want string
+	}{
+		{"failed upgrade", []*release.Release{
+			with(rel(1, "2.0.0", release.StatusDeployed), "a", "Install complete"),
+			with(rel(2, "2.4.0", release.StatusFailed), "b", `Upgrade "csghub" failed: timed out`)},
+			"revision 2 (chart 2.4.0) is failed (why: `helm csghub history`): once the cause is fixed, run `helm csghub rollback 1 -n ns` to roll back to revision 1 (chart 2.0.0) and restore its backup"},
+		{"failed automatic rollback", []*release.Release{
+			with(rel(1, "2.0.0", release.StatusSuperseded), "a", "Install complete"),
+			with(rel(2, "2.0.0", release.StatusSuperseded), "c", "Upgrade complete"),
+			with(rel(3, "2.4.0", release.StatusSuperseded), "b", `Upgrade "csghub" failed: timed out`),
+			with(rel(4, "2.0.0", release.StatusFailed), "a", `Rollback "csghub" failed: field is immutable`)},
+			"run `helm csghub rollback 1 -n ns` to roll back to revision 1 (chart 2.0.0)"},
+		{"plain upgrade after a failed rollback", []*release.Release{
+			with(rel(1, "2.0.0", release.StatusSuperseded), "a", "Install complete"),
+			with(rel(2, "2.4.0", release.StatusSuperseded), "b", `Upgrade "csghub" failed: timed out`),
+			with(rel(3, "2.0.0", release.StatusFailed), "a", `Rollback "csghub" failed: x`),
+			with(rel(4, "2.4.0", release.StatusFailed), "d", `Upgrade "csghub" failed: y`)},
+			"run `helm csghub rollback 1 -n ns` to roll back to revision 1"},
+		{"failed install", []*release.Release{with(rel(1, "2.0.0", release.StatusFailed), "a", "Release failed")},
+			"revision 1 (chart 2.0.0) is failed and no earlier revision was deployed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStatus(t, fake.NewClientset(), tc.revs...)
+			rep, err := run(context.Background(), t, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(rep.Todo, tc.want) {
+				t.Fatalf("TO DO %q\nwant %q", rep.Todo, tc.want)
+			}
+		})
+	}
+
+	// a run fixing it holds the lock: wait for it
+	cs := fake.NewClientset()
+	s := newStatus(t, cs, with(rel(1, "2.0.0", release.StatusSuperseded), "a", ""), with(rel(2, "2.4.0", release.StatusFailed), "b", ""))
+	l, err := lock.Acquire(context.Background(), cs, "ns", "csghub", "rollback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if rep, err := run(context.Background(), t, s); err != nil || rep.Todo != "revision 2 (chart 2.4.0) is failed while "+rep.Lease.Holder+" runs: wait for it" {
+		t.Fatalf("failed while a run holds the lock: %v %q", err, rep.Todo)
+	}
+}

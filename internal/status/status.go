@@ -5,6 +5,7 @@ package status
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"helm.sh/helm/v3/pkg/release"
@@ -17,6 +18,7 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
 	"github.com/opencsgs/helm-csghub/internal/quiesce"
+	"github.com/opencsgs/helm-csghub/internal/rollback"
 )
 
 // Report is the status of one release.
@@ -104,7 +106,7 @@ func (s *Status) Run(ctx context.Context) (*Report, error) {
 	if rep.BlockingPolicy != nil && rep.Lease != nil && rep.Lease.Alive {
 		rep.BlockingPolicy.RunningBy = rep.Lease.Holder
 	}
-	rep.Todo = todo(rep, latest.Info.Status.IsPending(), lastGood(hist))
+	rep.Todo = todo(rep, latest.Info.Status.IsPending(), lastGood(hist), failedTodo(s.Release, hist, rep.Lease))
 	if ns != kube.KnativeNamespace {
 		ok, err := kube.NamespaceExists(ctx, cs, kube.KnativeNamespace)
 		if err != nil {
@@ -121,9 +123,9 @@ func (s *Status) Run(ctx context.Context) (*Report, error) {
 	return rep, nil
 }
 
-// todo is the advice for a pending release or a leftover lease ("" when
-// there is nothing to do).
-func todo(r *Report, pending bool, good int) string {
+// todo is the advice for a pending release, a leftover lease or a failed
+// release (failed: failedTodo's; "" when there is nothing to do).
+func todo(r *Report, pending bool, good int, failed string) string {
 	l := r.Lease
 	killed := l != nil && !l.Alive
 	switch {
@@ -141,18 +143,82 @@ func todo(r *Report, pending bool, good int) string {
 	case killed && l.Mark != nil && l.Mark.Step == lock.StepRestore && l.Mark.Command != "":
 		return fmt.Sprintf("a killed `helm csghub %s` (%s) was restoring backup %s: the databases may be half restored; run `%s` to finish",
 			l.Mark.Operation, l.Holder, l.Mark.Backup, l.Mark.Command)
-	case killed && l.Mark != nil && !l.Mark.HelmStep() && l.Mark.Command != "":
-		return fmt.Sprintf("a killed `helm csghub %s` (%s) stopped at %s: run `%s`", l.Mark.Operation, l.Holder, l.Mark.Step, l.Mark.Command)
+	case killed && l.Mark != nil && l.Mark.Step == lock.StepUpgrade && l.Mark.From == r.Revision && !pending && l.Mark.Command != "":
+		s := fmt.Sprintf("a killed `helm csghub upgrade` (%s) stopped before its Helm step: the release is unchanged at revision %d, its migrations may be half applied; run `%s` to upgrade again (each migration checks what is already applied)",
+			l.Holder, r.Revision, l.Mark.Command)
+		if l.Mark.Note != "" {
+			s += " " + l.Mark.Note
+		}
+		return s
+	case killed && l.Mark != nil && !l.Mark.HelmStep() && l.Mark.Step != lock.StepUpgrade && l.Mark.Command != "":
+		s := fmt.Sprintf("a killed `helm csghub %s` (%s) stopped at %s", l.Mark.Operation, l.Holder, l.Mark.Step)
+		switch l.Mark.Step {
+		case lock.StepMigrate:
+			s += ": the migrations may be half applied; run `" + l.Mark.Command + "` to finish them (each checks what is already applied)"
+		case lock.StepImport:
+			s += ": the logs are partly imported; run `" + l.Mark.Command + "` to finish (collections imported before are recorded)"
+		default:
+			s += ": run `" + l.Mark.Command + "`"
+		}
+		if l.Mark.Note != "" {
+			s += " " + l.Mark.Note
+		}
+		return s
 	case pending && l != nil && l.Alive:
 		return fmt.Sprintf("revision %d is %s while %s runs: wait for it", r.Revision, r.Status, l.Holder)
 	case pending:
 		return fmt.Sprintf("revision %d is %s and no helm csghub run holds or left the lock: another client is writing it or was killed; check `helm history %s -n %s` and, once nothing runs, `helm rollback %s %d -n %s`",
 			r.Revision, r.Status, r.Release, r.Namespace, r.Release, good, r.Namespace)
+	case failed != "":
+		return failed
 	case killed:
 		return fmt.Sprintf("leftover lock of a stopped run (%s, last renewed %s): the next helm csghub run takes it over; or `kubectl -n %s delete lease %s`",
 			l.Holder, l.Renewed.UTC().Format(time.RFC3339), r.Namespace, lock.Name(r.Release))
 	}
 	return ""
+}
+
+// failedTodo is the advice for a release whose newest revision is failed (a
+// failed upgrade, or a rollback whose Helm step failed, the plugin's or plain
+// Helm's): the one command that goes back, `helm csghub rollback N`, N the
+// revision a failed rollback was going to (its record carries N's manifest)
+// or else the newest deployed one. "" when the release is not failed.
+func failedTodo(rel *helmenv.Release, hist []*release.Release, l *lock.Info) string {
+	cur := hist[len(hist)-1]
+	if cur.Info.Status != release.StatusFailed {
+		return ""
+	}
+	what := fmt.Sprintf("revision %d (chart %s) is failed", cur.Version, helmenv.ChartVersion(cur))
+	if l != nil && l.Alive {
+		return fmt.Sprintf("%s while %s runs: wait for it", what, l.Holder)
+	}
+	to := rollbackTarget(hist)
+	if to == nil {
+		return what + " and no earlier revision was deployed: fix the cause (`helm csghub history` says it) and run the upgrade again"
+	}
+	return fmt.Sprintf("%s (why: `helm csghub history`): once the cause is fixed, run `%s` to roll back to revision %d (chart %s) and restore its backup",
+		what, rollback.RevisionCommand(rel, to.Version), to.Version, helmenv.ChartVersion(to))
+}
+
+// rollbackTarget is where a failed newest revision goes back to: the
+// revision a failed Helm rollback was going to (Helm's rollback record is a
+// copy of its target's manifest, and marks the revision it left superseded
+// even when it fails), else the newest deployed or superseded one. nil: none.
+func rollbackTarget(hist []*release.Release) *release.Release {
+	cur := hist[len(hist)-1]
+	for i := len(hist) - 2; i >= 0; i-- {
+		if h := hist[i]; h.Manifest == cur.Manifest && h.Manifest != "" && h.Info.Status != release.StatusFailed {
+			return h
+		}
+	}
+	for i := len(hist) - 2; i >= 0; i-- {
+		// a failed upgrade a failed rollback marked superseded is no way back
+		h := hist[i]
+		if st := h.Info.Status; (st == release.StatusDeployed || st == release.StatusSuperseded) && !strings.Contains(h.Info.Description, " failed") {
+			return h
+		}
+	}
+	return nil
 }
 
 // lastGood is the newest deployed or superseded revision.

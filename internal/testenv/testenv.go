@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -586,7 +585,7 @@ func RunCmd(t testing.TB, env []string, dir, name string, args ...string) Result
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(runtime.GOROOT(), "bin")+":"+os.Getenv("PATH"))
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(devenv.GoBin())+":"+os.Getenv("PATH"))
 	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -627,10 +626,16 @@ type Proc struct {
 // signal reaches the plugin itself), with the environment helm would give it.
 func (e *Env) StartPlugin(args ...string) *Proc {
 	e.T.Helper()
+	return e.StartPluginWith(nil, args...)
+}
+
+// StartPluginWith is StartPlugin with env (KEY=VALUE) added to its environment.
+func (e *Env) StartPluginWith(env []string, args ...string) *Proc {
+	e.T.Helper()
 	bin := filepath.Join(e.C.Root, "bin", "helm-csghub")
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = e.C.Root
-	cmd.Env = append(os.Environ(), e.HelmEnv()...)
+	cmd.Env = append(append(os.Environ(), e.HelmEnv()...), env...)
 	p := &Proc{Cmd: cmd, Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.Stdout, p.Stderr
 	if err := cmd.Start(); err != nil {

@@ -7,11 +7,13 @@ import (
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dbpod"
 	"github.com/opencsgs/helm-csghub/internal/errs"
+	"github.com/opencsgs/helm-csghub/internal/lock"
 	"github.com/opencsgs/helm-csghub/internal/migrate"
 	"github.com/opencsgs/helm-csghub/internal/netpol"
 	"github.com/opencsgs/helm-csghub/internal/plan"
@@ -57,7 +59,7 @@ func (u *Upgrade) preflight(ctx context.Context, p *plan.Prepared) (warnings []s
 	if left, err := netpol.FindLeftover(ctx, cs, u.Release.Namespace); err != nil {
 		return warnings, errs.Failedf("looking for a leftover NetworkPolicy: %w", err)
 	} else if left != nil {
-		return warnings, errs.Preconditionf("%s", left.Hint())
+		return warnings, policyRefusal(ctx, cs, u.Release.Namespace, u.Release.Name, u.DryRun, left)
 	}
 	// objects Helm could not take or patch: refused before the backup
 	if err := p.LiveRefusal(u.RecreateStatefulSets); err != nil {
@@ -171,4 +173,17 @@ func (u *Upgrade) checkBackupSpace(ctx context.Context, p *plan.Prepared, cat ba
 		}
 	}
 	return nil
+}
+
+// policyRefusal refuses the upgrade for the restore's NetworkPolicy. A dry
+// run holds no lock: a live lease is then a running restore's, whose policy
+// is in use (wait; do not delete it), not one an interrupted restore left
+// (issue 27 item 10). A real run holds the lease itself: the policy is left.
+func policyRefusal(ctx context.Context, cs kubernetes.Interface, ns, name string, dryRun bool, left *netpol.Leftover) error {
+	if dryRun {
+		if info, err := lock.Inspect(ctx, cs, ns, name); err == nil && info != nil && info.Alive {
+			left.RunningBy = info.Holder
+		}
+	}
+	return errs.Preconditionf("%s", left.Hint())
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/errs"
@@ -30,7 +29,7 @@ func (r *run) undo(ctx context.Context, step string, cause error) (*Summary, err
 	r.Log.Printf("upgrade failed at %s: %v; rolling back to revision %d and restoring backup %s", step, cause, from, r.entry.ID)
 	timeout := r.RollbackTimeout
 	if timeout <= 0 {
-		timeout = 10 * time.Minute
+		timeout = DefaultTimeout
 	}
 	rv := &rollback.Revert{Release: r.Release, Kube: r.Kube, Lock: r.lk, To: from, Dir: r.BackupDir,
 		Timeout: timeout, TimeoutFlag: "--rollback-timeout", Finish: true, Operation: "upgrade",

@@ -38,6 +38,9 @@ import (
 	"github.com/opencsgs/helm-csghub/internal/verify"
 )
 
+// DefaultTimeout is the CLI's --timeout and --rollback-timeout.
+const DefaultTimeout = 10 * time.Minute
+
 // Upgrade is one upgrade run.
 type Upgrade struct {
 	Release *helmenv.Release
@@ -153,6 +156,12 @@ func (u *Upgrade) Run(ctx context.Context) (*Summary, error) {
 	if u.DryRun {
 		return r.sum, r.dryRun(ctx)
 	}
+	// killed from here to its Helm step (whose mark replaces this one), the
+	// release is unchanged and the migrations may be half applied: status
+	// names this upgrade again
+	if err := r.lk.SetMark(ctx, r.rerunMark()); err != nil {
+		return r.sum, err
+	}
 	// Ctrl-C during the backup: it removes its partial folder.
 	if err := r.timed(ctx, "backup", r.backup); err != nil {
 		return r.sum, err
@@ -235,8 +244,11 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 	s.FromRevision, s.Revision = p.Release.Version, p.Release.Version
 	s.Status = p.Release.Info.Status.String()
 	s.Rewrites = p.ValueChanges
-	if r.lk != nil && !p.Release.Info.Status.IsPending() {
-		r.lk.ForgetInherited() // not pending: a killed run's mark explains nothing any more
+	if r.lk != nil {
+		// not pending: a killed Helm step's mark explains nothing any more (a
+		// killed migrate's or import's stays until its work is done again;
+		// the Helm step below clears every mark)
+		r.lk.ForgetObsolete(r.Release.Pending)
 	}
 	p.Migrate.ForceConflicts = r.ForceConflicts
 	p.Migrate.Progress = r.Progress
@@ -309,7 +321,49 @@ func (r *run) migrate(ctx context.Context) (string, error) {
 	}
 	res, err := migrate.Run(ctx, r.p.Migrate, r.p.Migrations)
 	r.sum.Migrations = append(r.sum.Migrations, res...)
+	if err == nil && r.lk != nil {
+		r.lk.ForgetFinished(lock.StepMigrate) // they ran again: a killed migrate's are done
+	}
 	return fmt.Sprintf("%d migration(s)", len(res)), err
+}
+
+// rerunMark is the mark of the upgrade before its Helm step: the command
+// that runs it again, with the flags that change what it does.
+func (r *run) rerunMark() *lock.Mark {
+	var extra []string
+	for _, f := range []struct {
+		on   bool
+		flag string
+	}{{r.SkipDBBackup, "--skip-db-backup"}, {r.ForceConflicts, "--force-conflicts"},
+		{r.RecreateStatefulSets, "--recreate-statefulsets"}, {r.NoRollback, "--no-rollback"}} {
+		if f.on {
+			extra = append(extra, f.flag)
+		}
+	}
+	if r.Keep != 0 && r.Keep != backup.DefaultKeep {
+		extra = append(extra, fmt.Sprintf("--keep=%d", r.Keep))
+	}
+	if r.Timeout != 0 && r.Timeout != DefaultTimeout {
+		extra = append(extra, "--timeout="+r.Timeout.String())
+	}
+	if r.RollbackTimeout != 0 && r.RollbackTimeout != DefaultTimeout {
+		extra = append(extra, "--rollback-timeout="+r.RollbackTimeout.String())
+	}
+	// the backup's encryption: a mode, a key id and public keys, no secret
+	// (the private key of --encrypt-to is given again with --identity or
+	// $HELM_CSGHUB_AGE_IDENTITY: the upgrade asks for it)
+	if r.BackupSSE.Mode != "" {
+		extra = append(extra, "--sse="+r.BackupSSE.Mode)
+	}
+	if r.BackupSSE.KMSKeyID != "" {
+		extra = append(extra, "--sse-kms-key-id="+r.BackupSSE.KMSKeyID)
+	}
+	for _, to := range r.BackupEncryptTo {
+		extra = append(extra, fmt.Sprintf("--encrypt-to=%s", to))
+	}
+	cmd, note := plan.RerunCommand("upgrade", r.p.Target.VersionS, r.Plan, r.MigrationSkip, r.BackupDir, extra...)
+	return &lock.Mark{Operation: "upgrade", Step: lock.StepUpgrade, From: r.p.Release.Version, Revision: r.p.Release.Version,
+		Command: cmd, Note: note}
 }
 
 // clearImmutable deletes, just before the Helm upgrade, the objects Helm

@@ -68,3 +68,38 @@ func TestRunCheckRetriesConnectionFailures(t *testing.T) {
 		t.Errorf("a wrong answer: %+v after %d calls, want one", c, *calls)
 	}
 }
+
+// A connection that hangs (KWOK's port-forward does not pass on that the far
+// end closed) is given up after its attempt's share of the timeout and tried
+// anew, not waited on for the whole window: the check passes after 2
+// attempts, well within its timeout.
+func TestRunCheckRetriesAHungAttempt(t *testing.T) {
+	defer func(p, m time.Duration) { retryPause, minAttempt = p, m }(retryPause, minAttempt)
+	retryPause, minAttempt = 10*time.Millisecond, 10*time.Millisecond
+	v := &Verify{Timeout: 600 * time.Millisecond} // 200 ms an attempt
+	calls := 0
+	run := func(ctx context.Context) (string, error) {
+		if calls++; calls == 1 {
+			<-ctx.Done()
+			return "", fmt.Errorf("GET / through port-forward: %w", ctx.Err())
+		}
+		return "answered", nil
+	}
+	var c Check
+	t0 := time.Now()
+	v.runCheck(context.Background(), &c, run)
+	if d := time.Since(t0); c.Status != Passed || c.Attempts != 2 || !strings.Contains(c.Detail, "passed after 2 attempts") ||
+		!strings.Contains(c.Detail, "no answer within 200ms") || d < 200*time.Millisecond || d > 500*time.Millisecond {
+		t.Fatalf("%+v in %s, want passed after 2 attempts in about 200ms", c, d)
+	}
+	// hanging every time: failed when the window is spent, saying why
+	calls = -1000
+	c = Check{}
+	v.runCheck(context.Background(), &c, func(ctx context.Context) (string, error) { <-ctx.Done(); return "", ctx.Err() })
+	if c.Status != Failed || c.Attempts < 2 || !strings.Contains(c.Detail, "attempts") {
+		t.Fatalf("always hung: %+v", c)
+	}
+	if v.Timeout = time.Minute; v.attemptTimeout() != 10*time.Second {
+		t.Fatalf("attempt of a 1m check: %s, want the 10s cap", v.attemptTimeout())
+	}
+}

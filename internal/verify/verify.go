@@ -292,10 +292,21 @@ var retryPause = 250 * time.Millisecond
 // retryLast is what an attempt is left at least.
 const retryLast = 50 * time.Millisecond
 
+// One attempt is given a third of the check's Timeout, from minAttempt to
+// maxAttempt: a connection that hangs (a port-forward whose far end closed
+// without passing it on, as KWOK's does) is given up and tried anew instead
+// of using the whole window; a healthy component answers in milliseconds.
+var minAttempt, maxAttempt = time.Second, 10 * time.Second
+
+func (v *Verify) attemptTimeout() time.Duration {
+	return min(max(v.timeout()/3, minAttempt), maxAttempt)
+}
+
 // runCheck runs one check into c: again after a connection-level failure
-// (refused, reset, EOF, a port-forward that dropped, no ready endpoint yet),
-// each attempt picking a Ready pod anew, for as long as Timeout (or Retry)
-// allows; any other failure, or the last one, is the check's result.
+// (refused, reset, EOF, a port-forward that dropped or hangs, no ready
+// endpoint yet), each attempt picking a Ready pod anew, for as long as
+// Timeout (or Retry) allows; any other failure, or the last one, is the
+// check's result.
 func (v *Verify) runCheck(ctx context.Context, c *Check, run func(context.Context) (string, error)) {
 	window := v.timeout()
 	if v.Retry > window {
@@ -307,7 +318,13 @@ func (v *Verify) runCheck(ctx context.Context, c *Check, run func(context.Contex
 	var first error
 	for {
 		c.Attempts++
-		detail, err := run(cctx)
+		actx, acancel := context.WithTimeout(cctx, v.attemptTimeout())
+		detail, err := run(actx)
+		hung := err != nil && actx.Err() == context.DeadlineExceeded && cctx.Err() == nil
+		acancel()
+		if hung {
+			err = fmt.Errorf("%w (no answer within %s)", err, v.attemptTimeout())
+		}
 		var skip skipped
 		switch {
 		case err == nil:
@@ -320,7 +337,7 @@ func (v *Verify) runCheck(ctx context.Context, c *Check, run func(context.Contex
 			c.Status, c.Detail = Skipped, string(skip)
 			return
 		}
-		if Transient(err) && cctx.Err() == nil {
+		if (hung || Transient(err)) && cctx.Err() == nil {
 			if first == nil {
 				first = err
 			}

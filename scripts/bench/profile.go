@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/opencsgs/helm-csghub/internal/devenv"
 )
 
 // profilePhase (-profile DIR) runs one more plugin backup and restore under
@@ -29,8 +31,8 @@ func (b *bench) profilePhase(ctx context.Context) error {
 	}
 	bin := filepath.Join(dir, "helm-csghub")
 	logf("building an unstripped plugin for the profile: %s", bin)
-	if _, err := b.runCmd(ctx, cmdSpec{name: filepath.Join(runtime.GOROOT(), "bin", "go"), args: []string{"build", "-trimpath", "-o", bin, "."},
-		env: []string{"CGO_ENABLED=0"}, timeout: 10 * time.Minute}); err != nil {
+	if _, err := b.runCmd(ctx, cmdSpec{name: devenv.GoBin(), args: []string{"build", "-trimpath", "-o", bin, "."},
+		env: []string{"CGO_ENABLED=0", "GOFLAGS="}, timeout: 10 * time.Minute}); err != nil {
 		return err
 	}
 	ops := []struct {

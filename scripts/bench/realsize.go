@@ -7,10 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/opencsgs/helm-csghub/internal/devenv"
 )
 
 // ---- real-size chart (issue 12 part 3): plan and upgrade on the mirror charts
@@ -161,7 +162,7 @@ func (b *bench) realSizePhase(ctx context.Context) error {
 // pprofTop returns the n functions with the most cumulative CPU in a profile
 // (go tool pprof -top -cum), header lines first.
 func pprofTop(ctx context.Context, prof string, n int) ([]string, error) {
-	out, err := exec.CommandContext(ctx, filepath.Join(runtime.GOROOT(), "bin", "go"), "tool", "pprof", "-top", "-cum",
+	out, err := exec.CommandContext(ctx, devenv.GoBin(), "tool", "pprof", "-top", "-cum",
 		fmt.Sprintf("-nodecount=%d", n), prof).Output()
 	if err != nil {
 		return nil, fmt.Errorf("go tool pprof %s: %w", prof, err)
