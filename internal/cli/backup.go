@@ -61,13 +61,7 @@ AWS_ACCESS_KEY_ID, ..., AWS_PROFILE); see docs/backups.md.`,
 }
 
 func (c *backupCmd) run(ctx context.Context, _ []string) error {
-	if err := c.dir.resolve(); err != nil {
-		return err
-	}
-	if err := backup.CheckSSE(c.sse.sse, c.dir.loc()); err != nil {
-		return err
-	}
-	recipients, err := c.encrypt.recipients()
+	recipients, err := writeSettings(&c.dir, &c.sse, &c.encrypt)
 	if err != nil {
 		return err
 	}

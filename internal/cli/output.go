@@ -113,6 +113,19 @@ func (f *encryptFlags) recipients() ([]age.Recipient, error) {
 	return r, err
 }
 
+// writeSettings checks the flags of a command that writes a new backup
+// (backup, upgrade): the location, server-side encryption for it, and the
+// age recipients (nil: no client-side encryption).
+func writeSettings(dir *catalogDir, sse *sseFlags, enc *encryptFlags) ([]age.Recipient, error) {
+	if err := dir.resolve(); err != nil {
+		return nil, err
+	}
+	if err := backup.CheckSSE(sse.sse, dir.loc()); err != nil {
+		return nil, err
+	}
+	return enc.recipients()
+}
+
 // sseFlags ask a bucket location to encrypt what a command writes.
 type sseFlags struct{ sse backup.SSE }
 

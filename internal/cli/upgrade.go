@@ -71,13 +71,7 @@ nothing changed but the backup; after it, the automatic rollback is finished.`,
 }
 
 func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
-	if err := c.dir.resolve(); err != nil {
-		return err
-	}
-	if err := backup.CheckSSE(c.sse.sse, c.dir.loc()); err != nil {
-		return err
-	}
-	recipients, err := c.encrypt.recipients()
+	recipients, err := writeSettings(&c.dir, &c.sse, &c.encrypt)
 	if err != nil {
 		return err
 	}
