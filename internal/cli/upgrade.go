@@ -18,6 +18,7 @@ type upgradeCmd struct {
 	target         targetFlags
 	timeout        time.Duration
 	rbTimeout      time.Duration
+	verifyTimeout  time.Duration
 	dryRun         bool
 	noRollback     bool
 	skipDBBackup   bool
@@ -49,6 +50,7 @@ nothing changed but the backup; after it, the automatic rollback is finished.`,
 			c.target.bind(fs, true)
 			fs.DurationVar(&c.timeout, "timeout", upgrade.DefaultTimeout, "one budget for all the run's waits (Helm upgrade, post-upgrade imports' wait, pods Ready), each gets what is left; backup and restore are not counted")
 			fs.DurationVar(&c.rbTimeout, "rollback-timeout", upgrade.DefaultTimeout, "one budget for the automatic rollback's waits (Helm rollback, pods Ready), apart from --timeout")
+			fs.DurationVar(&c.verifyTimeout, "verify-timeout", 0, "time for each verification check after the upgrade, retries included (as verify --timeout); a check still failing then rolls the upgrade back (default: what --timeout leaves)")
 			fs.BoolVar(&c.dryRun, "dry-run", false, "run preflight and the plan, render the upgrade, change nothing")
 			fs.BoolVar(&c.noRollback, "no-rollback", false, "on failure, leave the release and database as they are")
 			fs.BoolVar(&c.skipDBBackup, "skip-db-backup", false, "do not dump PostgreSQL before upgrading (explicit opt-out)")
@@ -87,6 +89,9 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 	if c.rbTimeout <= 0 {
 		return usageError("upgrade: --rollback-timeout must be positive")
 	}
+	if c.verifyTimeout < 0 {
+		return usageError("upgrade: --verify-timeout must be positive (or 0: what --timeout leaves)")
+	}
 	if c.keep < backup.MinKeep {
 		return usageError(fmt.Sprintf("upgrade: --keep %d: at least %d backups are kept", c.keep, backup.MinKeep))
 	}
@@ -112,7 +117,7 @@ func (c *upgradeCmd) run(ctx context.Context, _ []string) error {
 		}
 	}
 	u := &upgrade.Upgrade{Release: rel, Kube: kc, Plan: c.target.options(rel, kc, c.app.warner()),
-		Timeout: c.timeout, RollbackTimeout: c.rbTimeout, DryRun: c.dryRun, NoRollback: c.noRollback, SkipDBBackup: c.skipDBBackup,
+		Timeout: c.timeout, RollbackTimeout: c.rbTimeout, VerifyTimeout: c.verifyTimeout, DryRun: c.dryRun, NoRollback: c.noRollback, SkipDBBackup: c.skipDBBackup,
 		ForceConflicts: c.forceConflicts, RecreateStatefulSets: c.recreateSTS, BackupDir: c.dir.loc(), BackupSSE: c.sse.sse, BackupEncryptTo: recipients, Keep: c.keep, Recover: c.recover,
 		MigrationSkip: c.switches.off(),
 		Progress:      c.app.progressWriter(c.output), Log: c.app.stepLogger(c.output),

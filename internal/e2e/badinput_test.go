@@ -102,6 +102,9 @@ func badInputCases(dir, backupID string) []badCase {
 		add(2, nil, "verify", "--timeout", to)
 		add(2, nil, "upgrade", "--yes", "--dir", dir, "--timeout", to)
 		add(2, nil, "upgrade", "--yes", "--dir", dir, "--rollback-timeout", to)
+		if to != "0" { // 0 is the default: what --timeout leaves
+			add(2, nil, "upgrade", "--yes", "--dir", dir, "--verify-timeout", to)
+		}
 		add(2, nil, "rollback", "--yes", "--dir", dir, "--timeout", to)
 	}
 	for _, rev := range []string{"abc", "0", "-1", "1.5"} {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencsgs/helm-csghub/internal/devenv"
 	"github.com/opencsgs/helm-csghub/internal/testenv"
@@ -150,14 +151,28 @@ func TestVerifyEveryCheck(t *testing.T) {
 	if err := e.Components.Stop("redis"); err != nil {
 		t.Fatal(err)
 	}
-	// the verify step retries Redis's refused connections within what
-	// --timeout leaves: a budget that fits the upgrade, not minutes more
-	r = e.Plugin("upgrade", "--version", "1.17.0", "--yes", "--dir", dir, "--timeout", "100s")
+	// the verify step retries Redis's refused connections for
+	// --verify-timeout, not for all that --timeout leaves
+	start := time.Now()
+	r = e.Plugin("upgrade", "--version", "1.17.0", "--yes", "--dir", dir, "--timeout", "5m", "--verify-timeout", "10s", "-o", "json")
+	took := time.Since(start)
 	if err := e.Components.Start(ctx, "redis"); err != nil {
 		t.Fatal(err)
 	}
 	if r.Code != 5 || !strings.Contains(r.Stderr, "verify") || !strings.Contains(r.Stderr, "redis") {
 		t.Fatalf("upgrade with Redis down: exit %d, want 5 naming the redis check\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	// redis failed after its own 10s, not the 30s default of a check nor
+	// the minutes --timeout had left
+	sum, _ = lastSummary(t, r.Stdout)
+	checks := map[string]verify.Check{}
+	if sum.Verify != nil {
+		for _, c := range sum.Verify.Checks {
+			checks[c.Name] = c
+		}
+	}
+	if c, ok := checks[verify.CheckRedis]; !ok || c.Status != verify.Failed || c.DurationMs < 9000 || c.DurationMs > 20000 {
+		t.Fatalf("upgrade --verify-timeout 10s with Redis down: redis check %+v (took %s in all), want failed after about 10s", c, took.Round(time.Second))
 	}
 	wantDeployed(t, e, "1.16.0", 0, "after the automatic rollback")
 }

@@ -50,11 +50,11 @@ func TestPolicyRefusal(t *testing.T) {
 func TestRerunMark(t *testing.T) {
 	rel := &helmenv.Release{Name: "csghub", Namespace: "ns"}
 	r := &run{Upgrade: &Upgrade{Release: rel, Plan: plan.Options{Release: rel}, BackupDir: "/b", Keep: backup.DefaultKeep,
-		Timeout: DefaultTimeout, RollbackTimeout: 20 * time.Minute, ForceConflicts: true,
+		Timeout: DefaultTimeout, RollbackTimeout: 20 * time.Minute, VerifyTimeout: 45 * time.Second, ForceConflicts: true,
 		MigrationSkip: map[*migrate.Switch]bool{{Flag: "skip-dataflow-logs"}: true}},
 		p: &plan.Prepared{Target: &plan.Target{VersionS: "2.4.0"}, Release: &release.Release{Version: 7}}}
 	m := r.rerunMark()
-	want := "helm csghub upgrade --version 2.4.0 --skip-dataflow-logs --force-conflicts --rollback-timeout=20m0s -n ns --dir /b"
+	want := "helm csghub upgrade --version 2.4.0 --skip-dataflow-logs --force-conflicts --rollback-timeout=20m0s --verify-timeout=45s -n ns --dir /b"
 	if m.Step != lock.StepUpgrade || m.Operation != "upgrade" || m.From != 7 || m.Command != want || m.Note != "" {
 		t.Fatalf("mark %+v\nwant command %s", m, want)
 	}

@@ -53,10 +53,14 @@ type Upgrade struct {
 	// spent; 0 is the CLI's default, 10 minutes.
 	Timeout         time.Duration
 	RollbackTimeout time.Duration
-	DryRun          bool
-	NoRollback      bool
-	SkipDBBackup    bool
-	ForceConflicts  bool
+	// VerifyTimeout, when set, is each verification check's own time after
+	// the upgrade, retries included (verify's --timeout): how long a failing
+	// check may keep the upgrade from its rollback. 0: what Timeout leaves.
+	VerifyTimeout  time.Duration
+	DryRun         bool
+	NoRollback     bool
+	SkipDBBackup   bool
+	ForceConflicts bool
 	// RecreateStatefulSets deletes (--cascade=orphan) StatefulSets whose
 	// immutable fields change, so Helm recreates them; without it such a
 	// change is refused in preflight.
@@ -349,6 +353,9 @@ func (r *run) rerunMark() *lock.Mark {
 	if r.RollbackTimeout != 0 && r.RollbackTimeout != DefaultTimeout {
 		extra = append(extra, "--rollback-timeout="+r.RollbackTimeout.String())
 	}
+	if r.VerifyTimeout != 0 {
+		extra = append(extra, "--verify-timeout="+r.VerifyTimeout.String())
+	}
 	// the backup's encryption: a mode, a key id and public keys, no secret
 	// (the private key of --encrypt-to is given again with --identity or
 	// $HELM_CSGHUB_AGE_IDENTITY: the upgrade asks for it)
@@ -466,6 +473,9 @@ func (r *run) verify(ctx context.Context) (string, error) {
 	// connection-level failures (a port-forward that drops) are retried
 	// with what --timeout leaves, not taken for a broken upgrade at once
 	v := &verify.Verify{Release: r.Release, Kube: r.Kube, Revision: r.sum.Revision, Retry: r.wait.Left()}
+	if r.VerifyTimeout > 0 {
+		v.Timeout, v.Retry = r.VerifyTimeout, 0
+	}
 	rep, err := v.Run(ctx)
 	r.sum.Verify = rep
 	return "all checks passed", err
