@@ -410,7 +410,11 @@ func (e *Env) MustHelm(args ...string) string {
 // Plugin runs `helm -n <namespace> csghub args...`.
 func (e *Env) Plugin(args ...string) Result {
 	e.T.Helper()
-	return e.RunHelm(nil, append([]string{"-n", e.Namespace, "csghub"}, args...)...)
+	t0 := time.Now()
+	r := e.RunHelm(nil, append([]string{"-n", e.Namespace, "csghub"}, args...)...)
+	// where a slow test spends its time, in the run's output
+	e.T.Logf("testenv: helm csghub %s: exit %d in %.1fs", strings.Join(args[:min(len(args), 2)], " "), r.Code, time.Since(t0).Seconds())
+	return r
 }
 
 // AddRepo registers the test chart repository as "csghub", as the guide's
