@@ -107,6 +107,9 @@ func verify(ctx context.Context, e *Entry, deep bool) *VerifyReport {
 		}
 		r.Checks = append(r.Checks, c)
 	}
+	for _, n := range e.IncompleteExtras {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: incomplete (its upload or its record never finished, e.g. a killed export): not part of the backup, ignored; the next backup or export removes it", n))
+	}
 	// a backup without dumps is one taken with --skip-db-backup, and says
 	// so; a manifest whose dumps were removed (by hand, or cut) must not
 	// pass for a backup a restore could use
@@ -325,3 +328,7 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 	t.b = append(t.b, p...)
 	return len(p), nil
 }
+
+// Decompress reads the zstd stream rc (a dump, or an extra such as the
+// Dataflow logs export); closing the result closes rc.
+func Decompress(rc io.ReadCloser) (io.ReadCloser, error) { return newDumpReader(rc) }
