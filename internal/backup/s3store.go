@@ -187,36 +187,6 @@ func (s *s3Store) check(ctx context.Context, write bool) error {
 	return nil
 }
 
-// listIDs lists the backup "folders" of a release.
-func (s *s3Store) listIDs(namespace, release string) ([]string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s3MetaTimeout)
-	defer cancel()
-	dir := s.key(namespace, release) + "/"
-	var ids []string
-	for o := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: dir}) {
-		if o.Err != nil {
-			return nil, s.describe("reading backup catalog "+s.urlOf(namespace, release), o.Err)
-		}
-		if strings.HasSuffix(o.Key, "/") {
-			ids = append(ids, strings.TrimSuffix(strings.TrimPrefix(o.Key, dir), "/"))
-		}
-	}
-	return ids, nil
-}
-
-// hasObjects reports whether any object is under dir.
-func (s *s3Store) hasObjects(dir string) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s3MetaTimeout)
-	defer cancel()
-	for o := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: dir + "/", Recursive: true, MaxKeys: 1}) {
-		if o.Err != nil {
-			return false, s.describe("reading "+s3Scheme+s.bucket+"/"+dir, o.Err)
-		}
-		return true, nil
-	}
-	return false, nil
-}
-
 // exists reports whether any object is under dir (a backup id "folder").
 func (s *s3Store) exists(ctx context.Context, dir string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s3MetaTimeout)
