@@ -22,7 +22,10 @@ var taskTypeOf = map[string]string{"datasource": "datasource", "formatity": "for
 
 // 1.17.0 with Dataflow logs in MongoDB (FerretDB behind csghub-mongo-0) ->
 // 2.0.0: every document is in task_log / operator_status, the export is in
-// the backup and verified, a second import adds nothing.
+// the backup and verified, a second import adds nothing. The export by hand
+// goes into a folder backup, copied with it to a bucket; the upgrade runs
+// with the bucket as its backup location (export into the bucket, import
+// streamed back from it); its backup copied to a folder imports the same.
 func TestUpgradeMovesDataflowLogs(t *testing.T) {
 	t.Parallel()
 	e := testenv.NewEnv(t)
@@ -64,7 +67,23 @@ func TestUpgradeMovesDataflowLogs(t *testing.T) {
 		t.Fatalf("dataflow-logs export: exit %d\n%s%s", x.Code, x.Stdout, x.Stderr)
 	}
 
-	r := e.Plugin("upgrade", "--version", "2.0.0", "--yes", "--dir", dir, "--timeout", "3m", "-o", "json")
+	// the hand-made export travels with its backup into a bucket (listed by
+	// the copy's manifest there) and verifies there
+	b := startBackupBucket(t, e)
+	hand := listIn(t, e, "--dir", dir)
+	if len(hand) != 1 || !dataflowlogs.HasExport(&hand[0]) {
+		t.Fatalf("the folder catalog after the export: %+v", hand)
+	}
+	if c := e.Plugin("backup", "copy", hand[0].ID, "--dir", dir, "--to", b.loc, "-o", "json"); c.Code != 0 || !strings.Contains(c.Stdout, `"verified": true`) {
+		t.Fatalf("copy of the backup holding the export to the bucket: exit %d\n%s%s", c.Code, c.Stdout, c.Stderr)
+	}
+	if v := e.Plugin("backup", "verify", hand[0].ID, "--backup-location", b.loc); v.Code != 0 || !strings.Contains(v.Stdout, dataflowlogs.ExportFile) {
+		t.Fatalf("verify of the copy in the bucket: exit %d\n%s%s", v.Code, v.Stdout, v.Stderr)
+	}
+
+	// the upgrade through the bucket: its backup, the export and the
+	// import all go through the bucket (one command, no --dir)
+	r := e.Plugin("upgrade", "--version", "2.0.0", "--yes", "--backup-location", b.loc, "--timeout", "3m", "-o", "json")
 	if r.Code != 0 {
 		t.Fatalf("upgrade: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -151,20 +170,33 @@ func TestUpgradeMovesDataflowLogs(t *testing.T) {
 		}
 	}
 
-	// the export is in the backup, 0600, in the manifest, and verified
-	e1, err := backup.Open(sum.BackupPath)
+	// the export is in the bucket backup, committed by its record, and
+	// verified there; copied to a folder it is in that manifest, 0600
+	if !strings.HasPrefix(sum.BackupPath, b.loc+"/") {
+		t.Fatalf("the upgrade's backup is at %s, not in %s", sum.BackupPath, b.loc)
+	}
+	objs := b.keys(t, e.Namespace+"/csghub/"+sum.Backup+"/")
+	exportKey := e.Namespace + "/csghub/" + sum.Backup + "/" + dataflowlogs.ExportFile
+	if !contains(objs, exportKey) || !contains(objs, exportKey+".extra.json") {
+		t.Fatalf("objects of the upgrade's backup: %v", objs)
+	}
+	if v := e.Plugin("backup", "verify", sum.Backup, "--backup-location", b.loc); v.Code != 0 || !strings.Contains(v.Stdout, dataflowlogs.ExportFile) {
+		t.Fatalf("backup verify: exit %d\n%s%s", v.Code, v.Stdout, v.Stderr)
+	}
+	copied := t.TempDir()
+	if c := e.Plugin("backup", "copy", sum.Backup, "--backup-location", b.loc, "--to", copied); c.Code != 0 {
+		t.Fatalf("copy of the upgrade's backup to a folder: exit %d\n%s%s", c.Code, c.Stdout, c.Stderr)
+	}
+	e1, err := backup.Open(filepath.Join(copied, e.Namespace, "csghub", sum.Backup))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !dataflowlogs.HasExport(e1) {
-		t.Fatalf("manifest of %s does not list %s", sum.BackupPath, dataflowlogs.ExportFile)
+		t.Fatalf("manifest of the folder copy %s does not list %s", e1.Path, dataflowlogs.ExportFile)
 	}
-	fi, err := os.Stat(filepath.Join(sum.BackupPath, dataflowlogs.ExportFile))
+	fi, err := os.Stat(filepath.Join(e1.Path, dataflowlogs.ExportFile))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("export file: %v mode %v", err, fi.Mode())
-	}
-	if v := e.Plugin("backup", "verify", sum.Backup, "--dir", dir); v.Code != 0 || !strings.Contains(v.Stdout, dataflowlogs.ExportFile) {
-		t.Fatalf("backup verify: exit %d\n%s%s", v.Code, v.Stdout, v.Stderr)
 	}
 
 	// MongoDB's volume is kept and the summary says how to delete it
@@ -193,18 +225,20 @@ func TestUpgradeMovesDataflowLogs(t *testing.T) {
 		t.Fatalf("import --wait 0s: exit %d (want 2)\n%s", bad.Code, bad.Stderr)
 	}
 
-	// a second run imports nothing
-	again := e.Plugin("dataflow-logs", "import", "--dir", dir, "-o", "json")
+	// a second run imports nothing: from the bucket, and from the folder copy
+	again := e.Plugin("dataflow-logs", "import", "--backup-location", b.loc, "-o", "json")
 	if again.Code != 0 {
 		t.Fatalf("second import: exit %d\n%s%s", again.Code, again.Stdout, again.Stderr)
 	}
-	var res dataflowlogs.ImportResult
-	if err := json.Unmarshal([]byte(again.Stdout), &res); err != nil {
-		t.Fatalf("import -o json: %v\n%s", err, again.Stdout)
-	}
 	statuses := statusCount(seeded)
-	if res.Imported != 0 || res.Already != int64(total+statuses) {
-		t.Fatalf("second import: %d imported, %d already (want 0, %d)", res.Imported, res.Already, total+statuses)
+	for _, imp := range []testenv.Result{again, e.Plugin("dataflow-logs", "import", "--dir", copied, "-o", "json")} {
+		var res dataflowlogs.ImportResult
+		if err := json.Unmarshal([]byte(imp.Stdout), &res); err != nil || imp.Code != 0 {
+			t.Fatalf("import -o json: exit %d %v\n%s%s", imp.Code, err, imp.Stdout, imp.Stderr)
+		}
+		if res.Imported != 0 || res.Already != int64(total+statuses) {
+			t.Fatalf("second import: %d imported, %d already (want 0, %d)", res.Imported, res.Already, total+statuses)
+		}
 	}
 	var after int
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM task_log").Scan(&after); err != nil {
