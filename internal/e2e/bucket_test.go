@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
@@ -239,6 +240,51 @@ func TestBackupsInBucket(t *testing.T) {
 			t.Fatalf("verify of a truncated object: exit %d: %s", v.Code, v.Stderr)
 		}
 		b.put(t, key, orig)
+
+		// A dump cut in half whose stored size and sha256 were updated in
+		// the manifest (its SQL size left): the restore from a bucket reads
+		// each dump once, proving it as it replays into its copy, so it is
+		// found before any live database is dropped: exit 4 naming it, the
+		// copies removed, every database as it was.
+		manifestKey := e.Namespace + "/csghub/" + first.ID + "/manifest.json"
+		origManifest := b.get(t, manifestKey)
+		defer b.put(t, manifestKey, origManifest)
+		defer b.put(t, key, orig)
+		zr, err := zstd.NewReader(bytes.NewReader(orig))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sql, err := io.ReadAll(zr)
+		zr.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var z bytes.Buffer
+		zw, _ := zstd.NewWriter(&z)
+		zw.Write(sql[:len(sql)/2])
+		zw.Close()
+		var m backup.Manifest
+		if err := json.Unmarshal(origManifest, &m); err != nil {
+			t.Fatal(err)
+		}
+		for i := range m.Dumps {
+			if m.Dumps[i].Database == "csghub_server" {
+				m.Dumps[i].Bytes, m.Dumps[i].SHA256 = int64(z.Len()), sha256Bytes(z.Bytes())
+			}
+		}
+		cut, _ := json.MarshalIndent(m, "", "  ")
+		b.put(t, key, z.Bytes())
+		b.put(t, manifestKey, cut)
+		r = run("restore", "--backup", first.ID, "--yes")
+		if r.Code != 4 || !errorLine(r.Stderr, "db-csghub_server.sql.zst") || !errorLine(r.Stderr, "bytes of SQL, manifest says") ||
+			!errorLine(r.Stderr, "live databases unchanged") {
+			t.Fatalf("restore of a cut dump with its stored checksum updated: exit %d, want 4 naming it: %s", r.Code, r.Stderr)
+		}
+		testenv.RequireEqual(t, before, testenv.TakeSnapshot(t, e.PG), "database after the refused restore of a cut dump")
+		if left := databasesEndingWith(t, e, "__restore"); len(left) != 0 {
+			t.Fatalf("copies left: %v", left)
+		}
+		assertNoNetworkPolicy(t, e)
 	})
 
 	relDir := e.Namespace + "/csghub"
