@@ -150,6 +150,9 @@ func (im *Import) Run(ctx context.Context) (*Imported, error) {
 		if ctx.Err() != nil {
 			return nil, errs.Wrap(errs.Interrupted, fmt.Errorf("import interrupted; collections finished before are recorded, run it again to finish"))
 		}
+		if errs.KindOf(err) == errs.Precondition { // a corrupt export, an encrypted one without its key
+			return nil, errs.Preconditionf("importing the Dataflow logs from %s: %v", e.ID, err)
+		}
 		return nil, errs.Failedf("importing the Dataflow logs from %s: %v", e.ID, err)
 	}
 	l.ForgetFinished(lock.StepImport) // a killed import's work is done now
