@@ -95,16 +95,6 @@ func validExtraName(name string) bool {
 		name != manifestName && name != uploadsName && !strings.HasSuffix(name, extraRecordSuffix)
 }
 
-// CreateExtra starts extra file name in the complete backup at dir (a
-// folder). An older file of the same name is replaced on Commit.
-func CreateExtra(dir, name string) (*ExtraWriter, error) {
-	e, err := Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	return e.CreateExtra(context.Background(), name)
-}
-
 // CreateExtra starts extra file name in the complete backup e, in a folder
 // or a bucket. An older extra of the same name is replaced on Commit (in a
 // bucket it stops counting as soon as the new one starts). In a bucket, the
@@ -461,13 +451,4 @@ func Open(dir string) (*Entry, error) {
 		return nil, fmt.Errorf("backup %s is not complete: %w", dir, err)
 	}
 	return &Entry{ID: m.ID, Path: dir, Revision: m.Revision, Time: m.StartedAt, Complete: true, Manifest: m}, nil
-}
-
-// Reload reads the backup again from its location (its extras may have
-// changed since it was listed).
-func (c Catalog) Reload(e *Entry) (*Entry, error) {
-	if !e.InBucket() {
-		return Open(e.Path)
-	}
-	return c.Find(e.Manifest.Namespace, e.Manifest.Release, e.ID)
 }
