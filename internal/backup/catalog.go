@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"helm.sh/helm/v3/pkg/helmpath"
 
 	"github.com/opencsgs/helm-csghub/internal/errs"
@@ -101,6 +103,7 @@ func (c Catalog) entryFor(where string, m *Manifest) *Entry {
 	e := &Entry{ID: m.ID, Path: where, Revision: m.Revision, Time: m.StartedAt, Complete: true, Manifest: m}
 	if c.s3 != nil {
 		e.src = s3Source{s: c.s3, dir: c.s3.key(m.Namespace, m.Release, m.ID)}
+		e.recorded = map[string]bool{}
 	}
 	return e
 }
@@ -121,8 +124,19 @@ type Entry struct {
 	Insecure []string `json:"insecurePermissions,omitempty"`
 	// Kept says why retention keeps it (set by Retention.Apply).
 	Kept string `json:"kept,omitempty"`
+	// IncompleteExtras are extra files (e.g. a Dataflow logs export) whose
+	// upload into this complete backup in a bucket never finished or was
+	// never recorded: not part of the backup; the next backup or export
+	// removes them.
+	IncompleteExtras []string `json:"incompleteExtras,omitempty"`
 	// src reads its files (nil: the folder Path).
 	src fileSource
+	// recorded: in a bucket, the extras of Manifest.Extra committed by a
+	// record object rather than listed by the manifest itself.
+	recorded map[string]bool
+	// pendingUploads: in a bucket, the backup has an uploadsName list left
+	// (a killed export, or a run killed right after its manifest).
+	pendingUploads bool
 }
 
 const idTimeLayout = "20060102T150405Z"
@@ -207,35 +221,28 @@ func sortEntries(out []Entry) {
 }
 
 // listBucket lists a release's backups in the bucket. An id without its
-// manifest is a backup that never completed (or one being written).
+// manifest is a backup that never completed (or one being written). The
+// extras committed by their records join the manifest's Extra list.
 func (c Catalog) listBucket(namespace, release string) ([]Entry, error) {
-	ids, err := c.s3.listIDs(namespace, release)
+	tree, err := c.s3.listTree(namespace, release)
 	if err != nil {
 		return nil, err
 	}
 	var out []Entry
-	for _, id := range ids {
+	for id, names := range tree {
 		rev, t, ok := parseID(id)
 		if !ok || strings.HasSuffix(id, partialSuffix) {
 			continue
 		}
 		src := s3Source{s: c.s3, dir: c.s3.key(namespace, release, id)}
 		e := Entry{ID: id, Path: c.s3.urlOf(namespace, release, id), Revision: rev, Time: t, src: src}
-		data, err := c.s3.readSmall(src.dir+"/"+manifestName, readlimit.Metadata)
 		var m *Manifest
-		if err == nil {
-			m, err = parseManifest(data, e.Path)
-		}
-		if errors.Is(err, os.ErrNotExist) {
-			// a backup just removed can still show as a prefix for a moment
-			// (MinIO removes a big object's folder after the delete returns):
-			// only an id with objects is an incomplete backup
-			has, herr := c.s3.hasObjects(src.dir)
-			if herr != nil {
-				return nil, herr
-			}
-			if !has {
-				continue
+		err := fmt.Errorf("%s: %w", manifestName, os.ErrNotExist)
+		if names[manifestName] {
+			var data []byte
+			data, err = c.s3.readSmall(src.dir+"/"+manifestName, readlimit.Metadata)
+			if err == nil {
+				m, err = parseManifest(data, e.Path)
 			}
 		}
 		switch {
@@ -253,11 +260,80 @@ func (c Catalog) listBucket(namespace, release string) ([]Entry, error) {
 				break
 			}
 			e.Complete, e.Manifest = true, m
+			if err := c.s3.readExtras(&e, names); err != nil {
+				return nil, err
+			}
 		}
 		out = append(out, e)
 	}
 	sortEntries(out)
 	return out, nil
+}
+
+// listTree lists the objects of a release's backups: per id, the names
+// of its objects.
+func (s *s3Store) listTree(namespace, release string) (map[string]map[string]bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s3MetaTimeout)
+	defer cancel()
+	dir := s.key(namespace, release) + "/"
+	tree := map[string]map[string]bool{}
+	for o := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: dir, Recursive: true}) {
+		if o.Err != nil {
+			return nil, s.describe("reading backup catalog "+s.urlOf(namespace, release), o.Err)
+		}
+		id, name, ok := strings.Cut(strings.TrimPrefix(o.Key, dir), "/")
+		if !ok || name == "" || strings.Contains(name, "/") {
+			continue // not a file of a backup
+		}
+		if tree[id] == nil {
+			tree[id] = map[string]bool{}
+		}
+		tree[id][name] = true
+	}
+	return tree, nil
+}
+
+// readExtras adds the extras committed by their records (names are the
+// backup's objects) to e's manifest, and finds what unfinished extra
+// uploads left. A record that does not belong (another backup's id, a name
+// that is not its own, a file of the backup itself) is left out: its
+// extra is then incomplete.
+func (s *s3Store) readExtras(e *Entry, names map[string]bool) error {
+	src := e.src.(s3Source)
+	e.recorded = map[string]bool{}
+	var recordNames []string
+	for n := range names {
+		if strings.HasSuffix(n, extraRecordSuffix) {
+			recordNames = append(recordNames, n)
+		}
+	}
+	sort.Strings(recordNames)
+	for _, rn := range recordNames {
+		name := strings.TrimSuffix(rn, extraRecordSuffix)
+		data, err := s.readSmall(src.dir+"/"+rn, readlimit.Metadata)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed since the listing (an export starting again)
+		}
+		if err != nil {
+			return err
+		}
+		var r extraRecord
+		if json.Unmarshal(data, &r) != nil || r.FormatVersion != FormatVersion || r.Backup != e.ID || r.Name != name ||
+			!validExtraName(name) || e.Manifest.isContent(name) {
+			continue
+		}
+		e.Manifest.Extra = append(e.Manifest.Extra, r.File)
+		e.recorded[name] = true
+	}
+	if names[uploadsName] {
+		pending, err := s.pendingUploads(src.dir)
+		if err != nil {
+			return err
+		}
+		e.pendingUploads = pending != nil
+		e.IncompleteExtras = s.incompleteExtras(src.dir, e.Manifest, pending, e.recorded)
+	}
+	return nil
 }
 
 // mismatch says how the manifest contradicts the folder it is in ("" when it
@@ -450,7 +526,20 @@ func (c Catalog) Prune(namespace, release string, r Retention) ([]string, error)
 	}
 	if c.s3 != nil {
 		// in a bucket nobody inspects a leftover: what a killed or failed
-		// run left (objects without a manifest, unfinished uploads) goes
+		// run left (objects without a manifest, unfinished uploads, extras
+		// never recorded) goes
+		ctx, cancel := context.WithTimeout(context.Background(), s3MetaTimeout)
+		defer cancel()
+		for _, e := range list {
+			if e.Complete && e.pendingUploads && !contains(removed, e.ID) {
+				if err := c.s3.cleanExtras(ctx, c.s3.key(namespace, release, e.ID), e.Manifest, e.recorded); err != nil {
+					return removed, errs.Failedf("removing what an unfinished export left in backup %s: %w", e.ID, err)
+				}
+				for _, n := range e.IncompleteExtras {
+					removed = append(removed, e.ID+"/"+n+" (incomplete)")
+				}
+			}
+		}
 		for _, e := range list {
 			if !e.Complete && strings.HasPrefix(e.Problem, "incomplete") {
 				if err := c.remove(namespace, release, e); err != nil {
@@ -459,8 +548,6 @@ func (c Catalog) Prune(namespace, release string, r Retention) ([]string, error)
 				removed = append(removed, e.ID+" (incomplete)")
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s3MetaTimeout)
-		defer cancel()
 		if err := c.s3.abortUploads(ctx, c.s3.key(namespace, release)); err != nil {
 			return removed, c.s3.describe("removing unfinished uploads under "+c.ReleaseDir(namespace, release), err)
 		}
@@ -479,4 +566,13 @@ func (c Catalog) remove(namespace, release string, e Entry) error {
 // KeepError refuses a --keep below MinKeep (0 and negatives included).
 func KeepError(keep int) error {
 	return errs.Usagef("--keep %d: at least %d backups are kept (the guide asks for two revisions to roll back to)", keep, MinKeep)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

@@ -41,6 +41,13 @@ func Copy(ctx context.Context, e *Entry, dst Catalog, namespace, release string)
 	if err != nil {
 		return nil, errs.Failedf("reading the manifest of %s: %w", e.ID, err)
 	}
+	if len(e.recorded) > 0 {
+		// extras a bucket committed by their records: the copy's manifest,
+		// written last, lists them (in a folder as in a bucket)
+		if manifest, err = jsonIndent(e.Manifest); err != nil {
+			return nil, err
+		}
+	}
 	sink, err := dst.newSinkFor(ctx, namespace, release, e.ID)
 	if err != nil {
 		return nil, err

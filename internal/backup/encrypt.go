@@ -177,9 +177,19 @@ func (s encryptingSink) create(name string) (fileSink, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &encryptedFile{out: out, sum: sha256.New()}
-	if f.w, err = age.Encrypt(io.MultiWriter(out, f.sum, &f.n), s.to...); err != nil {
+	f, err := encryptFile(out, s.to)
+	if err != nil {
 		out.abort()
+		return nil, err
+	}
+	return f, nil
+}
+
+// encryptFile encrypts what is written to it into out.
+func encryptFile(out fileSink, to []age.Recipient) (*encryptedFile, error) {
+	f := &encryptedFile{out: out, sum: sha256.New()}
+	var err error
+	if f.w, err = age.Encrypt(io.MultiWriter(out, f.sum, &f.n), to...); err != nil {
 		return nil, err
 	}
 	return f, nil

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -186,36 +187,6 @@ func (s *s3Store) check(ctx context.Context, write bool) error {
 	return nil
 }
 
-// listIDs lists the backup "folders" of a release.
-func (s *s3Store) listIDs(namespace, release string) ([]string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s3MetaTimeout)
-	defer cancel()
-	dir := s.key(namespace, release) + "/"
-	var ids []string
-	for o := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: dir}) {
-		if o.Err != nil {
-			return nil, s.describe("reading backup catalog "+s.urlOf(namespace, release), o.Err)
-		}
-		if strings.HasSuffix(o.Key, "/") {
-			ids = append(ids, strings.TrimSuffix(strings.TrimPrefix(o.Key, dir), "/"))
-		}
-	}
-	return ids, nil
-}
-
-// hasObjects reports whether any object is under dir.
-func (s *s3Store) hasObjects(dir string) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s3MetaTimeout)
-	defer cancel()
-	for o := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: dir + "/", Recursive: true, MaxKeys: 1}) {
-		if o.Err != nil {
-			return false, s.describe("reading "+s3Scheme+s.bucket+"/"+dir, o.Err)
-		}
-		return true, nil
-	}
-	return false, nil
-}
-
 // exists reports whether any object is under dir (a backup id "folder").
 func (s *s3Store) exists(ctx context.Context, dir string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s3MetaTimeout)
@@ -344,6 +315,34 @@ func (s *s3Store) abortUploads(ctx context.Context, dir string) error {
 	return nil
 }
 
+// sseOf is the server-side encryption object key is stored with, to write
+// what joins it the same way (nil: none, or the bucket's default).
+func (s *s3Store) sseOf(ctx context.Context, key string) (encrypt.ServerSide, error) {
+	ctx, cancel := context.WithTimeout(ctx, s3MetaTimeout)
+	defer cancel()
+	info, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return nil, s.describe("reading "+s3Scheme+s.bucket+"/"+key, err)
+	}
+	switch info.Metadata.Get("X-Amz-Server-Side-Encryption") {
+	case SSES3:
+		return encrypt.NewSSE(), nil
+	case SSEKMS:
+		id := info.Metadata.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id")
+		// AWS names the key by its ARN, which it takes back as an id;
+		// MinIO answers "arn:aws:kms:<key name>" and wants the name
+		if rest, ok := strings.CutPrefix(id, "arn:aws:kms:"); ok && !strings.Contains(rest, ":") {
+			id = rest
+		}
+		sse, err := encrypt.NewSSEKMS(id, nil)
+		if err != nil {
+			return nil, errs.Failedf("the server-side encryption of %s%s/%s: %v", s3Scheme, s.bucket, key, err)
+		}
+		return sse, nil
+	}
+	return nil, nil
+}
+
 // open streams an object; a missing one is os.ErrNotExist.
 func (s *s3Store) open(ctx context.Context, key string) (io.ReadCloser, error) {
 	obj, err := s.client.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
@@ -370,6 +369,15 @@ type s3Upload struct {
 	done chan error
 	key  string
 	s    *s3Store
+
+	once sync.Once
+	err  error // the upload's outcome, once done
+}
+
+// wait is the upload's outcome (safe to call again: commit, then abort).
+func (u *s3Upload) wait() error {
+	u.once.Do(func() { u.err = <-u.done })
+	return u.err
 }
 
 var errUploadAborted = errors.New("upload aborted")
@@ -395,7 +403,7 @@ func (u *s3Upload) Write(p []byte) (int, error) {
 
 func (u *s3Upload) commit() error {
 	u.pw.Close()
-	if err := <-u.done; err != nil {
+	if err := u.wait(); err != nil {
 		return u.s.describe("uploading "+s3Scheme+u.s.bucket+"/"+u.key, err)
 	}
 	return nil
@@ -403,5 +411,5 @@ func (u *s3Upload) commit() error {
 
 func (u *s3Upload) abort() {
 	u.pw.CloseWithError(errUploadAborted)
-	<-u.done
+	_ = u.wait()
 }

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/opencsgs/helm-csghub/internal/errs"
 	"github.com/opencsgs/helm-csghub/internal/readlimit"
 )
@@ -22,6 +24,8 @@ type fileSource interface {
 	// remote: a second read may see other bytes than the first (another
 	// writer of the bucket), so the stored file is re-checked as it streams.
 	remote() bool
+	// size is the stored size of a file, without reading it.
+	size(ctx context.Context, name string) (int64, error)
 }
 
 type dirSource string
@@ -35,6 +39,14 @@ func (d dirSource) readSmall(name string, limit int64) ([]byte, error) {
 }
 
 func (dirSource) remote() bool { return false }
+
+func (d dirSource) size(_ context.Context, name string) (int64, error) {
+	fi, err := os.Stat(filepath.Join(string(d), name))
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
 
 type s3Source struct {
 	s   *s3Store
@@ -50,6 +62,20 @@ func (b s3Source) readSmall(name string, limit int64) ([]byte, error) {
 }
 
 func (s3Source) remote() bool { return true }
+
+func (b s3Source) size(ctx context.Context, name string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s3MetaTimeout)
+	defer cancel()
+	key := b.dir + "/" + name
+	info, err := b.s.client.StatObject(ctx, b.s.bucket, key, minio.StatObjectOptions{})
+	if isNotFound(err) {
+		return 0, fmt.Errorf("%s%s/%s: %w", s3Scheme, b.s.bucket, key, os.ErrNotExist)
+	}
+	if err != nil {
+		return 0, b.s.describe("reading "+s3Scheme+b.s.bucket+"/"+key, err)
+	}
+	return info.Size, nil
+}
 
 func (e *Entry) source() fileSource {
 	if e.src != nil {

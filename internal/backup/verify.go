@@ -107,6 +107,9 @@ func verify(ctx context.Context, e *Entry, deep bool) *VerifyReport {
 		}
 		r.Checks = append(r.Checks, c)
 	}
+	for _, n := range e.IncompleteExtras {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: incomplete (its upload or its record never finished, e.g. a killed export): not part of the backup, ignored; the next backup or export removes it", n))
+	}
 	// a backup without dumps is one taken with --skip-db-backup, and says
 	// so; a manifest whose dumps were removed (by hand, or cut) must not
 	// pass for a backup a restore could use
@@ -277,6 +280,58 @@ func (c *CheckedDump) Err() error {
 // Close closes the file.
 func (c *CheckedDump) Close() error { return c.rc.Close() }
 
+// Drain reads what is left of the dump (after its reader stopped early, e.g.
+// psql failed) and returns the verdict on the whole: nil when it matched the
+// manifest, else the mismatch (or read error). It tells a corrupt dump from
+// a replay that failed for another reason.
+func (c *CheckedDump) Drain() error {
+	if c.err == nil && !c.done {
+		_, _ = io.Copy(io.Discard, c)
+	}
+	return c.Err()
+}
+
+// VerifyDump proves one dump of e whole (stored size and sha256, then its
+// SQL: size, sha256, trailer, identity), as Verify does for every dump.
+func VerifyDump(ctx context.Context, e *Entry, d Dump) error {
+	if err := verifyDump(ctx, e, d); err != nil {
+		var typed *errs.Error
+		if errors.As(err, &typed) {
+			return err
+		}
+		return errs.Preconditionf("backup %s is corrupt: %s: %v", e.ID, d.Name, err)
+	}
+	return nil
+}
+
+// CheckStoredSizes makes sure every file the manifest lists is there with
+// its size, without reading it (one metadata request per object in a
+// bucket): what a restore that proves each dump as it replays it checks
+// before anything starts.
+func CheckStoredSizes(ctx context.Context, e *Entry) error {
+	m := e.Manifest
+	files := []File{m.Values, m.AllValues}
+	for _, d := range m.Dumps {
+		files = append(files, d.File)
+	}
+	files = append(files, m.Extra...)
+	src := e.source()
+	for _, f := range files {
+		n, err := src.size(ctx, f.Name)
+		if err != nil {
+			var typed *errs.Error
+			if errors.As(err, &typed) {
+				return err
+			}
+			return errs.Preconditionf("backup %s is corrupt: %s: %v", e.ID, f.Name, err)
+		}
+		if n != f.Bytes {
+			return errs.Preconditionf("backup %s is corrupt: %s: size %d, manifest says %d", e.ID, f.Name, n, f.Bytes)
+		}
+	}
+	return nil
+}
+
 // OpenDump opens a compressed dump for reading its SQL.
 func OpenDump(path string) (io.ReadCloser, error) {
 	f, err := os.Open(path)
@@ -325,3 +380,7 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 	t.b = append(t.b, p...)
 	return len(p), nil
 }
+
+// Decompress reads the zstd stream rc (a dump, or an extra such as the
+// Dataflow logs export); closing the result closes rc.
+func Decompress(rc io.ReadCloser) (io.ReadCloser, error) { return newDumpReader(rc) }

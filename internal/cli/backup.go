@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -195,6 +196,9 @@ func (c *backupListCmd) run(_ context.Context, _ []string) error {
 		if len(e.Insecure) > 0 {
 			st = "complete, WARNING: readable by others (" + strings.Join(e.Insecure, ", ") + ")"
 		}
+		if len(e.IncompleteExtras) > 0 {
+			st += ", incomplete extra file(s) " + strings.Join(e.IncompleteExtras, ", ") + " (not part of it)"
+		}
 		t.row(e.ID, e.Revision, m.Chart+"-"+m.ChartVersion, e.Time.Format("2006-01-02 15:04:05"), dbs,
 			progress.HumanBytes(m.TotalBytes()), st, kept)
 	}
@@ -255,7 +259,11 @@ func (c *backupVerifyCmd) run(ctx context.Context, args []string) error {
 			t.row(ch.File, res)
 		}
 		for _, w := range rep.Warnings {
-			t.row("permissions", "WARNING: "+w)
+			what := "permissions"
+			if name, _, ok := strings.Cut(w, ": incomplete"); ok && slices.Contains(e.IncompleteExtras, name) {
+				what = name
+			}
+			t.row(what, "WARNING: "+w)
 		}
 		_ = t.flush()
 	}

@@ -35,7 +35,10 @@ func newDataflowLogsExportCmd(app *App) *command {
 		Summary: "Export the task logs of <release>-mongo into a backup",
 		Long: `Reads every task-log collection of the release's MongoDB through a port-forward into
 ` + dataflowlogs.ExportFile + ` of a complete backup (default: the newest backup of the deployed
-revision; take one with helm csghub backup). The file joins the backup's manifest, so
+revision; take one with helm csghub backup), in a folder or a bucket (--backup-location
+s3://...), streamed and encrypted as the backup's own files are (its age recipients; in a
+bucket, the server-side encryption of its manifest). The file joins the backup only once
+complete (a folder's manifest lists it; in a bucket a record object beside it does), so
 helm csghub backup verify checks it. Exporting again replaces it.`,
 		Flags: func(fs *pflag.FlagSet) {
 			c.dir.bind(fs)
@@ -85,12 +88,14 @@ func newDataflowLogsImportCmd(app *App) *command {
 	return &command{
 		Name:    "import",
 		Summary: "Import an exported Dataflow logs file into " + dataflowlogs.LogsDatabase,
-		Long: `Verifies the export's checksum, creates Dataflow 2.0's task_log and operator_status tables
+		Long: `Verifies the export's checksum (streamed from a folder or a bucket; an encrypted
+backup needs its key, --identity), creates Dataflow 2.0's task_log and operator_status tables
 if Dataflow has not, and imports each collection with COPY in one transaction, recorded in
 table ` + dataflowlogs.LedgerTable + `: running it again imports nothing twice.
 Default backup: the newest one holding an export.`,
 		Flags: func(fs *pflag.FlagSet) {
 			c.dir.bind(fs)
+			c.dir.bindIdentity(fs)
 			fs.StringVar(&c.backupID, "backup", "", "backup ID holding the export (default: the newest that has one)")
 			fs.DurationVar(&c.wait, "wait", 2*time.Minute, "how long to wait for database "+dataflowlogs.LogsDatabase+" to exist")
 			c.output.bind(fs)

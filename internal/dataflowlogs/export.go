@@ -74,11 +74,12 @@ func eachCollection(ctx context.Context, c *mongo.Client, res *ExportResult, f f
 }
 
 // ExportToBackup writes every task-log collection into ExportFile of the
-// complete backup at dir, streamed (one document in memory at a time) and
-// compressed; the file joins the backup's manifest only once complete.
+// complete backup e (a folder or a bucket), streamed (one document in
+// memory at a time), compressed, and encrypted when the backup is; the file
+// joins the backup only once complete (see backup.Entry.CreateExtra).
 // docs counts documents as they are written (for progress; may be nil).
-func ExportToBackup(ctx context.Context, c *mongo.Client, dir string, docs *atomic.Int64) (*ExportResult, error) {
-	xw, err := backup.CreateExtra(dir, ExportFile)
+func ExportToBackup(ctx context.Context, c *mongo.Client, e *backup.Entry, docs *atomic.Int64) (*ExportResult, error) {
+	xw, err := e.CreateExtra(ctx, ExportFile)
 	if err != nil {
 		return nil, err
 	}

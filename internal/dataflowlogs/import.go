@@ -143,11 +143,27 @@ func isDuplicateObject(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "42P07" || pe.Code == "23505" || pe.Code == "42710")
 }
 
-// emptyExport reports whether the export at path is complete and holds no
+// openExport streams the export of backup e, decompressed: its stored
+// bytes are checked again on the way (from a folder or a bucket, no local
+// copy) and decrypted when the backup is encrypted.
+func openExport(ctx context.Context, e *backup.Entry) (io.ReadCloser, error) {
+	rc, err := e.OpenExtra(ctx, ExportFile)
+	if err != nil {
+		return nil, err
+	}
+	zr, err := backup.Decompress(rc) // the export is zstd like the dumps
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return zr, nil
+}
+
+// emptyExport reports whether the export is complete and holds no
 // collection (its first line is the trailer): nothing to import, and no
 // reason to create tables Dataflow creates itself.
-func emptyExport(path string) (bool, error) {
-	rc, err := backup.OpenDump(path)
+func emptyExport(open func() (io.ReadCloser, error)) (bool, error) {
+	rc, err := open()
 	if err != nil {
 		return false, err
 	}
@@ -163,12 +179,25 @@ func emptyExport(path string) (bool, error) {
 // trailer is refused when the cut is reached: collections before it are
 // imported and recorded, so a complete file imported later finishes the job.
 func (im *Importer) ImportFile(ctx context.Context, path string) (*ImportResult, error) {
-	rc, err := backup.OpenDump(path) // the export is zstd like the dumps
+	return im.importFrom(ctx, func() (io.ReadCloser, error) { return backup.OpenDump(path) })
+}
+
+// importFrom imports the stream open gives, read to its end: a stream that
+// checks its stored bytes (Entry.OpenExtra) reports a mismatch there.
+func (im *Importer) importFrom(ctx context.Context, open func() (io.ReadCloser, error)) (*ImportResult, error) {
+	rc, err := open()
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	return im.Import(ctx, rc)
+	res, err := im.Import(ctx, rc)
+	if err != nil {
+		return res, err
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return res, fmt.Errorf("the export changed since it was verified: %w", err)
+	}
+	return res, nil
 }
 
 // Import reads an export stream and imports it collection by collection, one

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -55,8 +54,8 @@ func (r *Release) Inventory(ctx context.Context) (*ExportResult, error) {
 	return Inventory(ctx, m.Client)
 }
 
-// Export writes the release's task logs into the complete backup at dir.
-func (r *Release) Export(ctx context.Context, dir string) (*ExportResult, error) {
+// Export writes the release's task logs into the complete backup e.
+func (r *Release) Export(ctx context.Context, e *backup.Entry) (*ExportResult, error) {
 	m, err := ConnectMongo(ctx, r.Kube, r.Namespace, r.Name)
 	if err != nil {
 		return nil, err
@@ -65,7 +64,7 @@ func (r *Release) Export(ctx context.Context, dir string) (*ExportResult, error)
 	var docs atomic.Int64
 	prog := progress.StartCount(r.Progress, "exporting Dataflow logs", "documents", &docs)
 	defer prog.Stop()
-	return ExportToBackup(ctx, m.Client, dir, &docs)
+	return ExportToBackup(ctx, m.Client, e, &docs)
 }
 
 // HasExport reports whether the backup holds a Dataflow logs export.
@@ -77,11 +76,13 @@ func (r *Release) Import(ctx context.Context, e *backup.Entry, wait time.Duratio
 	if !HasExport(e) {
 		return nil, fmt.Errorf("backup %s holds no Dataflow logs export (%s)", e.ID, ExportFile)
 	}
-	if err := backup.VerifyExtra(e, ExportFile); err != nil {
+	// its stored bytes first (one streamed read): nothing is imported
+	// from an export that is not the one the backup recorded
+	if err := backup.VerifyExtraContext(ctx, e, ExportFile); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(e.Path, ExportFile)
-	if empty, err := emptyExport(path); err != nil {
+	open := func() (io.ReadCloser, error) { return openExport(ctx, e) }
+	if empty, err := emptyExport(open); err != nil {
 		return nil, err
 	} else if empty {
 		return &ImportResult{Collections: []ImportedCollection{}}, nil // MongoDB held no logs
@@ -97,7 +98,7 @@ func (r *Release) Import(ctx context.Context, e *backup.Entry, wait time.Duratio
 	prog := progress.StartCount(r.Progress, "importing Dataflow logs", "rows", &rows)
 	defer prog.Stop()
 	im := &Importer{Conn: conn.Conn, Rows: &rows}
-	res, err := im.ImportFile(ctx, path)
+	res, err := im.importFrom(ctx, open)
 	if res != nil {
 		res.Waited = waited
 	}

@@ -2,6 +2,7 @@ package dataflowlogs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -50,9 +51,6 @@ func (x *Export) Run(ctx context.Context) (*Exported, error) {
 		return nil, errs.NotFoundf("release %q runs no StatefulSet %s: there are no Dataflow logs in MongoDB to export", r.Name, csghub.MongoStatefulSet(r.Name))
 	}
 	cat := backup.CatalogAt(x.Dir)
-	if cat.InBucket() {
-		return nil, errNotInBucket
-	}
 	e, err := exportTarget(cat, x.Release, x.BackupID)
 	if err != nil {
 		return nil, err
@@ -62,16 +60,19 @@ func (x *Export) Run(ctx context.Context) (*Exported, error) {
 		return nil, err
 	}
 	defer l.Release()
-	res, err := r.Export(ctx, e.Path)
+	res, err := r.Export(ctx, e)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, errs.Wrap(errs.Interrupted, fmt.Errorf("export interrupted: nothing of it was kept in backup %s", e.ID))
+		}
+		var typed *errs.Error
+		if errors.As(err, &typed) {
+			return nil, err
+		}
 		return nil, errs.Failedf("exporting the Dataflow logs: %v", err)
 	}
 	return &Exported{Backup: e.ID, Path: e.Path, ExportResult: res}, nil
 }
-
-// errNotInBucket: the export is a file added to a backup folder; adding
-// files to a backup in a bucket is not supported yet.
-var errNotInBucket = errs.Preconditionf("the Dataflow logs export is kept in a backup folder: with a bucket (s3://) backup location it is not supported yet; use --dir")
 
 // exportTarget is the backup an export goes into: id when given, else the
 // newest complete backup of the deployed revision (an export beside the
@@ -129,9 +130,6 @@ func (im *Import) Run(ctx context.Context) (*Imported, error) {
 			helmenv.ChartVersion(last), LogsDatabase)
 	}
 	cat := backup.CatalogAt(im.Dir)
-	if cat.InBucket() {
-		return nil, errNotInBucket
-	}
 	e, err := importSource(cat, ns, name, im.BackupID)
 	if err != nil {
 		return nil, err
@@ -151,6 +149,9 @@ func (im *Import) Run(ctx context.Context) (*Imported, error) {
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, errs.Wrap(errs.Interrupted, fmt.Errorf("import interrupted; collections finished before are recorded, run it again to finish"))
+		}
+		if errs.KindOf(err) == errs.Precondition { // a corrupt export, an encrypted one without its key
+			return nil, errs.Preconditionf("importing the Dataflow logs from %s: %v", e.ID, err)
 		}
 		return nil, errs.Failedf("importing the Dataflow logs from %s: %v", e.ID, err)
 	}

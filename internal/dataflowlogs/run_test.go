@@ -235,7 +235,9 @@ func TestImportMarksItsLease(t *testing.T) {
 		return false, nil, nil
 	})
 	im := &Import{Release: f.rel, Kube: f.kc, Dir: f.cat.Root, Wait: time.Second}
-	if _, err := im.Run(ctx); errs.ExitCode(err) != 1 {
+	// the manifest lists an export the backup does not hold: corrupt, exit 4
+	// (as backup verify says)
+	if _, err := im.Run(ctx); errs.ExitCode(err) != 4 || !strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("import of a missing export: %v (exit %d)", err, errs.ExitCode(err))
 	}
 	want := lock.StepImport + ": helm csghub dataflow-logs import --backup " + id + " -n ns --dir " + f.cat.Root
@@ -256,7 +258,7 @@ func TestImportMarksItsLease(t *testing.T) {
 		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, RenewTime: &then}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := im.Run(ctx); errs.ExitCode(err) != 1 {
+	if _, err := im.Run(ctx); errs.ExitCode(err) != 4 {
 		t.Fatalf("second import: %v", err)
 	}
 	info, err := lock.Inspect(ctx, f.cs, "ns", "csghub")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/opencsgs/helm-csghub/internal/backup"
@@ -239,6 +240,40 @@ func TestBackupsInBucket(t *testing.T) {
 			t.Fatalf("verify of a truncated object: exit %d: %s", v.Code, v.Stderr)
 		}
 		b.put(t, key, orig)
+
+		// A dump cut in half whose stored size and sha256 were updated in
+		// the manifest (its SQL size left): the restore from a bucket reads
+		// each dump once, proving it as it replays into its copy, so it is
+		// found before any live database is dropped: exit 4 naming it, the
+		// copies removed, every database as it was.
+		undo := editBucketDump(t, b, e.Namespace+"/csghub/"+first.ID, "csghub_server", false, func(sql []byte) []byte { return sql[:len(sql)/2] })
+		r = run("restore", "--backup", first.ID, "--yes")
+		if r.Code != 4 || !errorLine(r.Stderr, "db-csghub_server.sql.zst") || !errorLine(r.Stderr, "bytes of SQL, manifest says") ||
+			!errorLine(r.Stderr, "live databases unchanged") {
+			t.Fatalf("restore of a cut dump with its stored checksum updated: exit %d, want 4 naming it: %s", r.Code, r.Stderr)
+		}
+		testenv.RequireEqual(t, before, testenv.TakeSnapshot(t, e.PG), "database after the refused restore of a cut dump")
+		undo()
+		// a whole dump whose SQL fails halfway: psql stops early, the rest is
+		// read to prove the dump whole, so it is an SQL failure (exit 1), not
+		// a corrupt backup; the live databases unchanged
+		undo = editBucketDump(t, b, e.Namespace+"/csghub/"+first.ID, "csghub_server", true, func(sql []byte) []byte {
+			at := bytes.Index(sql, []byte("\nCOPY public.bulk "))
+			if at < 0 {
+				t.Fatal("no COPY of table bulk in the dump of csghub_server")
+			}
+			return append(append(append([]byte{}, sql[:at+1]...), []byte("SELECT 1/0;\n")...), sql[at+1:]...)
+		})
+		r = run("restore", "--backup", first.ID, "--yes")
+		if r.Code != 1 || errorLines(r.Stderr) != 1 || !strings.Contains(r.Stderr, "division by zero") || !strings.Contains(r.Stderr, "live databases are unchanged") {
+			t.Fatalf("restore of a dump failing halfway: exit %d, want 1: %s", r.Code, r.Stderr)
+		}
+		testenv.RequireEqual(t, before, testenv.TakeSnapshot(t, e.PG), "database after a restore failing halfway")
+		undo()
+		if left := databasesEndingWith(t, e, "__restore"); len(left) != 0 {
+			t.Fatalf("copies left: %v", left)
+		}
+		assertNoNetworkPolicy(t, e)
 	})
 
 	relDir := e.Namespace + "/csghub"
@@ -415,6 +450,49 @@ func TestBackupsInBucket(t *testing.T) {
 		if bytes.Contains(b.get(t, k), []byte(bucketSecret)) {
 			t.Fatalf("the bucket's secret is in object %s", k)
 		}
+	}
+}
+
+// editBucketDump replaces db's dump in the bucket backup at dir with its
+// SQL passed through edit, and the manifest's stored size and sha256 with
+// the new file's (the SQL's too with rawToo); the returned func puts both
+// back.
+func editBucketDump(t *testing.T, b *backupBucket, dir, db string, rawToo bool, edit func([]byte) []byte) func() {
+	t.Helper()
+	manifestKey, key := dir+"/manifest.json", dir+"/db-"+db+".sql.zst"
+	origManifest, orig := b.get(t, manifestKey), b.get(t, key)
+	zr, err := zstd.NewReader(bytes.NewReader(orig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sql, err := io.ReadAll(zr)
+	zr.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := edit(sql)
+	var z bytes.Buffer
+	zw, _ := zstd.NewWriter(&z)
+	zw.Write(raw)
+	zw.Close()
+	var m backup.Manifest
+	if err := json.Unmarshal(origManifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.Dumps {
+		if m.Dumps[i].Database == db {
+			m.Dumps[i].Bytes, m.Dumps[i].SHA256 = int64(z.Len()), sha256Bytes(z.Bytes())
+			if rawToo {
+				m.Dumps[i].RawBytes, m.Dumps[i].RawSHA256 = int64(len(raw)), sha256Bytes(raw)
+			}
+		}
+	}
+	edited, _ := json.MarshalIndent(m, "", "  ")
+	b.put(t, key, z.Bytes())
+	b.put(t, manifestKey, edited)
+	return func() {
+		b.put(t, key, orig)
+		b.put(t, manifestKey, origManifest)
 	}
 }
 

@@ -22,7 +22,10 @@ var taskTypeOf = map[string]string{"datasource": "datasource", "formatity": "for
 
 // 1.17.0 with Dataflow logs in MongoDB (FerretDB behind csghub-mongo-0) ->
 // 2.0.0: every document is in task_log / operator_status, the export is in
-// the backup and verified, a second import adds nothing.
+// the backup and verified, a second import adds nothing. The export by hand
+// goes into a folder backup, copied with it to a bucket; the upgrade runs
+// with the bucket as its backup location (export into the bucket, import
+// streamed back from it); its backup copied to a folder imports nothing more.
 func TestUpgradeMovesDataflowLogs(t *testing.T) {
 	t.Parallel()
 	e := testenv.NewEnv(t)
@@ -54,9 +57,7 @@ func TestUpgradeMovesDataflowLogs(t *testing.T) {
 	if x := e.Plugin("dataflow-logs", "export", "--dir", dir); x.Code != 4 || errorLines(x.Stderr) != 1 || !strings.Contains(x.Stderr, "helm csghub backup") {
 		t.Fatalf("export without a backup: exit %d (want 4)\n%s", x.Code, x.Stderr)
 	}
-	if b := e.Plugin("backup", "--dir", dir); b.Code != 0 {
-		t.Fatalf("backup: exit %d %s", b.Code, b.Stderr)
-	}
+	handBackup := runBackup(t, e, dir)
 	x := e.Plugin("dataflow-logs", "export", "--dir", dir, "-o", "json")
 	var exported dataflowlogs.ExportResult
 	if x.Code != 0 || json.Unmarshal([]byte(x.Stdout), &exported) != nil || exported.Documents != int64(total+statusCount(seeded)) ||
@@ -64,7 +65,19 @@ func TestUpgradeMovesDataflowLogs(t *testing.T) {
 		t.Fatalf("dataflow-logs export: exit %d\n%s%s", x.Code, x.Stdout, x.Stderr)
 	}
 
-	r := e.Plugin("upgrade", "--version", "2.0.0", "--yes", "--dir", dir, "--timeout", "3m", "-o", "json")
+	// the hand-made export travels with its backup into a bucket (listed by
+	// the copy's manifest there), verified there by the copy
+	b := startBackupBucket(t, e)
+	if c := e.Plugin("backup", "copy", handBackup.Manifest.ID, "--dir", dir, "--to", b.loc, "-o", "json"); c.Code != 0 || !strings.Contains(c.Stdout, `"verified": true`) {
+		t.Fatalf("copy of the backup holding the export to the bucket: exit %d\n%s%s", c.Code, c.Stdout, c.Stderr)
+	}
+	if m := b.get(t, e.Namespace+"/csghub/"+handBackup.Manifest.ID+"/manifest.json"); !strings.Contains(string(m), dataflowlogs.ExportFile) {
+		t.Fatalf("the copy's manifest in the bucket does not list %s:\n%s", dataflowlogs.ExportFile, m)
+	}
+
+	// the upgrade through the bucket: its backup, the export and the
+	// import all go through the bucket (one command, no --dir)
+	r := e.Plugin("upgrade", "--version", "2.0.0", "--yes", "--backup-location", b.loc, "--timeout", "3m", "-o", "json")
 	if r.Code != 0 {
 		t.Fatalf("upgrade: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -151,20 +164,33 @@ func TestUpgradeMovesDataflowLogs(t *testing.T) {
 		}
 	}
 
-	// the export is in the backup, 0600, in the manifest, and verified
-	e1, err := backup.Open(sum.BackupPath)
+	// the export is in the bucket backup, committed by its record, and
+	// verified there; copied to a folder it is in that manifest, 0600
+	if !strings.HasPrefix(sum.BackupPath, b.loc+"/") {
+		t.Fatalf("the upgrade's backup is at %s, not in %s", sum.BackupPath, b.loc)
+	}
+	objs := b.keys(t, e.Namespace+"/csghub/"+sum.Backup+"/")
+	exportKey := e.Namespace + "/csghub/" + sum.Backup + "/" + dataflowlogs.ExportFile
+	if !contains(objs, exportKey) || !contains(objs, exportKey+".extra.json") {
+		t.Fatalf("objects of the upgrade's backup: %v", objs)
+	}
+	if v := e.Plugin("backup", "verify", sum.Backup, "--backup-location", b.loc); v.Code != 0 || !strings.Contains(v.Stdout, dataflowlogs.ExportFile) {
+		t.Fatalf("backup verify: exit %d\n%s%s", v.Code, v.Stdout, v.Stderr)
+	}
+	copied := t.TempDir()
+	if c := e.Plugin("backup", "copy", sum.Backup, "--backup-location", b.loc, "--to", copied); c.Code != 0 {
+		t.Fatalf("copy of the upgrade's backup to a folder: exit %d\n%s%s", c.Code, c.Stdout, c.Stderr)
+	}
+	e1, err := backup.Open(filepath.Join(copied, e.Namespace, "csghub", sum.Backup))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !dataflowlogs.HasExport(e1) {
-		t.Fatalf("manifest of %s does not list %s", sum.BackupPath, dataflowlogs.ExportFile)
+		t.Fatalf("manifest of the folder copy %s does not list %s", e1.Path, dataflowlogs.ExportFile)
 	}
-	fi, err := os.Stat(filepath.Join(sum.BackupPath, dataflowlogs.ExportFile))
+	fi, err := os.Stat(filepath.Join(e1.Path, dataflowlogs.ExportFile))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("export file: %v mode %v", err, fi.Mode())
-	}
-	if v := e.Plugin("backup", "verify", sum.Backup, "--dir", dir); v.Code != 0 || !strings.Contains(v.Stdout, dataflowlogs.ExportFile) {
-		t.Fatalf("backup verify: exit %d\n%s%s", v.Code, v.Stdout, v.Stderr)
 	}
 
 	// MongoDB's volume is kept and the summary says how to delete it
@@ -193,8 +219,9 @@ func TestUpgradeMovesDataflowLogs(t *testing.T) {
 		t.Fatalf("import --wait 0s: exit %d (want 2)\n%s", bad.Code, bad.Stderr)
 	}
 
-	// a second run imports nothing
-	again := e.Plugin("dataflow-logs", "import", "--dir", dir, "-o", "json")
+	// a second run imports nothing (from the upgrade's backup copied from
+	// the bucket to a folder; the first import read the bucket)
+	again := e.Plugin("dataflow-logs", "import", "--dir", copied, "-o", "json")
 	if again.Code != 0 {
 		t.Fatalf("second import: exit %d\n%s%s", again.Code, again.Stdout, again.Stderr)
 	}

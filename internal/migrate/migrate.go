@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 
+	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/crds"
 	"github.com/opencsgs/helm-csghub/internal/kube"
 	"github.com/opencsgs/helm-csghub/internal/livediff"
@@ -103,15 +104,12 @@ type Context struct {
 	ForceConflicts bool
 	// Concurrency bounds parallel API calls (default 4).
 	Concurrency int
-	// BackupDir is the folder of the backup taken before the upgrade (for
-	// migrations that export data), empty when there is none.
-	BackupDir string
+	// Backup is the backup taken before the upgrade (for migrations that
+	// export data into it: a folder or a bucket), nil when there is none.
+	Backup *backup.Entry
 	// BackupPending says the caller takes that backup after preflight and
-	// before the migrations run (upgrade), so an empty BackupDir is fine then.
+	// before the migrations run (upgrade), so a nil Backup is fine then.
 	BackupPending bool
-	// BackupInBucket: that backup goes to object storage (s3://), where
-	// migrations cannot add their exports yet.
-	BackupInBucket bool
 	// Skip holds the Switches the operator turned off (see Switchable).
 	Skip map[*Switch]bool
 	// Kube does exec and port-forwards (migrations that read pods' data).

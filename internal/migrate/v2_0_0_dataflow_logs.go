@@ -7,7 +7,6 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
-	"github.com/opencsgs/helm-csghub/internal/backup"
 	"github.com/opencsgs/helm-csghub/internal/csghub"
 	"github.com/opencsgs/helm-csghub/internal/dataflowlogs"
 )
@@ -103,10 +102,7 @@ func (d dataflowLogs) Preflight(ctx context.Context, c *Context) error {
 	if err != nil || applied {
 		return err
 	}
-	if c.BackupInBucket && !c.DryRun {
-		return fmt.Errorf("the Dataflow logs export is kept in a backup folder, and the backup location is a bucket (s3://), where exports are not supported yet: upgrade with a folder location (--dir), or pass --skip-dataflow-logs")
-	}
-	if c.BackupDir == "" && !c.BackupPending && !c.DryRun {
+	if c.Backup == nil && !c.BackupPending && !c.DryRun {
 		return fmt.Errorf("the Dataflow logs export goes into a backup of the deployed revision and there is none: take one first with `helm csghub backup`, or pass --skip-dataflow-logs")
 	}
 	inv, err := d.release(c).Inventory(ctx)
@@ -126,15 +122,15 @@ func (d dataflowLogs) Apply(ctx context.Context, c *Context) ([]Change, error) {
 		}
 		return collectionChanges("export", inv.Collections), nil
 	}
-	if c.BackupDir == "" {
+	if c.Backup == nil {
 		return nil, fmt.Errorf("the export goes into a backup of the deployed revision: take one first with `helm csghub backup`")
 	}
-	res, err := r.Export(ctx, c.BackupDir)
+	res, err := r.Export(ctx, c.Backup)
 	if err != nil {
 		return nil, err
 	}
 	changes := collectionChanges("export", res.Collections)
-	changes = append(changes, Change{Action: "create", Kind: "file", Name: c.BackupDir + "/" + dataflowlogs.ExportFile,
+	changes = append(changes, Change{Action: "create", Kind: "file", Name: c.Backup.Path + "/" + dataflowlogs.ExportFile,
 		Detail: fmt.Sprintf("%d documents, %d bytes, sha256 %s", res.Documents, res.File.Bytes, res.File.SHA256)})
 	if len(res.Skipped) > 0 {
 		c.Note("Dataflow logs: collections that hold no task logs were not exported: %s", strings.Join(res.Skipped, ", "))
@@ -145,13 +141,10 @@ func (d dataflowLogs) Apply(ctx context.Context, c *Context) ([]Change, error) {
 // AfterUpgrade imports the export of this run's backup, then says where
 // MongoDB's data stays.
 func (d dataflowLogs) AfterUpgrade(ctx context.Context, c *Context) ([]Change, error) {
-	if c.Off(skipDataflowLogs) || c.BackupDir == "" {
+	if c.Off(skipDataflowLogs) || c.Backup == nil {
 		return nil, nil
 	}
-	e, err := backup.Open(c.BackupDir)
-	if err != nil {
-		return nil, err
-	}
+	e := c.Backup // its manifest lists the export once Apply committed it
 	if !dataflowlogs.HasExport(e) {
 		return nil, nil // the release ran no MongoDB
 	}
@@ -165,7 +158,7 @@ func (d dataflowLogs) AfterUpgrade(ctx context.Context, c *Context) ([]Change, e
 				strings.Join(vols, ", "), c.Namespace, csghub.MongoStatefulSet(c.Release),
 				c.Namespace, strings.Join(vols, " "), c.Namespace, csghub.MongoStatefulSet(c.Release))
 		}
-		return []Change{{Action: "unchanged", Kind: "file", Name: c.BackupDir + "/" + dataflowlogs.ExportFile, Detail: "kept in the backup: the target has no task-log database"}}, nil
+		return []Change{{Action: "unchanged", Kind: "file", Name: e.Path + "/" + dataflowlogs.ExportFile, Detail: "kept in the backup: the target has no task-log database"}}, nil
 	}
 	res, err := r.Import(ctx, e, c.Wait)
 	var changes []Change
@@ -177,7 +170,7 @@ func (d dataflowLogs) AfterUpgrade(ctx context.Context, c *Context) ([]Change, e
 	}
 	if err != nil {
 		return changes, fmt.Errorf("importing the Dataflow logs: %w (the export is kept in %s; retry with `helm csghub dataflow-logs import --backup %s`)",
-			err, c.BackupDir, e.ID)
+			err, e.Path, e.ID)
 	}
 	c.Note("Dataflow logs: %d row(s) imported into %s (%d already there) from %s", res.Imported, dataflowlogs.LogsDatabase, res.Already, e.ID)
 	if vols, verr := r.KeptVolumes(ctx); verr == nil && len(vols) > 0 {

@@ -163,10 +163,8 @@ func (m *Migrate) Run(ctx context.Context) (*Migrated, error) {
 	// migrations that export data put it beside the deployed revision's backup
 	if e, err := backup.CatalogAt(m.Dir).ForRevision(m.Release.Namespace, m.Release.Name, p.Release.Version); err != nil {
 		return nil, err
-	} else if e != nil && e.InBucket() {
-		mc.BackupInBucket = true
-	} else if e != nil {
-		mc.BackupDir = e.Path
+	} else {
+		mc.Backup = e
 	}
 	// the Helm upgrade that follows would fail on a target that does not render
 	if err := p.CheckRender(); err != nil {

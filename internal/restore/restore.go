@@ -53,6 +53,14 @@ type Restore struct {
 	// Lock is the release lock the caller already holds (a rollback, an
 	// upgrade's undo); nil: Run takes it.
 	Lock *lock.Lock
+
+	// proveOnReplay: each database dump is proven whole (stored size and
+	// sha256, SQL size, sha256, trailer, identity) as it replays into its
+	// copy, instead of by a read of its own before (a bucket: one download
+	// per dump instead of two). Every copy is replayed before the first
+	// DROP or rename of a live database, so the guarantee is the same:
+	// no database is dropped unless every dump proved whole.
+	proveOnReplay bool
 }
 
 // Result is a finished restore.
@@ -121,7 +129,26 @@ func (r *Restore) Run(ctx context.Context) (res *Result, err error) {
 	// then decompressed: SQL size, SQL sha256, completion trailer) before
 	// the first DROP, so no database is dropped for a dump that cannot
 	// replace it. Verified: the caller (rollback) has just done it.
-	if !r.Verified {
+	switch {
+	case r.Verified:
+	case entry.InBucket():
+		// A bucket: every object there with its size (metadata only), the
+		// roles' dumps proven whole now (they replay on the live server
+		// first), and each database dump proven as it replays into its
+		// copy (see proveOnReplay): one download per dump, not two.
+		logf("checking backup %s: every object present with its size, the roles' dump whole; each database dump is proven whole as it replays into its copy, before any live database is dropped", entry.ID)
+		if err := backup.CheckStoredSizes(ctx, entry); err != nil {
+			return nil, err
+		}
+		for _, d := range m.Dumps {
+			if d.Database == "" {
+				if err := backup.VerifyDump(ctx, entry, d); err != nil {
+					return nil, err
+				}
+			}
+		}
+		r.proveOnReplay = true
+	default:
 		logf("verifying backup %s", entry.ID)
 		if err := backup.VerifyError(backup.VerifyContext(ctx, entry)); err != nil {
 			return nil, err
@@ -266,8 +293,21 @@ func (r *Restore) replayAll(ctx context.Context, srv *server, entry *backup.Entr
 		return errs.NeedsAttentionf("%srestoring databases: %v; the live databases are unchanged, but removing the copies failed: %v (the next restore removes them)", srv.label, err, derr)
 	}
 	logf("%sremoved the partial copies; the live databases are unchanged", srv.label)
+	var bad *corruptDump
+	if errors.As(err, &bad) {
+		return errs.Preconditionf("backup %s is corrupt: %s: %v (found while replaying it into its copy: the copies are removed, the live databases unchanged)", entry.ID, bad.file, bad.err)
+	}
 	return r.unchanged(ctx, entry, srv.label+"restoring databases", err)
 }
+
+// corruptDump is a dump that did not prove whole while it replayed
+// (proveOnReplay).
+type corruptDump struct {
+	file string
+	err  error
+}
+
+func (c *corruptDump) Error() string { return c.file + ": " + c.err.Error() }
 
 // swapFailed is the error of a failed swap: before its commit nothing
 // changed (the copies are removed); otherwise the state is named.

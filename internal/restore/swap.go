@@ -108,13 +108,24 @@ func (s *server) cleanLeftovers(ctx context.Context, dbs []string, logf func(str
 
 // replayCopy replays dump d into a new database <db>__restore.
 func (r *Restore) replayCopy(ctx context.Context, s *server, entry *backup.Entry, d backup.Dump, counter *atomic.Int64) error {
-	rc, err := entry.OpenStoredDump(ctx, d)
+	open := entry.OpenStoredDump
+	if r.proveOnReplay {
+		open = entry.OpenCheckedDump // every check of Verify, on the way
+	}
+	rc, err := open(ctx, d)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
 	rn := newRenamer(&countingReader{r: rc, n: counter}, d.Database, sideName(d.Database, restoreSuffix))
 	runErr := s.pod.RunScript(ctx, s.maint, rn, io.Discard)
+	if r.proveOnReplay && ctx.Err() == nil {
+		// the dump's verdict first: a corrupt dump also makes psql or the
+		// renamer fail; read what psql left to tell which it was
+		if err := rc.Drain(); err != nil && ctx.Err() == nil {
+			return &corruptDump{file: d.Name, err: err}
+		}
+	}
 	// the exec stream drops stdin read errors: ask the readers
 	if err := rn.Err(); err != nil {
 		return fmt.Errorf("%s: %w", d.Name, err)

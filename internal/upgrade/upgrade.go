@@ -257,7 +257,6 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 	p.Migrate.ForceConflicts = r.ForceConflicts
 	p.Migrate.Progress = r.Progress
 	p.Migrate.BackupPending = true
-	p.Migrate.BackupInBucket = backup.IsBucket(r.BackupDir)
 	p.Migrate.Log = r.Log
 	for k, v := range r.MigrationSkip {
 		p.Migrate.Skip[k] = v
@@ -285,9 +284,7 @@ func (r *run) backup(ctx context.Context) (string, error) {
 	}
 	r.entry = res.Entry()
 	r.sum.Backup, r.sum.BackupPath = res.Manifest.ID, res.Path
-	if !r.entry.InBucket() { // the migrations' exports go into a backup folder
-		r.p.Migrate.BackupDir = res.Path
-	}
+	r.p.Migrate.Backup = r.entry // the migrations' exports go into it (a folder or a bucket)
 	r.j.attach(r.entry)
 	if !res.Manifest.HasDatabase() {
 		return "values only: " + res.Manifest.DatabaseSkipped, nil
