@@ -7,6 +7,8 @@ package dbpod
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -264,15 +266,81 @@ func (p *Pod) RunScriptTolerant(ctx context.Context, db string, sql io.Reader) (
 	return refused, nil
 }
 
-// RunScript streams sql into psql connected to db, stopping at the first error.
+// RunScript streams sql into psql connected to db, stopping at the first
+// error. psql's exit status alone is not trusted: the script ends with an
+// \echo of a random marker, and a run counts as whole only when psql printed
+// it and no ERROR. An exit status lost on the way (seen on the local stack:
+// psql stopped at an error while its stdin was still streaming, and the
+// exec reported success) or a stdin cut short would otherwise pass a
+// partial replay as complete.
 func (p *Pod) RunScript(ctx context.Context, db string, sql io.Reader, stdout io.Writer) error {
 	var stderr bytes.Buffer
-	err := p.Exec(ctx, p.psql(db, "-q"), sql, stdout, &limitedWriter{w: &stderr, n: 8192})
+	end := newScriptEnd()
+	out := &tailWriter{w: stdout, max: 256}
+	if stdout == nil {
+		out.w = io.Discard
+	}
+	err := p.Exec(ctx, p.psql(db, "-q"), end.after(sql), out, &limitedWriter{w: &stderr, n: 8192})
 	var ee *kube.ExitError
 	if errors.As(err, &ee) {
 		return fmt.Errorf("psql stopped at an error (exit %d): %s", ee.Code, firstError(stderr.String()))
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return end.check(out.tail, stderr.String())
+}
+
+// scriptEnd is the last line RunScript adds to a script: psql prints its
+// marker only once it has run everything before it.
+type scriptEnd struct{ marker string }
+
+func newScriptEnd() scriptEnd {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return scriptEnd{marker: "helm-csghub end of script " + hex.EncodeToString(b)}
+}
+
+// after is sql followed by the marker's \echo on a line of its own.
+func (e scriptEnd) after(sql io.Reader) io.Reader {
+	return io.MultiReader(sql, strings.NewReader("\n\\echo '"+e.marker+"'\n"))
+}
+
+// check is nil when psql reached the end of the script without an error.
+func (e scriptEnd) check(stdoutTail []byte, stderr string) error {
+	if errLine := firstErrorLine(stderr); errLine != "" {
+		return fmt.Errorf("psql stopped at an error (exit status 0 reported): %s", errLine)
+	}
+	if !bytes.Contains(stdoutTail, []byte(e.marker)) {
+		if s := steplog.OneLine(stderr); s != "" {
+			return fmt.Errorf("psql ended before the end of the script (exit status 0 reported): %s", s)
+		}
+		return errors.New("psql ended before the end of the script (exit status 0 reported, its input cut short)")
+	}
+	return nil
+}
+
+// firstErrorLine is firstError when stderr has an ERROR or FATAL line, else "".
+func firstErrorLine(stderr string) string {
+	if !strings.Contains(stderr, "ERROR:") && !strings.Contains(stderr, "FATAL:") {
+		return ""
+	}
+	return firstError(stderr)
+}
+
+// tailWriter passes writes on and keeps the last max bytes.
+type tailWriter struct {
+	w    io.Writer
+	max  int
+	tail []byte
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.tail = append(t.tail, p...)
+	if len(t.tail) > t.max {
+		t.tail = append(t.tail[:0], t.tail[len(t.tail)-t.max:]...)
+	}
+	return t.w.Write(p)
 }
 
 // firstLine is a Kubernetes message (an event's, a waiting reason's) on one

@@ -276,9 +276,14 @@ func (r *Restore) replayAll(ctx context.Context, srv *server, entry *backup.Entr
 		workers = 2
 	}
 	sort.Slice(dbDumps, func(i, j int) bool { return dbDumps[i].RawBytes > dbDumps[j].RawBytes }) // biggest first
-	err := parallel.ForEach(ctx, workers, dbDumps, func(ctx context.Context, d backup.Dump) error {
+	// When one replay fails, ForEach's context stops the others. It only
+	// ends their input (psql sees EOF, finishes and exits), and each waits
+	// for its psql to exit: a stream cut instead would leave psql running in
+	// the pod, and a copy it creates after the copies are dropped would stay.
+	// Ctrl-C (ctx) still cuts the streams at once.
+	err := parallel.ForEach(ctx, workers, dbDumps, func(stop context.Context, d backup.Dump) error {
 		logf("%srestoring database %s into %s (%s of SQL)", srv.label, d.Database, sideName(d.Database, restoreSuffix), progress.HumanBytes(d.RawBytes))
-		return r.replayCopy(ctx, srv, entry, d, counter)
+		return r.replayCopy(ctx, stop, srv, entry, d, counter)
 	})
 	if err == nil {
 		return nil
@@ -362,6 +367,20 @@ func (r *Restore) replay(ctx context.Context, pod *dbpod.Pod, entry *backup.Entr
 
 func prefix(sql string) func(io.Reader) io.Reader {
 	return func(r io.Reader) io.Reader { return io.MultiReader(strings.NewReader(sql), r) }
+}
+
+// stoppingReader reads r until stop is done, then fails: the exec stream
+// then ends psql's input instead of cutting the stream.
+type stoppingReader struct {
+	stop context.Context
+	r    io.Reader
+}
+
+func (s stoppingReader) Read(p []byte) (int, error) {
+	if err := s.stop.Err(); err != nil {
+		return 0, fmt.Errorf("stopped: %w", context.Cause(s.stop))
+	}
+	return s.r.Read(p)
 }
 
 type countingReader struct {

@@ -106,8 +106,12 @@ func (s *server) cleanLeftovers(ctx context.Context, dbs []string, logf func(str
 	return nil
 }
 
-// replayCopy replays dump d into a new database <db>__restore.
-func (r *Restore) replayCopy(ctx context.Context, s *server, entry *backup.Entry, d backup.Dump, counter *atomic.Int64) error {
+// replayCopy replays dump d into a new database <db>__restore. When stop
+// is done its input ends (see replayAll); ctx cuts the stream.
+func (r *Restore) replayCopy(ctx, stop context.Context, s *server, entry *backup.Entry, d backup.Dump, counter *atomic.Int64) error {
+	if stop.Err() != nil {
+		return context.Cause(stop)
+	}
 	open := entry.OpenStoredDump
 	if r.proveOnReplay {
 		open = entry.OpenCheckedDump // every check of Verify, on the way
@@ -118,7 +122,10 @@ func (r *Restore) replayCopy(ctx context.Context, s *server, entry *backup.Entry
 	}
 	defer rc.Close()
 	rn := newRenamer(&countingReader{r: rc, n: counter}, d.Database, sideName(d.Database, restoreSuffix))
-	runErr := s.pod.RunScript(ctx, s.maint, rn, io.Discard)
+	runErr := s.pod.RunScript(ctx, s.maint, stoppingReader{stop: stop, r: rn}, io.Discard)
+	if stop.Err() != nil {
+		return context.Cause(stop) // another replay failed: its error is the one reported
+	}
 	if r.proveOnReplay && ctx.Err() == nil {
 		// the dump's verdict first: a corrupt dump also makes psql or the
 		// renamer fail; read what psql left to tell which it was
