@@ -295,13 +295,20 @@ func (c *CheckedDump) Drain() error {
 // SQL: size, sha256, trailer, identity), as Verify does for every dump.
 func VerifyDump(ctx context.Context, e *Entry, d Dump) error {
 	if err := verifyDump(ctx, e, d); err != nil {
-		var typed *errs.Error
-		if errors.As(err, &typed) {
-			return err
-		}
-		return errs.Preconditionf("backup %s is corrupt: %s: %v", e.ID, d.Name, err)
+		return corruptFile(e, d.Name, err)
 	}
 	return nil
+}
+
+// corruptFile is err, about file name of backup e, as "backup ID is
+// corrupt" (exit 4); a typed error (the bucket or a key failed, not the
+// backup) is passed on as it is.
+func corruptFile(e *Entry, name string, err error) error {
+	var typed *errs.Error
+	if errors.As(err, &typed) {
+		return err
+	}
+	return errs.Preconditionf("backup %s is corrupt: %s: %v", e.ID, name, err)
 }
 
 // CheckStoredSizes makes sure every file the manifest lists is there with
@@ -319,11 +326,7 @@ func CheckStoredSizes(ctx context.Context, e *Entry) error {
 	for _, f := range files {
 		n, err := src.size(ctx, f.Name)
 		if err != nil {
-			var typed *errs.Error
-			if errors.As(err, &typed) {
-				return err
-			}
-			return errs.Preconditionf("backup %s is corrupt: %s: %v", e.ID, f.Name, err)
+			return corruptFile(e, f.Name, err)
 		}
 		if n != f.Bytes {
 			return errs.Preconditionf("backup %s is corrupt: %s: size %d, manifest says %d", e.ID, f.Name, n, f.Bytes)

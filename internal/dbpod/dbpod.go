@@ -267,19 +267,16 @@ func (p *Pod) RunScriptTolerant(ctx context.Context, db string, sql io.Reader) (
 }
 
 // RunScript streams sql into psql connected to db, stopping at the first
-// error. psql's exit status alone is not trusted: the script ends with an
-// \echo of a random marker, and a run counts as whole only when psql printed
-// it and no ERROR. An exit status lost on the way (seen on the local stack:
-// psql stopped at an error while its stdin was still streaming, and the
-// exec reported success) or a stdin cut short would otherwise pass a
-// partial replay as complete.
-func (p *Pod) RunScript(ctx context.Context, db string, sql io.Reader, stdout io.Writer) error {
+// error; psql's output is not kept. psql's exit status alone is not
+// trusted: the script ends with an \echo of a random marker, and a run
+// counts as whole only when psql printed it and no ERROR. An exit status
+// lost on the way (seen on the local stack: psql stopped at an error while
+// its stdin was still streaming, and the exec reported success) or a stdin
+// cut short would otherwise pass a partial replay as complete.
+func (p *Pod) RunScript(ctx context.Context, db string, sql io.Reader) error {
 	var stderr bytes.Buffer
 	end := newScriptEnd()
-	out := &tailWriter{w: stdout, max: 256}
-	if stdout == nil {
-		out.w = io.Discard
-	}
+	out := kube.NewTailBuffer(256) // the marker is the last thing psql prints
 	err := p.Exec(ctx, p.psql(db, "-q"), end.after(sql), out, &limitedWriter{w: &stderr, n: 8192})
 	var ee *kube.ExitError
 	if errors.As(err, &ee) {
@@ -288,7 +285,7 @@ func (p *Pod) RunScript(ctx context.Context, db string, sql io.Reader, stdout io
 	if err != nil {
 		return err
 	}
-	return end.check(out.tail, stderr.String())
+	return end.check(out.String(), stderr.String())
 }
 
 // scriptEnd is the last line RunScript adds to a script: psql prints its
@@ -307,11 +304,11 @@ func (e scriptEnd) after(sql io.Reader) io.Reader {
 }
 
 // check is nil when psql reached the end of the script without an error.
-func (e scriptEnd) check(stdoutTail []byte, stderr string) error {
+func (e scriptEnd) check(stdoutTail, stderr string) error {
 	if errLine := firstErrorLine(stderr); errLine != "" {
 		return fmt.Errorf("psql stopped at an error (exit status 0 reported): %s", errLine)
 	}
-	if !bytes.Contains(stdoutTail, []byte(e.marker)) {
+	if !strings.Contains(stdoutTail, e.marker) {
 		if s := steplog.OneLine(stderr); s != "" {
 			return fmt.Errorf("psql ended before the end of the script (exit status 0 reported): %s", s)
 		}
@@ -326,21 +323,6 @@ func firstErrorLine(stderr string) string {
 		return ""
 	}
 	return firstError(stderr)
-}
-
-// tailWriter passes writes on and keeps the last max bytes.
-type tailWriter struct {
-	w    io.Writer
-	max  int
-	tail []byte
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.tail = append(t.tail, p...)
-	if len(t.tail) > t.max {
-		t.tail = append(t.tail[:0], t.tail[len(t.tail)-t.max:]...)
-	}
-	return t.w.Write(p)
 }
 
 // firstLine is a Kubernetes message (an event's, a waiting reason's) on one

@@ -152,33 +152,20 @@ func TestScriptEnd(t *testing.T) {
 	if want := "SELECT 1;\n\\echo '" + end.marker + "'\n"; string(got) != want {
 		t.Fatalf("script %q, want %q", got, want)
 	}
-	ran := []byte(" set_config \n------------\n \n(1 row)\n\n" + end.marker + "\n")
+	ran := " set_config \n------------\n \n(1 row)\n\n" + end.marker
 	if err := end.check(ran, "NOTICE:  extension exists\n"); err != nil {
 		t.Fatalf("whole run refused: %v", err)
 	}
 	if err := end.check(ran, "ERROR:  division by zero\n"); err == nil || !strings.Contains(err.Error(), "division by zero") {
 		t.Fatalf("an ERROR with exit status 0 passed: %v", err)
 	}
-	if err := end.check([]byte("(1 row)\n"), "ERROR:  division by zero\n"); err == nil || !strings.Contains(err.Error(), "division by zero") {
+	if err := end.check("(1 row)", "ERROR:  division by zero\n"); err == nil || !strings.Contains(err.Error(), "division by zero") {
 		t.Fatalf("a stop at an error passed: %v", err)
 	}
-	if err := end.check([]byte("(1 row)\n"), ""); err == nil || !strings.Contains(err.Error(), "cut short") {
+	if err := end.check("(1 row)", ""); err == nil || !strings.Contains(err.Error(), "cut short") {
 		t.Fatalf("a run without the marker passed: %v", err)
 	}
-	if err := end.check([]byte(newScriptEnd().marker+"\n"), ""); err == nil {
+	if err := end.check(newScriptEnd().marker, ""); err == nil {
 		t.Fatal("another script's marker accepted")
-	}
-}
-
-func TestTailWriter(t *testing.T) {
-	var all bytes.Buffer
-	w := &tailWriter{w: &all, max: 4}
-	for _, s := range []string{"ab", "cdef", "g"} {
-		if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
-			t.Fatalf("Write(%q) = %d, %v", s, n, err)
-		}
-	}
-	if string(w.tail) != "defg" || all.String() != "abcdefg" {
-		t.Fatalf("tail %q, passed %q", w.tail, all.String())
 	}
 }

@@ -89,9 +89,9 @@ func (c *Client) Exec(ctx context.Context, req ExecRequest) error {
 	if stdout == nil {
 		stdout = io.Discard
 	}
-	var tail *tailBuffer
+	var tail *TailBuffer
 	if stderr == nil {
-		tail = &tailBuffer{max: 2048}
+		tail = NewTailBuffer(2048)
 		stderr = tail
 	}
 	// started: a byte went in or out, so the command ran and must not run twice
@@ -249,14 +249,18 @@ func Retry(ctx context.Context, attempts int, fn func(context.Context) error) er
 	return err
 }
 
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
+// TailBuffer keeps the last max bytes written to it (a command's output whose
+// end is what counts); safe for concurrent writes.
+type TailBuffer struct {
 	mu  sync.Mutex
 	max int
 	buf []byte
 }
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
+// NewTailBuffer keeps the last max bytes.
+func NewTailBuffer(max int) *TailBuffer { return &TailBuffer{max: max} }
+
+func (t *TailBuffer) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.buf = append(t.buf, p...)
@@ -266,7 +270,7 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (t *tailBuffer) String() string {
+func (t *TailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return strings.TrimSpace(string(t.buf))

@@ -119,3 +119,17 @@ func TestGateShutWaitsForAReadInProgressAndStopsLaterOnes(t *testing.T) {
 		t.Error("a read did not mark the stream started")
 	}
 }
+
+// TailBuffer keeps only the end of what was written, and never reports a
+// short write (that would fail the exec stream).
+func TestTailBuffer(t *testing.T) {
+	b := NewTailBuffer(4)
+	for _, s := range []string{"ab", "cdef", "g"} {
+		if n, err := b.Write([]byte(s)); n != len(s) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", s, n, err)
+		}
+	}
+	if got := b.String(); got != "defg" {
+		t.Fatalf("kept %q, want the last 4 bytes", got)
+	}
+}

@@ -19,7 +19,7 @@ type Forward struct {
 	stop      chan struct{}
 	done      chan error
 	once      sync.Once
-	errOut    *tailBuffer
+	errOut    *TailBuffer
 }
 
 // Close stops the forward and waits for it to end.
@@ -63,7 +63,7 @@ func (c *Client) PortForward(ctx context.Context, namespace, pod string, podPort
 
 	f := &Forward{stop: make(chan struct{}), done: make(chan error, 1)}
 	ready := make(chan struct{})
-	errOut := &tailBuffer{max: 1024}
+	errOut := NewTailBuffer(1024)
 	f.errOut = errOut
 	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"},
 		[]string{fmt.Sprintf("0:%d", podPort)}, f.stop, ready, io.Discard, errOut)

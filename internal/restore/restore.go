@@ -355,7 +355,7 @@ func (r *Restore) replay(ctx context.Context, pod *dbpod.Pod, entry *backup.Entr
 	}
 	defer rc.Close()
 	in := filter(&countingReader{r: rc, n: counter})
-	if err := pod.RunScript(ctx, db, in, io.Discard); err != nil {
+	if err := pod.RunScript(ctx, db, in); err != nil {
 		return fmt.Errorf("%s: %w", d.Name, err)
 	}
 	// the exec stream drops stdin read errors: ask the reader

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -122,7 +121,7 @@ func (r *Restore) replayCopy(ctx, stop context.Context, s *server, entry *backup
 	}
 	defer rc.Close()
 	rn := newRenamer(&countingReader{r: rc, n: counter}, d.Database, sideName(d.Database, restoreSuffix))
-	runErr := s.pod.RunScript(ctx, s.maint, stoppingReader{stop: stop, r: rn}, io.Discard)
+	runErr := s.pod.RunScript(ctx, s.maint, stoppingReader{stop: stop, r: rn})
 	if stop.Err() != nil {
 		return context.Cause(stop) // another replay failed: its error is the one reported
 	}
